@@ -1,0 +1,38 @@
+# hybrid: the two README commands and a few helpers.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: quickstart test lint format clean-outputs
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# setup.cfg pins torch/torchvision to the default PyPI builds (the local +cpu wheel has no torchvision).
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+QUICKSTART_DIR = outputs/quickstart/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+quickstart: $(STAMP)
+	$(PY) train.py experiment=quickstart hydra.run.dir=$(QUICKSTART_DIR)/train
+	$(PY) infer.py ckpt_path=$(QUICKSTART_DIR)/train/checkpoints/best.pt hydra.run.dir=$(QUICKSTART_DIR)/infer_test
+	$(PY) infer.py ckpt_path=$(QUICKSTART_DIR)/train/checkpoints/best.pt input=data/synthetic/test \
+		hydra.run.dir=$(QUICKSTART_DIR)/infer_folder
+	@echo
+	@echo "quickstart results in $(QUICKSTART_DIR):"
+	@echo "  train/        checkpoints/best.pt, metrics.json, history.csv, predictions.csv, confusion_matrix.png"
+	@echo "  infer_test/   the test split re-scored from the checkpoint (metrics.json, predictions.csv)"
+	@echo "  infer_folder/ predictions.csv for every image in data/synthetic/test"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .

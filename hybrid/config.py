@@ -1,0 +1,78 @@
+"""Checks on a composed config, run before any work so a bad value costs nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from hybrid.data.dataset import BAD_IMAGE_POLICIES
+from hybrid.data.labels import TASKS
+from hybrid.data.loaders import SPLITS, split_ratio
+from hybrid.engine.optim import SCHEDULERS
+from hybrid.engine.runtime import precision_key, select_device
+from hybrid.errors import ConfigError, DataError
+from hybrid.models.backbones import available_backbones
+from hybrid.models.decoder import POSITIONAL_ENCODINGS
+from hybrid.models.encoder import patch_grid
+
+SINGLE_LABEL_MONITORS = ("val/f1_macro", "val/accuracy", "val/loss")
+BINARY_MONITORS = ("val/f1_normal", "val/f1_defect")
+
+
+def check_model(model: DictConfig) -> None:
+    """Architecture values that cannot work together."""
+    patch_grid(int(model.img_size), int(model.patch_size), model.patch_stride)
+    if int(model.emb_dim) % int(model.num_heads):
+        raise ConfigError(f"model.emb_dim={model.emb_dim} is not divisible by model.num_heads={model.num_heads}")
+    if model.backbone not in available_backbones():
+        raise ConfigError(f"model.backbone={model.backbone!r} is unknown; choose one of {available_backbones()}")
+    if int(model.in_channels) not in (1, 3):
+        raise ConfigError(f"model.in_channels must be 1 or 3, got {model.in_channels}")
+    if model.positional_encoding not in POSITIONAL_ENCODINGS:
+        raise ConfigError(
+            f"model.positional_encoding={model.positional_encoding!r}; choose one of {list(POSITIONAL_ENCODINGS)}"
+        )
+    if model.positional_encoding == "sincos2d" and int(model.emb_dim) % 4:
+        raise ConfigError(f"model.positional_encoding=sincos2d needs model.emb_dim divisible by 4, got {model.emb_dim}")
+    if isinstance(model.pretrained, str) and not Path(model.pretrained).expanduser().is_file():
+        raise ConfigError(f"model.pretrained={model.pretrained}: no such weights file")
+
+
+def check_data(data: DictConfig) -> None:
+    """Dataset values, including that a real dataset's folder exists."""
+    if data.task not in TASKS:
+        raise ConfigError(f"data.task={data.task!r} is unknown; choose one of {list(TASKS)}")
+    if data.task == "multilabel":
+        raise ConfigError("data.task=multilabel is not available yet; use binary or multiclass")
+    if data.on_bad_image not in BAD_IMAGE_POLICIES:
+        raise ConfigError(f"data.on_bad_image={data.on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
+    if int(data.batch_size) < 1:
+        raise ConfigError(f"data.batch_size must be at least 1, got {data.batch_size}")
+    try:
+        for split in SPLITS:
+            split_ratio(data.sampling_ratio, split)
+    except DataError as err:
+        raise ConfigError(str(err)) from err
+    if not data.get("synthetic") and not Path(str(data.root)).expanduser().is_dir():
+        raise ConfigError(f"data.root={data.root} does not exist; download the data there or set data.root")
+
+
+def check_trainer(trainer: DictConfig, task: str) -> None:
+    """Training values: precision, device, schedule, monitored metric."""
+    precision_key(trainer.precision)
+    select_device(trainer.device)
+    if int(trainer.max_epochs) < 1:
+        raise ConfigError(f"trainer.max_epochs must be at least 1, got {trainer.max_epochs}")
+    if trainer.scheduler.name not in SCHEDULERS:
+        raise ConfigError(f"trainer.scheduler.name={trainer.scheduler.name!r}; choose one of {list(SCHEDULERS)}")
+    allowed = SINGLE_LABEL_MONITORS + (BINARY_MONITORS if task == "binary" else ())
+    if trainer.monitor not in allowed:
+        raise ConfigError(f"trainer.monitor={trainer.monitor!r} does not apply to data.task={task}; choose one of {list(allowed)}")
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Everything ``train.py`` needs, checked before data generation or model building."""
+    check_model(cfg.model)
+    check_data(cfg.data)
+    check_trainer(cfg.trainer, cfg.data.task)

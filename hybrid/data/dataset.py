@@ -1,0 +1,135 @@
+"""Datasets: labelled images from a Sewer-ML style CSV, and unlabelled images from a folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from hybrid.data.labels import LabelSpec, check_columns, encode_targets
+from hybrid.errors import DataError
+from hybrid.data.transforms import read_image
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+BAD_IMAGE_POLICIES = ("skip", "error")
+NO_TARGET = -1
+
+
+@lru_cache(maxsize=4)
+def index_images(root: str) -> dict[str, str]:
+    """Map every image file name under ``root`` (any depth) to its path.
+
+    Sewer-ML ships its frames in several extracted folders while the CSVs hold bare names, so
+    images are found by name. The first of two files with the same name wins (logged).
+    """
+    found: dict[str, str] = {}
+    duplicates = 0
+    for folder, _, files in os.walk(root, followlinks=True):
+        for name in files:
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                if name in found:
+                    duplicates += 1
+                    continue
+                found[name] = os.path.join(folder, name)
+    if duplicates:
+        log.warning("%d image names occur more than once under %s; the first of each is used", duplicates, root)
+    return found
+
+
+def read_label_csv(csv_path: Path, label_columns: Sequence[str]) -> pd.DataFrame:
+    """Read a label CSV, checking it has ``Filename`` and the label columns."""
+    if not csv_path.is_file():
+        raise DataError(f"label CSV not found: {csv_path}")
+    frame = pd.read_csv(csv_path, dtype={"Filename": str})
+    check_columns(frame, label_columns, csv_path)
+    return frame
+
+
+class BadImage(Exception):
+    """An image that could not be read; carries its name for the skip report."""
+
+
+class CsvImageDataset(Dataset):
+    """Images named in a label CSV, found anywhere under ``root``.
+
+    Items are dicts ``{"image", "target", "index"}``; with ``on_bad_image="skip"`` an unreadable
+    image yields ``{"bad": name}`` instead, which :func:`hybrid.data.loaders.collate` drops and
+    counts. Rows whose file does not exist are dropped up front (or raise, with ``"error"``).
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        csv_path: Path,
+        root: Path,
+        spec: LabelSpec,
+        transform,
+        in_channels: int = 3,
+        on_bad_image: str = "skip",
+    ):
+        if on_bad_image not in BAD_IMAGE_POLICIES:
+            raise DataError(f"data.on_bad_image={on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
+        self.csv_path = csv_path
+        self.spec = spec
+        self.transform = transform
+        self.in_channels = in_channels
+        self.on_bad_image = on_bad_image
+        index = index_images(str(root))
+        names = frame["Filename"].astype(str).tolist()
+        present = np.array([n in index for n in names], dtype=bool)
+        self.missing = [n for n, ok in zip(names, present, strict=True) if not ok]
+        if self.missing and on_bad_image == "error":
+            raise DataError(f"{csv_path}: image {self.missing[0]} is not under {root}")
+        kept = frame[present].reset_index(drop=True)
+        self.names = kept["Filename"].astype(str).tolist()
+        self.paths = [index[n] for n in self.names]
+        self.targets = encode_targets(kept, spec, csv_path) if len(kept) else np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        try:
+            image = read_image(self.paths[i], self.in_channels)
+        except (RuntimeError, OSError, ValueError) as err:
+            if self.on_bad_image == "error":
+                raise DataError(f"cannot read image {self.paths[i]}: {err}") from err
+            return {"bad": self.names[i]}
+        return {"image": self.transform(image), "target": torch.as_tensor(self.targets[i]), "index": i}
+
+
+class FolderImageDataset(Dataset):
+    """Every image file under a folder (sorted by relative path), without labels."""
+
+    def __init__(self, folder: Path, transform, in_channels: int = 3, on_bad_image: str = "skip"):
+        if not folder.is_dir():
+            raise DataError(f"input={folder} is not a folder")
+        self.paths = sorted(
+            str(p) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not self.paths:
+            raise DataError(f"input={folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        self.names = [os.path.relpath(p, folder) for p in self.paths]
+        self.missing: list[str] = []
+        self.transform = transform
+        self.in_channels = in_channels
+        self.on_bad_image = on_bad_image
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    __getitem__ = CsvImageDataset.__getitem__
+
+    @property
+    def targets(self) -> np.ndarray:
+        """No labels: every target is :data:`NO_TARGET`."""
+        return np.full(len(self.paths), NO_TARGET, np.int64)

@@ -1,0 +1,149 @@
+"""The data module: resolves the dataset, builds the splits and their loaders."""
+
+from __future__ import annotations
+
+import logging
+import random
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, read_label_csv
+from hybrid.data.labels import resolve_label_columns, resolve_label_spec
+from hybrid.errors import DataError
+from hybrid.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
+from hybrid.data.transforms import build_transform
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+CSV_KEYS = {"train": "train_csv", "val": "valid_csv", "test": "test_csv"}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack good samples; names of unreadable ones go to ``batch["skipped"]``."""
+    good = [it for it in items if "bad" not in it]
+    batch = {"skipped": [it["bad"] for it in items if "bad" in it]}
+    if good:
+        batch["image"] = torch.stack([it["image"] for it in good])
+        batch["target"] = torch.stack([it["target"] for it in good])
+        batch["index"] = torch.tensor([it["index"] for it in good])
+    return batch
+
+
+def split_ratio(sampling_ratio: float | Mapping, split: str) -> float:
+    """``data.sampling_ratio`` for one split: a float for all, or a per-split map (default 1)."""
+    ratio = sampling_ratio.get(split, 1.0) if isinstance(sampling_ratio, Mapping) else sampling_ratio
+    if not 0 < float(ratio) <= 1:
+        raise DataError(f"data.sampling_ratio for {split} must be in (0, 1], got {ratio}")
+    return float(ratio)
+
+
+def sample_rows(frame: pd.DataFrame, ratio: float, seed: int, split: str) -> pd.DataFrame:
+    """A seeded random subset of rows, kept in CSV order; each split draws independently."""
+    if ratio >= 1:
+        return frame
+    rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
+    count = max(1, round(len(frame) * ratio))
+    rows = np.sort(rng.choice(len(frame), size=count, replace=False))
+    return frame.iloc[rows].reset_index(drop=True)
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(dataset: Dataset, cfg: DictConfig, train: bool, seed: int) -> DataLoader:
+    """A DataLoader over ``dataset``: shuffled and seeded for training, in order otherwise."""
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    workers = int(cfg.num_workers)
+    return DataLoader(
+        dataset,
+        batch_size=int(cfg.batch_size),
+        shuffle=train,
+        drop_last=train and len(dataset) > int(cfg.batch_size),
+        num_workers=workers,
+        persistent_workers=workers > 0 and train,
+        pin_memory=torch.cuda.is_available(),
+        collate_fn=collate,
+        worker_init_fn=_seed_worker,
+        generator=generator,
+    )
+
+
+def dataset_root(cfg: DictConfig, progress: bool = True) -> Path:
+    """The data folder: generated first for synthetic data, otherwise it must exist."""
+    root = Path(str(cfg.root)).expanduser().resolve()
+    synthetic = cfg.get("synthetic")
+    if synthetic:
+        spec = SyntheticSpec(**OmegaConf.to_container(synthetic, resolve=True))
+        return ensure_synthetic_dataset(root, spec, progress).resolve()
+    if not root.is_dir():
+        raise DataError(f"data.root={root} does not exist; download the data there or set data.root")
+    return root
+
+
+class DataModule:
+    """Builds the train / val / test datasets and loaders described by the ``data`` config."""
+
+    def __init__(self, cfg: DictConfig, seed: int, class_names: list[str] | None = None):
+        self.cfg = cfg
+        self.seed = seed
+        self.root = dataset_root(cfg)
+        self.label_columns = resolve_label_columns(cfg.task, cfg.label_columns)
+        self._frames: dict[str, pd.DataFrame] = {}
+        names = class_names or cfg.get("class_names")
+        needs_train_csv = cfg.task == "multiclass" and not names
+        self.spec = resolve_label_spec(
+            cfg.task, self.label_columns, names, self.frame("train") if needs_train_csv else None
+        )
+        self.eval_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.mean, cfg.std)
+        self.train_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.mean, cfg.std, cfg.augment)
+
+    def csv_path(self, split: str) -> Path:
+        """Path of a split's label CSV (``data.*_csv`` is relative to ``data.root``)."""
+        value = self.cfg.get(CSV_KEYS[split])
+        if not value:
+            raise DataError(f"data.{CSV_KEYS[split]} is not set")
+        return self.root / str(value)
+
+    def frame(self, split: str) -> pd.DataFrame:
+        """The rows of a split after ``data.sampling_ratio``."""
+        if split not in self._frames:
+            frame = read_label_csv(self.csv_path(split), self.label_columns)
+            ratio = split_ratio(self.cfg.sampling_ratio, split)
+            self._frames[split] = sample_rows(frame, ratio, self.seed, split)
+        return self._frames[split]
+
+    def dataset(self, split: str) -> CsvImageDataset:
+        """The dataset of one split."""
+        transform = self.train_transform if split == "train" else self.eval_transform
+        return CsvImageDataset(
+            self.frame(split),
+            self.csv_path(split),
+            self.root,
+            self.spec,
+            transform,
+            self.cfg.in_channels,
+            self.cfg.on_bad_image,
+        )
+
+    def loader(self, split: str, dataset: Dataset | None = None) -> DataLoader:
+        """A loader for a split (or for ``dataset``, evaluated in order)."""
+        dataset = dataset if dataset is not None else self.dataset(split)
+        return make_loader(dataset, self.cfg, train=split == "train", seed=self.seed)
+
+    def folder_dataset(self, folder: str | Path) -> FolderImageDataset:
+        """Unlabelled images of a folder, with the evaluation transform."""
+        return FolderImageDataset(
+            Path(folder).expanduser().resolve(), self.eval_transform, self.cfg.in_channels, self.cfg.on_bad_image
+        )

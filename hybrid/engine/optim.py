@@ -1,0 +1,53 @@
+"""Optimizer and learning-rate schedule, stepped once per training step."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from omegaconf import DictConfig
+
+from hybrid.errors import ConfigError
+
+SCHEDULERS = ("none", "cosine", "cosine_restarts")
+
+
+def build_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters; no weight decay on biases and norm weights."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": float(cfg.weight_decay)},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=float(cfg.lr), betas=tuple(cfg.betas))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """``trainer.scheduler.name``: ``none``, ``cosine`` (linear warmup then cosine decay to
+    ``min_lr_ratio``) or ``cosine_restarts`` (warm restarts every ``restart_epochs``)."""
+    sched = cfg.scheduler
+    total = max(1, int(cfg.max_epochs) * steps_per_epoch)
+    warmup = int(round(float(sched.warmup_epochs) * steps_per_epoch))
+    floor = float(sched.min_lr_ratio)
+    if sched.name == "none":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    if sched.name == "cosine":
+
+        def cosine(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+    if sched.name == "cosine_restarts":
+        period = max(1, int(round(float(sched.restart_epochs) * steps_per_epoch)))
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            optimizer, T_0=period, T_mult=int(sched.restart_mult), eta_min=float(cfg.lr) * floor
+        )
+    raise ConfigError(f"trainer.scheduler.name={sched.name!r}; choose one of {list(SCHEDULERS)}")

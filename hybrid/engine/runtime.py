@@ -1,0 +1,83 @@
+"""Device, precision, seeding and thread settings shared by training and inference."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import resource
+
+import numpy as np
+import torch
+
+from hybrid.errors import ConfigError
+
+PRECISIONS = {"32": None, "bf16": torch.bfloat16}
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is a clear error."""
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name} but no CUDA device is available; use auto or cpu")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise ConfigError(f"trainer.device={name!r}; choose auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def precision_key(precision) -> str:
+    """Normalize ``trainer.precision`` (Hydra may give the int 32) and check it."""
+    key = str(precision)
+    if key not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={precision!r}; choose one of {list(PRECISIONS)}")
+    return key
+
+
+def autocast(device: torch.device, precision) -> contextlib.AbstractContextManager:
+    """Mixed precision context for ``bf16``; a no-op for full precision."""
+    dtype = PRECISIONS[precision_key(precision)]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_threads(num_threads: int | None) -> None:
+    """Set torch's intra-op threads (``null`` keeps torch's default: one per core)."""
+    if num_threads:
+        torch.set_num_threads(int(num_threads))
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: allocated CUDA memory, or the process's resident set on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kilobytes / 1024 if os.uname().sysname == "Linux" else kilobytes / 2**20
+
+
+class Runtime:
+    """Where and how the model runs: device, precision, memory format, progress bars."""
+
+    def __init__(self, device: str, precision, channels_last: bool, progress: bool):
+        self.device = select_device(device)
+        self.precision = precision_key(precision)
+        self.channels_last = bool(channels_last)
+        self.progress = bool(progress)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move the model to the device, in channels-last layout when asked."""
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def bar(self, label: str) -> str | None:
+        """A progress-bar label, or ``None`` to disable bars."""
+        return label if self.progress else None

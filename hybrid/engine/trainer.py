@@ -1,0 +1,135 @@
+"""The training loop: epochs, validation, best / last checkpoints, history."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from hybrid.data.loaders import DataModule
+from hybrid.engine.checkpoint import load_model_weights, save_checkpoint
+from hybrid.engine.evaluation import evaluate
+from hybrid.engine.loop import loss_function, train_one_epoch
+from hybrid.engine.optim import build_optimizer, build_scheduler
+from hybrid.engine.outputs import write_history
+from hybrid.engine.runtime import Runtime
+from hybrid.metrics import monitor_mode, prefixed
+from hybrid.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    """Where training ended up."""
+
+    best_value: float
+    best_epoch: int
+    history: list[dict]
+    images_per_s: float
+    skipped: set[str] = field(default_factory=set)
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` as ``cfg.trainer`` says, keeping checkpoints in ``run_dir``."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        model: torch.nn.Module,
+        data: DataModule,
+        runtime: Runtime,
+        tracker: Tracker,
+        run_dir: Path,
+    ):
+        self.cfg = cfg
+        self.trainer_cfg = cfg.trainer
+        self.model = model
+        self.data = data
+        self.runtime = runtime
+        self.tracker = tracker
+        self.run_dir = run_dir
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.monitor = str(cfg.trainer.monitor)
+        self.mode = monitor_mode(self.monitor)
+        self.criterion = loss_function(data.spec)
+
+    def _improved(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best if self.mode == "max" else value < best
+
+    def _payload(self, epoch: int, best_value, best_epoch, history, optimizer, scheduler) -> dict:
+        return {
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "class_names": list(self.data.spec.class_names),
+            "task": self.data.spec.task,
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "monitor": self.monitor,
+            "best_value": best_value,
+            "best_epoch": best_epoch,
+            "history": history,
+        }
+
+    def fit(self, resume: dict | None = None) -> FitResult:
+        """Run ``trainer.max_epochs`` epochs (continuing after ``resume``'s epoch if given)."""
+        train_set, val_set = self.data.dataset("train"), self.data.dataset("val")
+        if len(train_set) == 0 or len(val_set) == 0:
+            raise ValueError(f"no usable images: {len(train_set)} for training, {len(val_set)} for validation")
+        skipped = set(train_set.missing) | set(val_set.missing)
+        train_loader, val_loader = self.data.loader("train", train_set), self.data.loader("val", val_set)
+        optimizer = build_optimizer(self.model, self.trainer_cfg)
+        scheduler = build_scheduler(optimizer, self.trainer_cfg, len(train_loader))
+        start, best_value, best_epoch, history = 1, None, 0, []
+        if resume is not None:
+            load_model_weights(self.model, resume, self.cfg.ckpt_path)
+            optimizer.load_state_dict(resume["optimizer"])
+            scheduler.load_state_dict(resume["scheduler"])
+            start, best_value = resume["epoch"] + 1, resume["best_value"]
+            best_epoch, history = resume["best_epoch"], list(resume["history"])
+            log.info("resuming after epoch %d (best %s=%.4f)", resume["epoch"], self.monitor, best_value)
+        max_epochs = int(self.trainer_cfg.max_epochs)
+        speeds = []
+        for epoch in range(start, max_epochs + 1):
+            result = train_one_epoch(
+                self.model, train_loader, optimizer, scheduler, self.criterion, self.runtime,
+                self.trainer_cfg.grad_clip, f"epoch {epoch}/{max_epochs} train",
+            )  # fmt: skip
+            skipped.update(result.skipped)
+            speeds.append(result.images_per_s)
+            val = evaluate(
+                self.model, val_loader, self.data.spec, self.runtime, True, self.criterion, f"epoch {epoch} val"
+            )
+            skipped.update(val.predictions.skipped)
+            row = {
+                "epoch": epoch,
+                "train/loss": result.loss,
+                "train/images_per_s": result.images_per_s,
+                "lr": optimizer.param_groups[0]["lr"],
+                **prefixed(val.metrics, "val"),
+            }
+            history.append(row)
+            value = row[self.monitor]
+            improved = self._improved(value, best_value)
+            if improved:
+                best_value, best_epoch = value, epoch
+            payload = self._payload(epoch, best_value, best_epoch, history, optimizer, scheduler)
+            save_checkpoint(self.ckpt_dir / "last.pt", payload)
+            if improved:
+                save_checkpoint(self.ckpt_dir / "best.pt", payload)
+            write_history(self.run_dir / "history.csv", history)
+            self.tracker.log_metrics({**row, f"{self.monitor}_best": best_value}, step=epoch)
+            log.info(
+                "epoch %d/%d  train/loss %.4f  val/loss %.4f  val/accuracy %.4f  val/f1_macro %.4f  "
+                "%s %.4f%s  (%.1f img/s)",
+                epoch, max_epochs, result.loss, row["val/loss"], row["val/accuracy"], row["val/f1_macro"],
+                self.monitor, value, "  *best*" if improved else "", result.images_per_s,
+            )  # fmt: skip
+        mean_speed = sum(speeds) / len(speeds) if speeds else 0.0
+        return FitResult(best_value, best_epoch, history, mean_speed, skipped)

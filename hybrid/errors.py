@@ -1,0 +1,21 @@
+"""Errors that stop a run with one clear line (the entry points print them without a traceback)."""
+
+
+class HybridError(Exception):
+    """Base of every user-facing error: the message names the key, file or row at fault."""
+
+
+class ConfigError(HybridError, ValueError):
+    """An invalid configuration value or combination."""
+
+
+class DataError(HybridError, ValueError):
+    """A problem with the dataset files."""
+
+
+class CheckpointError(HybridError):
+    """A checkpoint that is missing, foreign, or does not fit the configured model."""
+
+
+class PretrainedWeightsError(HybridError):
+    """Pretrained weights were asked for but cannot be found offline."""

@@ -1,0 +1,17 @@
+"""Train the hybrid model: ``python train.py [overrides]`` (see README)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from hybrid.cli import run_entry
+from hybrid.train import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Returns the best monitored validation value, for sweepers."""
+    return run_entry(train, cfg)
+
+
+if __name__ == "__main__":
+    main()
