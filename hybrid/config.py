@@ -68,7 +68,9 @@ def check_trainer(trainer: DictConfig, task: str) -> None:
         raise ConfigError(f"trainer.scheduler.name={trainer.scheduler.name!r}; choose one of {list(SCHEDULERS)}")
     allowed = SINGLE_LABEL_MONITORS + (BINARY_MONITORS if task == "binary" else ())
     if trainer.monitor not in allowed:
-        raise ConfigError(f"trainer.monitor={trainer.monitor!r} does not apply to data.task={task}; choose one of {list(allowed)}")
+        raise ConfigError(
+            f"trainer.monitor={trainer.monitor!r} does not apply to data.task={task}; choose one of {list(allowed)}"
+        )
 
 
 def check_train_config(cfg: DictConfig) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hybrid.cli import command_line_overrides, run_dir as hydra_run_dir
+from hybrid.cli import command_line_overrides
+from hybrid.cli import run_dir as hydra_run_dir
 from hybrid.data.dataset import FolderImageDataset
+from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, make_loader
 from hybrid.data.transforms import build_transform
 from hybrid.engine.checkpoint import load_checkpoint, load_model_weights
@@ -18,7 +20,6 @@ from hybrid.engine.runtime import Runtime, configure_threads, peak_memory_mb
 from hybrid.errors import ConfigError
 from hybrid.metrics import prefixed
 from hybrid.models import build_model
-from hybrid.data.labels import resolve_label_spec
 from hybrid.tracking import build_tracker
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,9 @@ def infer(cfg: DictConfig) -> dict:
     if cfg.get("input"):
         spec = resolve_label_spec(payload["task"], data_cfg.label_columns, class_names)
         transform = build_transform(data_cfg.img_size, data_cfg.in_channels, data_cfg.mean, data_cfg.std)
-        dataset = FolderImageDataset(Path(str(cfg.input)).expanduser(), transform, data_cfg.in_channels, data_cfg.on_bad_image)
+        dataset = FolderImageDataset(
+            Path(str(cfg.input)).expanduser(), transform, data_cfg.in_channels, data_cfg.on_bad_image
+        )
         loader, labelled, source = make_loader(dataset, data_cfg, False, seed), False, str(cfg.input)
     else:
         data = DataModule(data_cfg, seed, class_names)

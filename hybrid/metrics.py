@@ -17,11 +17,9 @@ def single_label_metrics(probs: np.ndarray, targets: np.ndarray, class_names: Se
     """
     labels = list(range(len(class_names)))
     preds = probs.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        targets, preds, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(targets, preds, labels=labels, zero_division=0)
     out: dict[str, float] = {
-        "num_samples": int(len(targets)),
+        "num_samples": len(targets),
         "accuracy": float((preds == targets).mean()) if len(targets) else 0.0,
         "precision_macro": float(precision.mean()),
         "recall_macro": float(recall.mean()),

@@ -67,7 +67,7 @@ class SyntheticSpec:
     height: int = 240
     seed: int = 0
     defect_rate: float = 0.47
-    min_contrast: float = 0.45
+    min_contrast: float = 0.6
     workers: int = 2
 
     def identity(self) -> dict:
@@ -225,7 +225,7 @@ def render_stains(scene: PipeScene, count: int) -> None:
         x, y = scene.point(rng.uniform(0, 2 * np.pi), rng.uniform(1.2, 4))
         size = rng.uniform(10, 40)
         m = scene.mask(lambda d: d.polygon(ellipse_points(x, y, size, size * 0.6, rng.uniform(0, 3), rng, 0.3), fill=255))
-        scene.blend(m, scene.image * rng.uniform(0.7, 1.25), opacity=rng.uniform(0.3, 0.7))
+        scene.blend(m, scene.image * rng.uniform(0.75, 1.2), opacity=rng.uniform(0.2, 0.45))
 
 
 def render_overlay_text(scene: PipeScene) -> None:
@@ -251,18 +251,18 @@ def paint_crack(scene, rng, c, **_):
     theta, z = scene.spot(depth=(1.3, 2.8))
     pts = []
     if rng.random() < 0.5:  # around the circumference
-        for t in np.linspace(theta, theta + rng.uniform(0.6, 1.8), 14):
+        for t in np.linspace(theta, theta + rng.uniform(0.9, 2.2), 14):
             pts.append(scene.point(t, z * rng.uniform(0.97, 1.03)))
     else:  # along the pipe
         for zz in np.linspace(z, z * rng.uniform(1.6, 2.6), 14):
             pts.append(scene.point(theta + rng.normal(0, 0.04), zz))
-    width = max(2, int(scene.R / z * 0.025))
+    width = max(3, int(scene.R / z * 0.04))
     scene.blend(scene.mask(lambda d: d.line(pts, fill=255, width=width, joint="curve")), (0.05, 0.04, 0.04), c)
 
 
 def paint_surface_damage(scene, rng, c, **_):
     x, y = scene.point(*scene.spot())
-    size = rng.uniform(18, 45)
+    size = rng.uniform(28, 60)
     m = scene.mask(lambda d: d.polygon(ellipse_points(x, y, size, size * rng.uniform(0.5, 0.9), rng.uniform(0, 3), rng, 0.35), fill=255))
     speckle = rng.random(m.shape).astype(np.float32)
     aggregate = np.where(speckle[..., None] > 0.55, (0.78, 0.74, 0.66), (0.30, 0.28, 0.25)).astype(np.float32)
@@ -272,7 +272,7 @@ def paint_surface_damage(scene, rng, c, **_):
 def paint_production_error(scene, rng, c, **_):
     theta, z = scene.spot()
     x, y = scene.point(theta, z)
-    a, b = rng.uniform(16, 34), rng.uniform(8, 16)
+    a, b = rng.uniform(26, 50), rng.uniform(13, 24)
     off = 0.25 * a
     shadow = scene.mask(lambda d: d.polygon(ellipse_points(x + off, y + off, a, b, theta + np.pi / 2), fill=255))
     bump = scene.mask(lambda d: d.polygon(ellipse_points(x, y, a, b, theta + np.pi / 2, rng, 0.1), fill=255))
@@ -284,7 +284,7 @@ def paint_deformation(scene, rng, c, **_):
     """The squashed geometry is set up front (see ``render_image``); add the buckled crease."""
     theta = rng.choice([0.0, np.pi]) + rng.normal(0, 0.3)
     pts = [scene.point(theta + rng.normal(0, 0.05), zz) for zz in np.linspace(1.1, 4.0, 10)]
-    scene.blend(scene.mask(lambda d: d.line(pts, fill=255, width=3, joint="curve")), (0.1, 0.09, 0.08), 0.6 * c)
+    scene.blend(scene.mask(lambda d: d.line(pts, fill=255, width=6, joint="curve")), (0.06, 0.05, 0.05), c)
 
 
 def paint_displaced_joint(scene, rng, c, joint_depths, **_):
@@ -324,8 +324,8 @@ def paint_roots(scene, rng, c, joint_depths, **_):
         for _ in range(rng.integers(1, 4)):
             grow(x1, y1, heading + rng.normal(0, 0.6), length * rng.uniform(0.55, 0.8), width * 0.7, depth - 1)
 
-    for _ in range(rng.integers(2, 5)):
-        grow(x0, y0, towards + rng.normal(0, 0.7), rng.uniform(14, 30), rng.uniform(2, 4), 5)
+    for _ in range(rng.integers(3, 6)):
+        grow(x0, y0, towards + rng.normal(0, 0.7), rng.uniform(22, 40), rng.uniform(3, 6), 5)
 
     def draw(d):
         for line, width in segments:
@@ -337,7 +337,7 @@ def paint_roots(scene, rng, c, joint_depths, **_):
 def paint_infiltration(scene, rng, c, **_):
     theta, z = scene.spot(sides=(np.pi * 1.15, np.pi * 1.85), depth=(1.3, 3.0))
     streaks = []
-    for _ in range(rng.integers(3, 8)):
+    for _ in range(rng.integers(5, 10)):
         t0 = theta + rng.normal(0, 0.12)
         end = np.pi / 2 + (np.pi if math.cos(t0) < 0 else 0) * 1.0
         path = np.linspace(t0, t0 + (end - t0) * rng.uniform(0.3, 0.7), 14)
@@ -345,11 +345,11 @@ def paint_infiltration(scene, rng, c, **_):
 
     def draw(d):
         for pts in streaks:
-            d.line(pts, fill=255, width=2)
+            d.line(pts, fill=255, width=4)
 
     scene.blend(scene.mask(draw), (0.86, 0.92, 0.97), c)
     x, y = scene.point(theta, z)
-    sheen = scene.mask(lambda d: d.polygon(ellipse_points(x, y, 20, 10, theta + np.pi / 2, rng, 0.2), fill=255))
+    sheen = scene.mask(lambda d: d.polygon(ellipse_points(x, y, 34, 16, theta + np.pi / 2, rng, 0.2), fill=255))
     scene.blend(sheen, (0.8, 0.85, 0.9), 0.5 * c)
 
 
@@ -369,7 +369,7 @@ def paint_attached_deposits(scene, rng, c, **_):
     theta, z = scene.spot(sides=(np.pi, 2 * np.pi))
     x0, y0 = scene.point(theta, z)
     color = (0.82, 0.8, 0.7) if rng.random() < 0.6 else (0.2, 0.22, 0.16)
-    blobs = [(x0 + rng.normal(0, 18), y0 + rng.normal(0, 12), rng.uniform(3, 9)) for _ in range(rng.integers(6, 18))]
+    blobs = [(x0 + rng.normal(0, 26), y0 + rng.normal(0, 16), rng.uniform(5, 13)) for _ in range(rng.integers(8, 20))]
 
     def draw(d):
         for x, y, s in blobs:
@@ -381,7 +381,7 @@ def paint_attached_deposits(scene, rng, c, **_):
 def paint_obstacle(scene, rng, c, **_):
     theta, z = scene.spot(sides=(np.pi / 2 - 0.4, np.pi / 2 + 0.4), depth=(1.5, 3.5))
     x, y = scene.point(theta, z)
-    size = scene.R / z * rng.uniform(0.18, 0.35)
+    size = scene.R / z * rng.uniform(0.3, 0.5)
     pts = ellipse_points(x, y - size * 0.4, size, size * rng.uniform(0.5, 0.9), rng.uniform(-0.4, 0.4), rng, 0.25, n=rng.integers(5, 8))
     body = np.array(rng.choice([(0.35, 0.3, 0.25), (0.6, 0.2, 0.15), (0.75, 0.7, 0.5), (0.2, 0.25, 0.35)]), np.float32)
     scene.blend(scene.mask(lambda d: d.polygon(pts, fill=255)), body, c)
@@ -394,9 +394,9 @@ def _connection_site(scene, rng) -> tuple[float, float, float, float, float]:
     """A lateral opening on the side or upper wall: centre, tangential and radial half-axes."""
     side = rng.choice([0.0, np.pi])
     upward = -1 if side == 0.0 else 1  # towards the crown, away from the water
-    theta, z = scene.spot(sides=sorted((side + 0.3 * -upward, side + 0.9 * upward)), depth=(1.4, 3.2))
+    theta, z = scene.spot(sides=sorted((side + 0.3 * -upward, side + 0.9 * upward)), depth=(1.3, 2.6))
     x, y = scene.point(theta, z)
-    a = scene.R / z * rng.uniform(0.12, 0.2)
+    a = scene.R / z * rng.uniform(0.2, 0.32)
     return x, y, a, a * rng.uniform(0.45, 0.7), theta + np.pi / 2
 
 
@@ -474,7 +474,7 @@ def render_image(rng: np.random.Generator, codes: list[str], water_level: int, s
     """One ``H x W x 3`` uint8 frame showing ``codes`` (none: a normal pipe)."""
     squash = (1.0, 1.0)
     if "DE" in codes:
-        amount = rng.uniform(0.6, 0.8)
+        amount = rng.uniform(0.55, 0.72)
         squash = (1.0, amount) if rng.random() < 0.7 else (amount, 1.0)
     else:
         squash = (rng.uniform(0.95, 1.05), rng.uniform(0.95, 1.05))

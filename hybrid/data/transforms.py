@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image
+from PIL import Image
 from torchvision.transforms import v2
 
 
 def read_image(path: str, in_channels: int) -> torch.Tensor:
-    """Decode an image file to a ``[C, H, W]`` uint8 tensor (RGB, or grayscale for 1 channel)."""
-    mode = ImageReadMode.GRAY if in_channels == 1 else ImageReadMode.RGB
-    return decode_image(path, mode=mode)
+    """Decode an image file to a ``[C, H, W]`` uint8 tensor (RGB, or grayscale for 1 channel).
+
+    Raises ``OSError`` for unreadable or truncated files.
+    """
+    with Image.open(path) as img:
+        pixels = np.asarray(img.convert("L" if in_channels == 1 else "RGB"))
+    tensor = torch.from_numpy(pixels.copy())
+    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
 
 
 def _channel_stats(values: Sequence[float], in_channels: int) -> list[float]:

@@ -32,7 +32,7 @@ def build_scheduler(
     ``min_lr_ratio``) or ``cosine_restarts`` (warm restarts every ``restart_epochs``)."""
     sched = cfg.scheduler
     total = max(1, int(cfg.max_epochs) * steps_per_epoch)
-    warmup = int(round(float(sched.warmup_epochs) * steps_per_epoch))
+    warmup = round(float(sched.warmup_epochs) * steps_per_epoch)
     floor = float(sched.min_lr_ratio)
     if sched.name == "none":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -46,7 +46,7 @@ def build_scheduler(
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
     if sched.name == "cosine_restarts":
-        period = max(1, int(round(float(sched.restart_epochs) * steps_per_epoch)))
+        period = max(1, round(float(sched.restart_epochs) * steps_per_epoch))
         return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
             optimizer, T_0=period, T_mult=int(sched.restart_mult), eta_min=float(cfg.lr) * floor
         )

@@ -56,7 +56,14 @@ def plot_confusion_matrix(path: Path, matrix: np.ndarray, class_names: Sequence[
     threshold = matrix.max() / 2 if matrix.size else 0
     for i in ticks:
         for j in ticks:
-            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color="white" if matrix[i, j] > threshold else "black")
+            ax.text(
+                j,
+                i,
+                int(matrix[i, j]),
+                ha="center",
+                va="center",
+                color="white" if matrix[i, j] > threshold else "black",
+            )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -125,11 +125,11 @@ class Trainer:
                 save_checkpoint(self.ckpt_dir / "best.pt", payload)
             write_history(self.run_dir / "history.csv", history)
             self.tracker.log_metrics({**row, f"{self.monitor}_best": best_value}, step=epoch)
+            shown = dict.fromkeys(["train/loss", "val/loss", "val/accuracy", "val/f1_macro", self.monitor])
             log.info(
-                "epoch %d/%d  train/loss %.4f  val/loss %.4f  val/accuracy %.4f  val/f1_macro %.4f  "
-                "%s %.4f%s  (%.1f img/s)",
-                epoch, max_epochs, result.loss, row["val/loss"], row["val/accuracy"], row["val/f1_macro"],
-                self.monitor, value, "  *best*" if improved else "", result.images_per_s,
+                "epoch %d/%d  %s%s  (%.1f img/s)",
+                epoch, max_epochs, "  ".join(f"{k} {row[k]:.4f}" for k in shown),
+                "  *best*" if improved else "", result.images_per_s,
             )  # fmt: skip
         mean_speed = sum(speeds) / len(speeds) if speeds else 0.0
         return FitResult(best_value, best_epoch, history, mean_speed, skipped)

@@ -52,12 +52,8 @@ def _features_through(block: int) -> Callable[[nn.Module], nn.Sequential]:
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "resnet18_layer1": BackboneSpec(
-        "resnet18", tvm.ResNet18_Weights.DEFAULT, _resnet_until(1), "0"
-    ),
-    "resnet18_layer2": BackboneSpec(
-        "resnet18", tvm.ResNet18_Weights.DEFAULT, _resnet_until(2), "0"
-    ),
+    "resnet18_layer1": BackboneSpec("resnet18", tvm.ResNet18_Weights.DEFAULT, _resnet_until(1), "0"),
+    "resnet18_layer2": BackboneSpec("resnet18", tvm.ResNet18_Weights.DEFAULT, _resnet_until(2), "0"),
 }
 for _block in (1, 3, 4):
     BACKBONES[f"mobilenet_v3_small_feat{_block}"] = BackboneSpec(
@@ -125,9 +121,7 @@ def _average_first_conv_to_gray(front: nn.Sequential, conv_path: str) -> None:
     setattr(parent, name, new)
 
 
-def build_backbone(
-    name: str, pretrained: bool | str = False, in_channels: int = 3
-) -> tuple[nn.Sequential, int]:
+def build_backbone(name: str, pretrained: bool | str = False, in_channels: int = 3) -> tuple[nn.Sequential, int]:
     """Build a registered CNN front.
 
     Args:
@@ -145,7 +139,7 @@ def build_backbone(
     net = getattr(tvm, spec.arch)(weights=None)
     state = _load_state_dict(spec, pretrained)
     if state is not None:
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing, _ = net.load_state_dict(state, strict=False)
         if missing:
             raise PretrainedWeightsError(
                 f"model.pretrained={pretrained}: not a {spec.arch} state dict "

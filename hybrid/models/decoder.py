@@ -181,6 +181,7 @@ class CatsDecoder(nn.Module):
         residual_attention: bool = False,
         qam_start: float = 0.1,
         qam_end: float = 0.5,
+        query_init_std: float = 0.02,
     ):
         super().__init__()
         if grid_size**2 != num_patches:
@@ -192,7 +193,7 @@ class CatsDecoder(nn.Module):
         self.out_features = self.num_queries * featured_patch_dim
         self.residual_attention = residual_attention
         self.W_feat2emb = nn.Linear(featured_patch_dim, emb_dim)
-        self.learnable_queries = nn.Parameter(torch.randn(self.num_queries, featured_patch_dim))
+        self.learnable_queries = nn.Parameter(torch.randn(self.num_queries, featured_patch_dim) * query_init_std)
         self.positional_encoding = PositionalEncoding(positional_encoding, grid_size, emb_dim)
         ffn_dim = max(1, round(emb_dim * ffn_ratio))
         self.layers = nn.ModuleList(

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from hybrid.errors import ConfigError
-
 from hybrid.models.backbones import build_backbone
 
 

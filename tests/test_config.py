@@ -1,0 +1,93 @@
+"""Composition of the real configs, overrides, and the one-line errors for bad combinations."""
+
+from __future__ import annotations
+
+import pytest
+
+from hybrid.config import check_train_config
+from hybrid.errors import ConfigError
+from tests.conftest import compose_config, run_script
+
+
+def test_defaults_match_the_seed():
+    cfg = compose_config()
+    m = cfg.model
+    assert (m.img_size, m.patch_size, m.featured_patch_dim, m.emb_dim) == (480, 120, 32, 24)
+    assert m.backbone == "resnet18_layer1" and m.pretrained is False
+    assert cfg.data.batch_size == 16 and cfg.data.task == "binary"
+    assert list(cfg.data.mean) == [0.523, 0.453, 0.345] and list(cfg.data.std) == [0.210, 0.199, 0.154]
+    assert cfg.trainer.monitor == "val/f1_macro"
+    assert cfg.logger.backend == "wandb"
+    # hyperparameters are interpolated into the _target_ blocks
+    assert m.encoder._target_ == "hybrid.models.PatchConvEncoder"
+    assert m.decoder.emb_dim == 24 and m.encoder.patch_size == 120
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.emb_dim=48", "decoder.emb_dim"),
+        ("model.featured_patch_dim=16", "encoder.featured_patch_dim"),
+        ("model.num_heads=4", "decoder.num_heads"),
+        ("model.patch_size=60", "encoder.patch_size"),
+        ("model.backbone=efficientnet_b0_feat2", "encoder.backbone"),
+        ("model.in_channels=1", "encoder.in_channels"),
+    ],
+)
+def test_top_level_override_reaches_block(override, key):
+    value = override.split("=")[1]
+    cfg = compose_config(overrides=[override])
+    assert str(cfg.model[key.split(".")[0]][key.split(".")[1]]) == value
+
+
+def test_data_follows_model_input():
+    cfg = compose_config(overrides=["model.img_size=240", "model.in_channels=1"])
+    assert cfg.data.img_size == 240 and cfg.data.in_channels == 1
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.img_size=500"], "model.img_size=500 is not covered by patches of model.patch_size=120"),
+        (["model.patch_size=100", "model.patch_stride=30"], "model.img_size=480 is not covered"),
+        (["model.emb_dim=25"], "model.emb_dim=25 is not divisible by model.num_heads=2"),
+        (["model.backbone=vgg16"], "model.backbone='vgg16' is unknown"),
+        (["model.in_channels=2"], "model.in_channels must be 1 or 3"),
+        (["model.positional_encoding=rope"], "model.positional_encoding='rope'"),
+        (["data=sewerml", "data.root=/nonexistent/sewer-ml"], "data.root=/nonexistent/sewer-ml does not exist"),
+        (["data.task=regression"], "data.task='regression' is unknown"),
+        (["data.sampling_ratio=1.5"], "data.sampling_ratio for train must be in (0, 1]"),
+        (["trainer.precision=16"], "trainer.precision=16"),
+        (["trainer.monitor=val/f2_ciw"], "trainer.monitor='val/f2_ciw' does not apply"),
+        (["trainer.scheduler.name=step"], "trainer.scheduler.name='step'"),
+    ],
+)
+def test_bad_combinations_name_the_key(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        check_train_config(compose_config(overrides=overrides))
+    assert message in str(err.value)
+
+
+def test_patch_stride_allows_overlap():
+    cfg = compose_config(overrides=["model.img_size=96", "model.patch_size=32", "model.patch_stride=16"])
+    check_train_config(cfg)
+    from hybrid.models import build_model
+
+    assert build_model(cfg.model, 2).encoder.num_patches == 25
+
+
+def test_train_script_stops_with_one_line_before_any_work(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_script(
+        "train.py",
+        "model.emb_dim=25",
+        f"data.root={tmp_path / 'never-made'}",
+        "logger=none",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 2
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "model.emb_dim=25 is not divisible by model.num_heads=2" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "never-made").exists()  # no dataset was generated
+    assert not (run_dir / "checkpoints").exists()

@@ -1,0 +1,142 @@
+"""Label CSVs, image lookup, sampling, transforms and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, index_images, read_label_csv
+from hybrid.data.labels import resolve_label_spec
+from hybrid.data.loaders import DataModule, collate, sample_rows, split_ratio
+from hybrid.data.transforms import build_transform
+from hybrid.errors import DataError
+from tests.conftest import compose_config, tiny_overrides
+
+EVAL = build_transform(32, 3, [0.5] * 3, [0.25] * 3)
+
+
+def write_images(folder, names, size=(40, 30)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.fromarray(np.full((size[1], size[0], 3), i * 20, np.uint8)).save(folder / name)
+
+
+@pytest.fixture
+def nested(tmp_path):
+    """Sewer-ML-like layout: images in several sub-folders, bare names in the CSV."""
+    write_images(tmp_path / "train00", ["00000001.png", "00000002.png"])
+    write_images(tmp_path / "train01" / "deeper", ["00000003.png"])
+    frame = pd.DataFrame({"Filename": ["00000001.png", "00000002.png", "00000003.png"], "Defect": [0, 1, 1]})
+    frame.to_csv(tmp_path / "labels.csv", index=False)
+    index_images.cache_clear()
+    return tmp_path
+
+
+def test_images_are_found_by_name_at_any_depth(nested):
+    spec = resolve_label_spec("binary", None, None)
+    frame = read_label_csv(nested / "labels.csv", spec.label_columns)
+    ds = CsvImageDataset(frame, nested / "labels.csv", nested, spec, EVAL)
+    assert len(ds) == 3 and ds.paths[2].endswith("train01/deeper/00000003.png")
+    item = ds[1]
+    assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
+    assert int(item["target"]) == 1
+    assert spec.class_names == ("Normal", "Defect")
+
+
+def test_missing_image_is_skipped_or_named(nested):
+    frame = pd.DataFrame({"Filename": ["00000001.png", "gone.png"], "Defect": [0, 1]})
+    spec = resolve_label_spec("binary", None, None)
+    ds = CsvImageDataset(frame, nested / "x.csv", nested, spec, EVAL, on_bad_image="skip")
+    assert len(ds) == 1 and ds.missing == ["gone.png"]
+    with pytest.raises(DataError, match=r"x.csv: image gone.png is not under"):
+        CsvImageDataset(frame, nested / "x.csv", nested, spec, EVAL, on_bad_image="error")
+
+
+def test_unreadable_image_is_dropped_from_the_batch(nested):
+    (nested / "train00" / "00000002.png").write_bytes(b"not a png")
+    spec = resolve_label_spec("binary", None, None)
+    frame = read_label_csv(nested / "labels.csv", spec.label_columns)
+    ds = CsvImageDataset(frame, nested / "labels.csv", nested, spec, EVAL)
+    batch = collate([ds[0], ds[1], ds[2]])
+    assert batch["skipped"] == ["00000002.png"]
+    assert batch["image"].shape[0] == 2 and batch["index"].tolist() == [0, 2]
+    strict = CsvImageDataset(frame, nested / "labels.csv", nested, spec, EVAL, on_bad_image="error")
+    with pytest.raises(DataError, match=r"cannot read image .*00000002.png"):
+        strict[1]
+
+
+def test_missing_label_column_is_named(nested):
+    with pytest.raises(DataError, match=r"labels.csv: missing column\(s\) \['Water'\]"):
+        read_label_csv(nested / "labels.csv", ["Water"])
+
+
+def test_label_outside_01_names_the_row(nested):
+    frame = pd.DataFrame({"Filename": ["00000001.png", "00000002.png"], "Defect": [0, 2]})
+    spec = resolve_label_spec("binary", None, None)
+    with pytest.raises(DataError, match=r"row 3 \(00000002.png\) has a label outside"):
+        CsvImageDataset(frame, nested / "bad.csv", nested, spec, EVAL)
+
+
+def test_multiclass_names_and_indices(nested):
+    frame = pd.DataFrame(
+        {"Filename": ["00000001.png", "00000002.png", "00000003.png"], "kind": ["crack", "root", "crack"]}
+    )
+    spec = resolve_label_spec("multiclass", ["kind"], None, frame)
+    assert spec.class_names == ("crack", "root")
+    ds = CsvImageDataset(frame, nested / "m.csv", nested, spec, EVAL)
+    assert ds.targets.tolist() == [0, 1, 0]
+    unknown = frame.assign(kind=["crack", "hole", "root"])
+    with pytest.raises(DataError, match="row 3 has class 'hole'"):
+        CsvImageDataset(unknown, nested / "m.csv", nested, spec, EVAL)
+
+
+def test_sampling_is_seeded_per_split_and_keeps_order():
+    frame = pd.DataFrame({"Filename": [f"{i:08d}.png" for i in range(1000)], "Defect": 0})
+    a = sample_rows(frame, 0.1, seed=3, split="train")
+    assert len(a) == 100 and a.Filename.is_monotonic_increasing
+    assert a.equals(sample_rows(frame, 0.1, seed=3, split="train"))
+    assert not a.equals(sample_rows(frame, 0.1, seed=4, split="train"))
+    assert not a.equals(sample_rows(frame, 0.1, seed=3, split="val"))
+    assert split_ratio({"train": 0.2}, "train") == 0.2 and split_ratio({"train": 0.2}, "test") == 1.0
+
+
+def test_train_transform_augments_eval_does_not():
+    image = torch.randint(0, 255, (3, 48, 64), dtype=torch.uint8)
+    augment = {
+        "rotation": 30,
+        "scale": [0.8, 1.2],
+        "hflip": 0.5,
+        "brightness": 0.3,
+        "contrast": 0.3,
+        "saturation": 0.3,
+        "hue": 0.0,
+    }
+    train = build_transform(32, 3, [0.5] * 3, [0.25] * 3, augment)
+    torch.manual_seed(0)
+    assert not torch.equal(train(image), train(image))
+    assert torch.equal(EVAL(image), EVAL(image))
+    expected = (image.float() / 255 - 0.5) / 0.25
+    resized = torch.nn.functional.interpolate(expected[None], size=(32, 32), mode="bilinear", antialias=True)[0]
+    assert torch.allclose(EVAL(image), resized, atol=0.05)
+
+
+def test_folder_dataset_lists_images_recursively(nested):
+    (nested / "notes.txt").write_text("not an image")
+    ds = FolderImageDataset(nested, EVAL)
+    assert ds.names == ["train00/00000001.png", "train00/00000002.png", "train01/deeper/00000003.png"]
+    (nested / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no images"):
+        FolderImageDataset(nested / "empty", EVAL)
+    with pytest.raises(DataError, match="is not a folder"):
+        FolderImageDataset(nested / "missing", EVAL)
+
+
+def test_data_module_on_synthetic(tiny_data):
+    cfg = compose_config(overrides=[*tiny_overrides(tiny_data), "data.sampling_ratio={train: 0.5}"])
+    data = DataModule(cfg.data, seed=1)
+    assert len(data.dataset("train")) == 24 and len(data.dataset("test")) == 26
+    batch = next(iter(data.loader("val")))
+    assert batch["image"].shape == (8, 3, 64, 64)

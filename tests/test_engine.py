@@ -1,0 +1,125 @@
+"""Engine pieces: schedules, metrics, checkpoints and resume."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+from sklearn.metrics import f1_score
+
+from hybrid.engine.checkpoint import load_checkpoint, save_checkpoint
+from hybrid.engine.optim import build_optimizer, build_scheduler
+from hybrid.errors import CheckpointError
+from hybrid.metrics import monitor_mode, single_label_metrics
+from tests.conftest import compose_config, run_script, tiny_overrides
+
+
+def lrs(name: str, epochs=4, steps=10, **extra) -> list[float]:
+    cfg = compose_config(
+        overrides=[f"trainer.scheduler.name={name}", f"trainer.max_epochs={epochs}", "trainer.lr=0.1"]
+    ).trainer
+    cfg = OmegaConf.merge(cfg, {"scheduler": extra})
+    model = torch.nn.Linear(2, 2)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps)
+    out = []
+    for _ in range(epochs * steps):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
+def test_cosine_warms_up_then_decays():
+    lr = lrs("cosine", warmup_epochs=1, min_lr_ratio=0.0)
+    assert lr[0] == pytest.approx(0.01) and lr[9] == pytest.approx(0.1)
+    assert all(a >= b for a, b in itertools.pairwise(lr[10:]))
+    assert lr[-1] < 0.001
+
+
+def test_cosine_restarts_go_back_up():
+    lr = lrs("cosine_restarts", restart_epochs=1, restart_mult=1)
+    assert lr[0] == pytest.approx(0.1) and lr[9] < 0.01 and lr[10] == pytest.approx(0.1)
+
+
+def test_constant_schedule():
+    assert set(lrs("none")) == {0.1}
+
+
+def test_no_weight_decay_on_biases_and_norms():
+    cfg = compose_config().trainer
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm(3))
+    decay, no_decay = build_optimizer(model, cfg).param_groups
+    assert len(decay["params"]) == 1 and len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0
+
+
+def test_binary_metrics_match_sklearn():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 2, 200)
+    probs = rng.dirichlet([1, 1], 200)
+    preds = probs.argmax(1)
+    m = single_label_metrics(probs, targets, ["Normal", "Defect"])
+    assert m["f1_normal"] == pytest.approx(f1_score(targets, preds, pos_label=0))
+    assert m["f1_defect"] == pytest.approx(f1_score(targets, preds, pos_label=1))
+    assert m["f1_macro"] == pytest.approx(f1_score(targets, preds, average="macro"))
+    assert m["accuracy"] == pytest.approx((preds == targets).mean())
+    assert m["support/Defect"] == targets.sum() and m["num_samples"] == 200
+
+
+def test_class_never_predicted_scores_zero_not_nan():
+    m = single_label_metrics(np.array([[0.9, 0.1, 0.0]] * 3), np.array([0, 1, 2]), ["a", "b", "c"])
+    assert m["f1/b"] == 0.0 and m["precision/c"] == 0.0 and "f1_normal" not in m
+
+
+def test_monitor_mode():
+    assert monitor_mode("val/loss") == "min" and monitor_mode("val/f1_macro") == "max"
+
+
+def test_checkpoint_round_trip_and_foreign_files(tmp_path):
+    save_checkpoint(tmp_path / "a.pt", {"model": {"w": torch.ones(2)}, "class_names": ["Normal", "Defect"]})
+    payload = load_checkpoint(tmp_path / "a.pt")
+    assert torch.equal(payload["model"]["w"], torch.ones(2)) and payload["class_names"] == ["Normal", "Defect"]
+    assert not list(tmp_path.glob(".*.tmp"))
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a hybrid checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_continues_from_last(tiny_data, tmp_path):
+    run_dir = tmp_path / "run"
+    first = run_script("train.py", *tiny_overrides(tiny_data), "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    resumed = run_script(
+        "train.py", *tiny_overrides(tiny_data), "trainer.max_epochs=3",
+        f"ckpt_path={run_dir}/checkpoints/last.pt", f"hydra.run.dir={tmp_path / 'second'}",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert pd.read_csv(run_dir / "history.csv").epoch.tolist() == [1, 2, 3]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == 3
+    assert "test/f1_macro" in json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_weights_that_do_not_fit_are_named(tiny_data, tmp_path):
+    run_dir = tmp_path / "run"
+    assert (
+        run_script(
+            "train.py", *tiny_overrides(tiny_data), "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"
+        ).returncode
+        == 0
+    )
+    result = run_script(
+        "train.py", *tiny_overrides(tiny_data), "model.emb_dim=48",
+        f"ckpt_path={run_dir}/checkpoints/last.pt", f"hydra.run.dir={tmp_path / 'x'}",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "weights do not fit the configured model" in result.stdout + result.stderr
