@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from hybrid.errors import HybridError
 
@@ -27,9 +28,12 @@ def command_line_overrides() -> list[str]:
 
 
 def run_entry(task: Callable[[DictConfig], object], cfg: DictConfig):
-    """Run ``task``; a :class:`HybridError` stops it with its one-line message and exit code 2."""
+    """Run ``task``; a :class:`HybridError` or an unset required key (``???``) stops it with a
+    one-line message and exit code 2."""
     try:
         return task(cfg)
     except HybridError as err:
         log.error("%s", err)
-        raise SystemExit(2) from None
+    except MissingMandatoryValue as err:
+        log.error("%s must be set on the command line", err.full_key)
+    raise SystemExit(2)

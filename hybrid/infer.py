@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hybrid.cli import command_line_overrides
 from hybrid.cli import run_dir as hydra_run_dir
-from hybrid.data.dataset import FolderImageDataset
 from hybrid.data.labels import resolve_label_spec
-from hybrid.data.loaders import DataModule, make_loader
-from hybrid.data.transforms import build_transform
+from hybrid.data.loaders import DataModule, folder_dataset, make_loader
 from hybrid.engine.checkpoint import load_checkpoint, load_model_weights
 from hybrid.engine.evaluation import test_model
 from hybrid.engine.outputs import write_json
@@ -64,10 +61,7 @@ def infer(cfg: DictConfig) -> dict:
     seed = int(trained.seed)
     if cfg.get("input"):
         spec = resolve_label_spec(payload["task"], data_cfg.label_columns, class_names)
-        transform = build_transform(data_cfg.img_size, data_cfg.in_channels, data_cfg.mean, data_cfg.std)
-        dataset = FolderImageDataset(
-            Path(str(cfg.input)).expanduser(), transform, data_cfg.in_channels, data_cfg.on_bad_image
-        )
+        dataset = folder_dataset(data_cfg, cfg.input)
         loader, labelled, source = make_loader(dataset, data_cfg, False, seed), False, str(cfg.input)
     else:
         data = DataModule(data_cfg, seed, class_names)

@@ -59,7 +59,7 @@ class WandbTracker(Tracker):
 
         self.wandb = wandb
         self.mode = wandb_mode(cfg.mode)
-        (run_dir / "wandb").parent.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=cfg.project,
             entity=cfg.get("entity"),

@@ -91,3 +91,12 @@ def test_train_script_stops_with_one_line_before_any_work(tmp_path):
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "never-made").exists()  # no dataset was generated
     assert not (run_dir / "checkpoints").exists()
+
+
+def test_required_keys_left_unset_are_named(tmp_path):
+    result = run_script("train.py", "data=csv", "logger=none", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "data.root must be set" in errors[0]
+    result = run_script("infer.py", f"hydra.run.dir={tmp_path / 'infer'}")
+    assert result.returncode == 2 and "ckpt_path is required" in result.stdout + result.stderr

@@ -54,45 +54,23 @@ def read_label_csv(csv_path: Path, label_columns: Sequence[str]) -> pd.DataFrame
     return frame
 
 
-class BadImage(Exception):
-    """An image that could not be read; carries its name for the skip report."""
+class ImageFileDataset(Dataset):
+    """Image files with targets: items are dicts ``{"image", "target", "index"}``.
 
-
-class CsvImageDataset(Dataset):
-    """Images named in a label CSV, found anywhere under ``root``.
-
-    Items are dicts ``{"image", "target", "index"}``; with ``on_bad_image="skip"`` an unreadable
-    image yields ``{"bad": name}`` instead, which :func:`hybrid.data.loaders.collate` drops and
-    counts. Rows whose file does not exist are dropped up front (or raise, with ``"error"``).
+    With ``on_bad_image="skip"`` an unreadable image yields ``{"bad": name}`` instead, which
+    :func:`hybrid.data.loaders.collate` drops and counts; with ``"error"`` it raises naming the file.
     """
 
-    def __init__(
-        self,
-        frame: pd.DataFrame,
-        csv_path: Path,
-        root: Path,
-        spec: LabelSpec,
-        transform,
-        in_channels: int = 3,
-        on_bad_image: str = "skip",
-    ):
+    def __init__(self, paths: list[str], names: list[str], targets: np.ndarray, transform, in_channels: int, on_bad_image: str):
         if on_bad_image not in BAD_IMAGE_POLICIES:
             raise DataError(f"data.on_bad_image={on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
-        self.csv_path = csv_path
-        self.spec = spec
+        self.paths = paths
+        self.names = names
+        self.targets = targets
         self.transform = transform
         self.in_channels = in_channels
         self.on_bad_image = on_bad_image
-        index = index_images(str(root))
-        names = frame["Filename"].astype(str).tolist()
-        present = np.array([n in index for n in names], dtype=bool)
-        self.missing = [n for n, ok in zip(names, present, strict=True) if not ok]
-        if self.missing and on_bad_image == "error":
-            raise DataError(f"{csv_path}: image {self.missing[0]} is not under {root}")
-        kept = frame[present].reset_index(drop=True)
-        self.names = kept["Filename"].astype(str).tolist()
-        self.paths = [index[n] for n in self.names]
-        self.targets = encode_targets(kept, spec, csv_path) if len(kept) else np.zeros(0, np.int64)
+        self.missing: list[str] = []
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -107,29 +85,47 @@ class CsvImageDataset(Dataset):
         return {"image": self.transform(image), "target": torch.as_tensor(self.targets[i]), "index": i}
 
 
-class FolderImageDataset(Dataset):
+class CsvImageDataset(ImageFileDataset):
+    """Images named in a label CSV, found anywhere under ``root``.
+
+    Rows whose file does not exist are dropped up front and listed in ``missing`` (or raise, with
+    ``on_bad_image="error"``).
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        csv_path: Path,
+        root: Path,
+        spec: LabelSpec,
+        transform,
+        in_channels: int = 3,
+        on_bad_image: str = "skip",
+    ):
+        index = index_images(str(root))
+        names = frame["Filename"].astype(str).tolist()
+        present = np.array([n in index for n in names], dtype=bool)
+        missing = [n for n, ok in zip(names, present, strict=True) if not ok]
+        if missing and on_bad_image == "error":
+            raise DataError(f"{csv_path}: image {missing[0]} is not under {root}")
+        kept = frame[present].reset_index(drop=True)
+        kept_names = kept["Filename"].astype(str).tolist()
+        targets = encode_targets(kept, spec, csv_path) if len(kept) else np.zeros(0, np.int64)
+        super().__init__([index[n] for n in kept_names], kept_names, targets, transform, in_channels, on_bad_image)
+        self.csv_path = csv_path
+        self.spec = spec
+        self.missing = missing
+
+
+class FolderImageDataset(ImageFileDataset):
     """Every image file under a folder (sorted by relative path), without labels."""
 
     def __init__(self, folder: Path, transform, in_channels: int = 3, on_bad_image: str = "skip"):
         if not folder.is_dir():
             raise DataError(f"input={folder} is not a folder")
-        self.paths = sorted(
-            str(p) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
-        if not self.paths:
+        paths = sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
             raise DataError(f"input={folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        self.names = [os.path.relpath(p, folder) for p in self.paths]
-        self.missing: list[str] = []
-        self.transform = transform
-        self.in_channels = in_channels
-        self.on_bad_image = on_bad_image
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    __getitem__ = CsvImageDataset.__getitem__
-
-    @property
-    def targets(self) -> np.ndarray:
-        """No labels: every target is :data:`NO_TARGET`."""
-        return np.full(len(self.paths), NO_TARGET, np.int64)
+        names = [os.path.relpath(p, folder) for p in paths]
+        targets = np.full(len(paths), NO_TARGET, np.int64)
+        super().__init__(paths, names, targets, transform, in_channels, on_bad_image)

@@ -92,6 +92,17 @@ def dataset_root(cfg: DictConfig, progress: bool = True) -> Path:
     return root
 
 
+def eval_transform(cfg: DictConfig):
+    """Resize and normalize, as for validation and test."""
+    return build_transform(cfg.img_size, cfg.in_channels, cfg.mean, cfg.std)
+
+
+def folder_dataset(cfg: DictConfig, folder: str | Path) -> FolderImageDataset:
+    """Every image under ``folder`` (no labels), with the evaluation transform of ``cfg``."""
+    path = Path(str(folder)).expanduser().resolve()
+    return FolderImageDataset(path, eval_transform(cfg), cfg.in_channels, cfg.on_bad_image)
+
+
 class DataModule:
     """Builds the train / val / test datasets and loaders described by the ``data`` config."""
 
@@ -106,7 +117,7 @@ class DataModule:
         self.spec = resolve_label_spec(
             cfg.task, self.label_columns, names, self.frame("train") if needs_train_csv else None
         )
-        self.eval_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.mean, cfg.std)
+        self.eval_transform = eval_transform(cfg)
         self.train_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.mean, cfg.std, cfg.augment)
 
     def csv_path(self, split: str) -> Path:
@@ -141,9 +152,3 @@ class DataModule:
         """A loader for a split (or for ``dataset``, evaluated in order)."""
         dataset = dataset if dataset is not None else self.dataset(split)
         return make_loader(dataset, self.cfg, train=split == "train", seed=self.seed)
-
-    def folder_dataset(self, folder: str | Path) -> FolderImageDataset:
-        """Unlabelled images of a folder, with the evaluation transform."""
-        return FolderImageDataset(
-            Path(folder).expanduser().resolve(), self.eval_transform, self.cfg.in_channels, self.cfg.on_bad_image
-        )

@@ -472,7 +472,6 @@ ABOVE_WATER = {"AF", "FO"}
 
 def render_image(rng: np.random.Generator, codes: list[str], water_level: int, spec: SyntheticSpec) -> np.ndarray:
     """One ``H x W x 3`` uint8 frame showing ``codes`` (none: a normal pipe)."""
-    squash = (1.0, 1.0)
     if "DE" in codes:
         amount = rng.uniform(0.55, 0.72)
         squash = (1.0, amount) if rng.random() < 0.7 else (amount, 1.0)
@@ -550,7 +549,7 @@ def generate(root: str | os.PathLike, spec: SyntheticSpec, progress: bool = True
     for split, indices in _split_ranges(spec).items():
         (root / split).mkdir(exist_ok=True)
         jobs += [(spec, i, str(root / split)) for i in indices]
-    bar = tqdm(total=len(jobs), desc=f"generating synthetic Sewer-ML in {root}", disable=not progress, unit="img")
+    bar = tqdm(total=len(jobs), desc=f"generating synthetic Sewer-ML in {root}", disable=None if progress else True, unit="img")
     rows = []
     if spec.workers > 1:
         with ProcessPoolExecutor(spec.workers) as pool:

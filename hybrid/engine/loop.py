@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from hybrid.data.labels import LabelSpec
 from hybrid.engine.runtime import Runtime, autocast
+from hybrid.errors import HybridError
 
 
 def loss_function(spec: LabelSpec) -> nn.Module:
@@ -34,8 +35,8 @@ def to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+class NonFiniteLossError(HybridError):
+    """The training loss became NaN or infinite (the last good checkpoint is kept)."""
 
 
 @dataclass
@@ -68,7 +69,7 @@ def train_one_epoch(
     device = runtime.device
     total_loss, seen, skipped = 0.0, 0, []
     start = time.perf_counter()
-    bar = tqdm(loader, desc=label, leave=False, disable=not runtime.progress, unit="batch")
+    bar = tqdm(loader, desc=label, leave=False, disable=None if runtime.progress else True, unit="batch")
     for batch in bar:
         skipped += batch["skipped"]
         if "image" not in batch:
@@ -122,7 +123,7 @@ def predict(
     device = runtime.device
     probs, targets, indices, skipped = [], [], [], []
     total_loss, forward_seconds = 0.0, 0.0
-    for batch in tqdm(loader, desc=label, leave=False, disable=not runtime.progress, unit="batch"):
+    for batch in tqdm(loader, desc=label, leave=False, disable=None if runtime.progress else True, unit="batch"):
         skipped += batch["skipped"]
         if "image" not in batch:
             continue

@@ -65,7 +65,10 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class Runtime:
-    """Where and how the model runs: device, precision, memory format, progress bars."""
+    """Where and how the model runs: device, precision, memory format, progress bars.
+
+    Progress bars show on a terminal only, so logs of batch jobs stay readable.
+    """
 
     def __init__(self, device: str, precision, channels_last: bool, progress: bool):
         self.device = select_device(device)
@@ -77,7 +80,3 @@ class Runtime:
         """Move the model to the device, in channels-last layout when asked."""
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
-
-    def bar(self, label: str) -> str | None:
-        """A progress-bar label, or ``None`` to disable bars."""
-        return label if self.progress else None

@@ -16,6 +16,7 @@ from hybrid.engine.loop import loss_function, train_one_epoch
 from hybrid.engine.optim import build_optimizer, build_scheduler
 from hybrid.engine.outputs import write_history
 from hybrid.engine.runtime import Runtime
+from hybrid.errors import DataError
 from hybrid.metrics import monitor_mode, prefixed
 from hybrid.tracking import Tracker
 
@@ -81,7 +82,7 @@ class Trainer:
         """Run ``trainer.max_epochs`` epochs (continuing after ``resume``'s epoch if given)."""
         train_set, val_set = self.data.dataset("train"), self.data.dataset("val")
         if len(train_set) == 0 or len(val_set) == 0:
-            raise ValueError(f"no usable images: {len(train_set)} for training, {len(val_set)} for validation")
+            raise DataError(f"no usable images: {len(train_set)} for training, {len(val_set)} for validation")
         skipped = set(train_set.missing) | set(val_set.missing)
         train_loader, val_loader = self.data.loader("train", train_set), self.data.loader("val", val_set)
         optimizer = build_optimizer(self.model, self.trainer_cfg)
