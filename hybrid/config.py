@@ -9,6 +9,8 @@ from omegaconf import DictConfig
 from hybrid.data.dataset import BAD_IMAGE_POLICIES
 from hybrid.data.labels import TASKS
 from hybrid.data.loaders import SPLITS, split_ratio
+from hybrid.data.sewerml import CIW_WEIGHTS
+from hybrid.engine.loop import CLASS_WEIGHTINGS
 from hybrid.engine.optim import SCHEDULERS
 from hybrid.engine.runtime import precision_key, select_device
 from hybrid.errors import ConfigError, DataError
@@ -16,8 +18,14 @@ from hybrid.models.backbones import available_backbones
 from hybrid.models.decoder import POSITIONAL_ENCODINGS
 from hybrid.models.encoder import patch_grid
 
-SINGLE_LABEL_MONITORS = ("val/f1_macro", "val/accuracy", "val/loss")
-BINARY_MONITORS = ("val/f1_normal", "val/f1_defect")
+_COMMON = ("f1_macro", "accuracy", "loss", "auroc")
+MONITORS = {
+    "binary": (*_COMMON, "f1_normal", "f1_defect"),
+    "multiclass": _COMMON,
+    "multilabel": (*_COMMON, "f2_ciw", "f1_normal", "f1_defect", "f1_micro", "f2_macro", "map"),
+}
+# Metrics that do not depend on a decision threshold cannot drive threshold tuning.
+THRESHOLD_FREE = ("loss", "auroc", "map")
 
 
 def check_model(model: DictConfig) -> None:
@@ -43,8 +51,8 @@ def check_data(data: DictConfig) -> None:
     """Dataset values, including that a real dataset's folder exists."""
     if data.task not in TASKS:
         raise ConfigError(f"data.task={data.task!r} is unknown; choose one of {list(TASKS)}")
-    if data.task == "multilabel":
-        raise ConfigError("data.task=multilabel is not available yet; use binary or multiclass")
+    if data.task == "multilabel" and not data.label_columns:
+        raise ConfigError("data.task=multilabel needs data.label_columns (one 0/1 column per class)")
     if data.on_bad_image not in BAD_IMAGE_POLICIES:
         raise ConfigError(f"data.on_bad_image={data.on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
     if int(data.batch_size) < 1:
@@ -58,23 +66,39 @@ def check_data(data: DictConfig) -> None:
         raise ConfigError(f"data.root={data.root} does not exist; download the data there or set data.root")
 
 
-def check_trainer(trainer: DictConfig, task: str) -> None:
-    """Training values: precision, device, schedule, monitored metric."""
+def check_trainer(trainer: DictConfig, data: DictConfig) -> None:
+    """Training values: precision, device, schedule, monitored metric, weighting, threshold tuning."""
+    task = data.task
     precision_key(trainer.precision)
     select_device(trainer.device)
     if int(trainer.max_epochs) < 1:
         raise ConfigError(f"trainer.max_epochs must be at least 1, got {trainer.max_epochs}")
     if trainer.scheduler.name not in SCHEDULERS:
         raise ConfigError(f"trainer.scheduler.name={trainer.scheduler.name!r}; choose one of {list(SCHEDULERS)}")
-    allowed = SINGLE_LABEL_MONITORS + (BINARY_MONITORS if task == "binary" else ())
+    allowed = [f"val/{m}" for m in MONITORS[task]]
     if trainer.monitor not in allowed:
         raise ConfigError(
-            f"trainer.monitor={trainer.monitor!r} does not apply to data.task={task}; choose one of {list(allowed)}"
+            f"trainer.monitor={trainer.monitor!r} does not apply to data.task={task}; choose one of {allowed}"
         )
+    if trainer.monitor == "val/f2_ciw" and not set(data.label_columns or ()) & set(CIW_WEIGHTS):
+        raise ConfigError("trainer.monitor=val/f2_ciw needs Sewer-ML codes in data.label_columns")
+    if trainer.class_weighting not in CLASS_WEIGHTINGS:
+        raise ConfigError(
+            f"trainer.class_weighting={trainer.class_weighting!r}; choose one of {list(CLASS_WEIGHTINGS)}"
+        )
+    if trainer.class_weighting == "positive_ratio" and task != "multilabel":
+        raise ConfigError("trainer.class_weighting=positive_ratio applies to data.task=multilabel only")
+    if trainer.tune_threshold:
+        if task == "multiclass":
+            raise ConfigError("trainer.tune_threshold needs data.task=binary or multilabel (multiclass uses argmax)")
+        if trainer.monitor.removeprefix("val/") in THRESHOLD_FREE:
+            raise ConfigError(
+                f"trainer.tune_threshold cannot tune for trainer.monitor={trainer.monitor}; monitor a score instead"
+            )
 
 
 def check_train_config(cfg: DictConfig) -> None:
     """Everything ``train.py`` needs, checked before data generation or model building."""
     check_model(cfg.model)
     check_data(cfg.data)
-    check_trainer(cfg.trainer, cfg.data.task)
+    check_trainer(cfg.trainer, cfg.data)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
+import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hybrid.cli import command_line_overrides
 from hybrid.cli import run_dir as hydra_run_dir
+from hybrid.data.dataset import ImageFileDataset
 from hybrid.data.labels import resolve_label_spec
-from hybrid.data.loaders import DataModule, folder_dataset, make_loader
+from hybrid.data.loaders import DataModule, eval_transform, folder_dataset, make_loader
 from hybrid.engine.checkpoint import load_checkpoint, load_model_weights
-from hybrid.engine.evaluation import test_model
+from hybrid.engine.evaluation import replace_normal_scores, test_model
+from hybrid.engine.loop import predict
 from hybrid.engine.outputs import write_json
 from hybrid.engine.runtime import Runtime, configure_threads, peak_memory_mb
 from hybrid.errors import ConfigError
-from hybrid.metrics import prefixed
+from hybrid.metrics import THRESHOLD, prefixed
 from hybrid.models import build_model
 from hybrid.tracking import build_tracker
 
@@ -37,6 +42,39 @@ def inference_data_config(trained: DictConfig, cfg: DictConfig, overrides: list[
     return data
 
 
+def load_trained(ckpt_path: str, runtime: Runtime) -> tuple[torch.nn.Module, dict, DictConfig]:
+    """Model (on the runtime's device, eval-ready), raw checkpoint and its training config."""
+    payload = load_checkpoint(ckpt_path)
+    trained = OmegaConf.create(payload["config"])
+    model = build_model(trained.model, len(payload["class_names"]))
+    load_model_weights(model, payload, ckpt_path)
+    return runtime.prepare(model), payload, trained
+
+
+def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Runtime) -> Callable:
+    """The first stage of two-stage inference: the binary model's Defect score for every image,
+    computed with that model's own input size, and the rescoring it implies."""
+    model, payload, trained = load_trained(cfg.binary_ckpt_path, runtime)
+    if payload["task"] != "binary":
+        raise ConfigError(f"binary_ckpt_path={cfg.binary_ckpt_path} is a {payload['task']} model, not binary")
+    own = ImageFileDataset(
+        dataset.paths,
+        dataset.names,
+        dataset.targets,
+        eval_transform(trained.data),
+        trained.data.in_channels,
+        dataset.on_bad_image,
+    )
+    spec = resolve_label_spec("binary", None, payload["class_names"])
+    stage_one = predict(model, make_loader(own, trained.data, False, 0), spec, runtime, label="binary stage")
+    defect = np.full(len(dataset), np.nan)
+    defect[stage_one.indices] = stage_one.probs[:, 1]
+    log.info(
+        "two-stage: %d of %d images called normal by the binary model", int((defect < THRESHOLD).sum()), len(dataset)
+    )
+    return lambda preds: replace_normal_scores(preds.probs, defect[preds.indices])
+
+
 def infer(cfg: DictConfig) -> dict:
     """Predict with ``ckpt_path``: the trained test split by default, or every image of ``input``."""
     if not cfg.get("ckpt_path"):
@@ -54,10 +92,8 @@ def infer(cfg: DictConfig) -> dict:
         trained.trainer.channels_last,
         cfg.progress_bar,
     )
+    model, payload, trained = load_trained(cfg.ckpt_path, runtime)
     class_names = list(payload["class_names"])
-    model = build_model(trained.model, len(class_names))
-    load_model_weights(model, payload, cfg.ckpt_path)
-    model = runtime.prepare(model)
     seed = int(trained.seed)
     if cfg.get("input"):
         spec = resolve_label_spec(payload["task"], data_cfg.label_columns, class_names)
@@ -65,13 +101,21 @@ def infer(cfg: DictConfig) -> dict:
         loader, labelled, source = make_loader(dataset, data_cfg, False, seed), False, str(cfg.input)
     else:
         data = DataModule(data_cfg, seed, class_names)
+        labelled = data.has_labels("test")
         spec, dataset = data.spec, data.dataset("test")
-        loader, labelled, source = data.loader("test", dataset), True, str(data.csv_path("test"))
+        loader, source = data.loader("test", dataset), str(data.csv_path("test"))
+        if not labelled:
+            log.warning("%s has no label columns %s: predictions only, no metrics", source, list(spec.label_columns))
+    rescore = None
+    if cfg.get("binary_ckpt_path"):
+        if spec.single_label:
+            raise ConfigError("binary_ckpt_path (two-stage inference) needs a multilabel model in ckpt_path")
+        rescore = binary_defect_scores(cfg, dataset, runtime)
     log.info("predicting %d images from %s with %s", len(dataset), source, cfg.ckpt_path)
     tracker = build_tracker(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), "infer")
     exit_code = 1
     try:
-        result = test_model(model, loader, spec, runtime, run_dir, labelled)
+        result = test_model(model, loader, spec, runtime, run_dir, labelled, payload.get("threshold"), rescore)
         metrics = {
             **prefixed(result.metrics, "test"),
             "infer/num_images": len(result.names),

@@ -1,22 +1,116 @@
-"""Classification metrics, flat and keyed ``name`` or ``name/<class>`` (callers add ``split/``)."""
+"""Classification metrics, Sewer-ML definitions included; flat dicts keyed ``name`` or
+``name/<class>`` (callers add the ``split/`` prefix).
+
+Single-label (binary, multiclass): accuracy, macro and per-class precision / recall / F1, AUROC;
+binary adds F1-Normal / F1-Defect (per-class F1 of classes 0 / 1).
+Multi-label: per-class precision / recall / F1 / F2 and average precision, macro and micro F1, mAP,
+AUROC, F2-CIW (the benchmark's class-importance weighted F2) and F1-Normal, where an image is
+predicted normal when no class score reaches the threshold and is truly normal when it has no label.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    fbeta_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 from hybrid.data.labels import LabelSpec
+from hybrid.data.sewerml import CIW_WEIGHTS
+
+THRESHOLD = 0.5  # the benchmark's decision threshold
+# Candidate thresholds for trainer.tune_threshold.
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 
 
-def single_label_metrics(probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str]) -> dict[str, float]:
-    """Accuracy, macro and per-class precision / recall / F1 of argmax predictions.
+def f2_ciw(f2_per_class: dict[str, float]) -> float:
+    """Sum of F2 times class-importance weight over the weight sum (Sewer-ML codes only)."""
+    codes = [c for c in f2_per_class if c in CIW_WEIGHTS]
+    weights = np.array([CIW_WEIGHTS[c] for c in codes])
+    return float(np.dot([f2_per_class[c] for c in codes], weights) / weights.sum())
 
-    For two classes (Sewer-ML binary) ``f1_normal`` and ``f1_defect`` are the F1 of classes 0 and 1.
-    """
+
+def normal_defect_f1(predicted_defect: np.ndarray, true_defect: np.ndarray) -> tuple[float, float]:
+    """F1 of the implicit Normal class and of its complement (Defect), from per-image flags."""
+    f1_normal = f1_score(~true_defect, ~predicted_defect, zero_division=0)
+    f1_defect = f1_score(true_defect, predicted_defect, zero_division=0)
+    return float(f1_normal), float(f1_defect)
+
+
+def _ranking_scores(true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class average precision and AUROC; NaN where a class lacks positives (or negatives)."""
+    classes = true.shape[1]
+    ap, auroc = np.full(classes, np.nan), np.full(classes, np.nan)
+    for c in range(classes):
+        positives = true[:, c].sum()
+        if positives:
+            ap[c] = average_precision_score(true[:, c], probs[:, c])
+            if positives < len(true):
+                auroc[c] = roc_auc_score(true[:, c], probs[:, c])
+    return ap, auroc
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else None
+
+
+def _per_class(out: dict, class_names: Sequence[str], **columns: np.ndarray) -> None:
+    for metric, values in columns.items():
+        for name, value in zip(class_names, values, strict=True):
+            if np.isfinite(value):
+                out[f"{metric}/{name}"] = int(value) if metric == "support" else float(value)
+
+
+def multilabel_metrics(
+    probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str], threshold: float = THRESHOLD
+) -> dict[str, float]:
+    """Sewer-ML multi-label metrics of scores ``probs`` ``[N, C]`` against 0/1 ``targets``."""
+    true = targets >= 0.5
+    pred = probs >= threshold
+    precision, recall, f1, support = precision_recall_fscore_support(true, pred, average=None, zero_division=0)
+    f2 = fbeta_score(true, pred, beta=2, average=None, zero_division=0)
+    ap, auroc = _ranking_scores(true, probs)
+    f1_normal, f1_defect = normal_defect_f1(pred.any(axis=1), true.any(axis=1))
+    out: dict[str, float] = {
+        "num_samples": len(true),
+        "accuracy": float((pred == true).all(axis=1).mean()) if len(true) else 0.0,
+        "precision_macro": float(precision.mean()),
+        "recall_macro": float(recall.mean()),
+        "f1_macro": float(f1.mean()),
+        "f1_micro": float(f1_score(true, pred, average="micro", zero_division=0)),
+        "f2_macro": float(f2.mean()),
+        "f1_normal": f1_normal,
+        "f1_defect": f1_defect,
+    }
+    if any(name in CIW_WEIGHTS for name in class_names):
+        out["f2_ciw"] = f2_ciw(dict(zip(class_names, f2, strict=True)))
+    for key, value in (("map", _nanmean(ap)), ("auroc", _nanmean(auroc))):
+        if value is not None:
+            out[key] = value
+    _per_class(out, class_names, precision=precision, recall=recall, f1=f1, f2=f2, ap=ap, support=support)
+    return out
+
+
+def single_label_predictions(probs: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """Class indices: for two classes, Defect (1) when its score reaches ``threshold``; else argmax."""
+    if probs.shape[1] == 2:
+        return (probs[:, 1] >= threshold).astype(np.int64)
+    return probs.argmax(axis=1)
+
+
+def single_label_metrics(
+    probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str], threshold: float = THRESHOLD
+) -> dict[str, float]:
+    """Accuracy, macro and per-class precision / recall / F1, AUROC (and F1-Normal / F1-Defect)."""
     labels = list(range(len(class_names)))
-    preds = probs.argmax(axis=1)
+    preds = single_label_predictions(probs, threshold)
     precision, recall, f1, support = precision_recall_fscore_support(targets, preds, labels=labels, zero_division=0)
     out: dict[str, float] = {
         "num_samples": len(targets),
@@ -27,19 +121,36 @@ def single_label_metrics(probs: np.ndarray, targets: np.ndarray, class_names: Se
     }
     if len(class_names) == 2:
         out["f1_normal"], out["f1_defect"] = float(f1[0]), float(f1[1])
-    for i, name in enumerate(class_names):
-        out[f"precision/{name}"] = float(precision[i])
-        out[f"recall/{name}"] = float(recall[i])
-        out[f"f1/{name}"] = float(f1[i])
-        out[f"support/{name}"] = int(support[i])
+    one_hot = np.eye(len(class_names), dtype=bool)[targets] if len(targets) else np.zeros((0, len(labels)), bool)
+    _, auroc = _ranking_scores(one_hot, probs)
+    auroc_value = auroc[1] if len(class_names) == 2 else _nanmean(auroc)
+    if auroc_value is not None and np.isfinite(auroc_value):
+        out["auroc"] = float(auroc_value)
+    _per_class(out, class_names, precision=precision, recall=recall, f1=f1, support=support)
     return out
 
 
-def compute_metrics(probs: np.ndarray, targets: np.ndarray, spec: LabelSpec) -> dict[str, float]:
+def compute_metrics(
+    probs: np.ndarray, targets: np.ndarray, spec: LabelSpec, threshold: float = THRESHOLD
+) -> dict[str, float]:
     """Metrics of ``probs`` ``[N, C]`` against ``targets`` for the task of ``spec``."""
-    if not spec.single_label:
-        raise NotImplementedError("multi-label metrics arrive with the Sewer-ML benchmark task")
-    return single_label_metrics(probs, targets, spec.class_names)
+    if spec.single_label:
+        return single_label_metrics(probs, targets, spec.class_names, threshold)
+    return multilabel_metrics(probs, targets, spec.class_names, threshold)
+
+
+def tune_threshold(probs: np.ndarray, targets: np.ndarray, spec: LabelSpec, metric: str) -> float:
+    """The threshold on :data:`THRESHOLD_GRID` that maximizes ``metric`` (closest to 0.5 on ties).
+
+    Only binary and multi-label predictions depend on a threshold.
+    """
+    best, best_value = THRESHOLD, compute_metrics(probs, targets, spec)[metric]
+    for candidate in THRESHOLD_GRID:
+        value = compute_metrics(probs, targets, spec, float(candidate))[metric]
+        closer = abs(candidate - THRESHOLD) < abs(best - THRESHOLD)
+        if value > best_value or (value == best_value and closer):
+            best, best_value = float(candidate), value
+    return best
 
 
 def monitor_mode(metric: str) -> str:
@@ -47,9 +158,11 @@ def monitor_mode(metric: str) -> str:
     return "min" if metric.rsplit("/", 1)[-1].endswith("loss") else "max"
 
 
-def single_label_confusion(probs: np.ndarray, targets: np.ndarray, num_classes: int) -> np.ndarray:
+def single_label_confusion(
+    probs: np.ndarray, targets: np.ndarray, num_classes: int, threshold: float = THRESHOLD
+) -> np.ndarray:
     """Confusion counts, rows true class, columns predicted class."""
-    return confusion_matrix(targets, probs.argmax(axis=1), labels=list(range(num_classes)))
+    return confusion_matrix(targets, single_label_predictions(probs, threshold), labels=list(range(num_classes)))
 
 
 def prefixed(metrics: dict, split: str) -> dict:

@@ -10,12 +10,12 @@ from omegaconf import DictConfig, OmegaConf
 from hybrid.cli import run_dir as hydra_run_dir
 from hybrid.config import check_train_config
 from hybrid.data.loaders import DataModule
-from hybrid.engine.checkpoint import load_checkpoint, load_model_weights
-from hybrid.engine.evaluation import test_model
+from hybrid.engine.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from hybrid.engine.evaluation import evaluate, test_model
 from hybrid.engine.outputs import write_json
 from hybrid.engine.runtime import Runtime, configure_threads, seed_everything
 from hybrid.engine.trainer import Trainer
-from hybrid.metrics import prefixed
+from hybrid.metrics import prefixed, tune_threshold
 from hybrid.models import build_model, format_parameter_report, parameter_report
 from hybrid.tracking import build_tracker
 
@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 def runtime_from(trainer_cfg: DictConfig) -> Runtime:
     """The :class:`Runtime` described by a ``trainer`` config."""
     return Runtime(trainer_cfg.device, trainer_cfg.precision, trainer_cfg.channels_last, trainer_cfg.progress_bar)
+
+
+def tune_on_validation(model, data: DataModule, runtime: Runtime, monitor: str) -> float:
+    """The decision threshold that maximizes the monitored metric on the validation split."""
+    val = evaluate(model, data.loader("val"), data.spec, runtime, label="tune threshold")
+    threshold = tune_threshold(val.predictions.probs, val.predictions.targets, data.spec, monitor.removeprefix("val/"))
+    log.info("tuned threshold %.2f on validation for %s (the 0.5 figures stay the reference)", threshold, monitor)
+    return threshold
 
 
 def train(cfg: DictConfig) -> float:
@@ -49,9 +57,14 @@ def train(cfg: DictConfig) -> float:
         tracker.log_summary(prefixed(params, "params"))
         fit = Trainer(cfg, model, data, runtime, tracker, run_dir).fit(resume)
         best_path = run_dir / "checkpoints" / "best.pt"
-        load_model_weights(model, load_checkpoint(best_path), best_path)
+        best = load_checkpoint(best_path)
+        load_model_weights(model, best, best_path)
+        threshold = None
+        if cfg.trainer.tune_threshold:
+            threshold = tune_on_validation(model, data, runtime, cfg.trainer.monitor)
+            save_checkpoint(best_path, {**best, "threshold": threshold})
         test_set = data.dataset("test")
-        test = test_model(model, data.loader("test", test_set), data.spec, runtime, run_dir)
+        test = test_model(model, data.loader("test", test_set), data.spec, runtime, run_dir, tuned_threshold=threshold)
         skipped = fit.skipped | set(test_set.missing) | set(test.predictions.skipped)
         if skipped:
             log.warning("skipped %d unreadable or missing images: %s", len(skipped), sorted(skipped)[:20])

@@ -45,13 +45,30 @@ def index_images(root: str) -> dict[str, str]:
     return found
 
 
-def read_label_csv(csv_path: Path, label_columns: Sequence[str]) -> pd.DataFrame:
-    """Read a label CSV, checking it has ``Filename`` and the label columns."""
+def read_label_csv(csv_path: Path, label_columns: Sequence[str], require_labels: bool = True) -> pd.DataFrame:
+    """Read a label CSV, checking its ``Filename`` column (present, unique, no empty names, no
+    path leaving the data root) and, when ``require_labels``, the label columns."""
     if not csv_path.is_file():
         raise DataError(f"label CSV not found: {csv_path}")
-    frame = pd.read_csv(csv_path, dtype={"Filename": str})
-    check_columns(frame, label_columns, csv_path)
+    frame = pd.read_csv(csv_path, dtype={"Filename": str}, keep_default_na=False)
+    check_columns(frame, label_columns if require_labels else (), csv_path)
+    check_file_names(frame["Filename"], csv_path)
     return frame
+
+
+def check_file_names(names: pd.Series, csv_path: Path) -> None:
+    """Raise on empty or duplicate names, and on names that would leave the data root."""
+    empty = names.str.strip() == ""
+    if empty.any():
+        raise DataError(f"{csv_path}: row {int(np.flatnonzero(empty)[0]) + 2} has an empty Filename")
+    duplicated = names.duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated)[0])
+        raise DataError(f"{csv_path}: row {row + 2} repeats Filename {names.iloc[row]}")
+    escaping = names.map(lambda n: n.startswith(("/", "\\")) or ".." in n.replace("\\", "/").split("/"))
+    if escaping.any():
+        row = int(np.flatnonzero(escaping)[0])
+        raise DataError(f"{csv_path}: row {row + 2} Filename {names.iloc[row]} points outside data.root")
 
 
 class ImageFileDataset(Dataset):
@@ -110,7 +127,11 @@ class CsvImageDataset(ImageFileDataset):
             raise DataError(f"{csv_path}: image {missing[0]} is not under {root}")
         kept = frame[present].reset_index(drop=True)
         kept_names = kept["Filename"].astype(str).tolist()
-        targets = encode_targets(kept, spec, csv_path) if len(kept) else np.zeros(0, np.int64)
+        labelled = set(spec.label_columns) <= set(frame.columns)
+        if labelled and len(kept):
+            targets = encode_targets(kept, spec, csv_path)
+        else:
+            targets = np.full(len(kept), NO_TARGET, np.int64)
         super().__init__([index[n] for n in kept_names], kept_names, targets, transform, in_channels, on_bad_image)
         self.csv_path = csv_path
         self.spec = spec

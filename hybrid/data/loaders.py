@@ -127,16 +127,20 @@ class DataModule:
             raise DataError(f"data.{CSV_KEYS[split]} is not set")
         return self.root / str(value)
 
-    def frame(self, split: str) -> pd.DataFrame:
+    def has_labels(self, split: str) -> bool:
+        """Whether a split's CSV holds the label columns (a test CSV may not, at inference)."""
+        return set(self.label_columns) <= set(self.frame(split, require_labels=False).columns)
+
+    def frame(self, split: str, require_labels: bool = True) -> pd.DataFrame:
         """The rows of a split after ``data.sampling_ratio``."""
         if split not in self._frames:
-            frame = read_label_csv(self.csv_path(split), self.label_columns)
+            frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels)
             ratio = split_ratio(self.cfg.sampling_ratio, split)
             self._frames[split] = sample_rows(frame, ratio, self.seed, split)
         return self._frames[split]
 
     def dataset(self, split: str) -> CsvImageDataset:
-        """The dataset of one split."""
+        """The dataset of one split (unlabelled when its CSV has no label columns)."""
         transform = self.train_transform if split == "train" else self.eval_transform
         return CsvImageDataset(
             self.frame(split),

@@ -1,7 +1,9 @@
-"""Score a model on a dataset and write what a person reads: predictions, metrics, confusion matrix."""
+"""Score a model on a dataset and write what a person reads: predictions, metrics, plots."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +13,23 @@ from torch.utils.data import DataLoader
 
 from hybrid.data.labels import LabelSpec
 from hybrid.engine.loop import Predictions, predict
-from hybrid.engine.outputs import plot_confusion_matrix, write_predictions
+from hybrid.engine.outputs import format_class_table, plot_confusion_matrix, plot_per_class, write_predictions
 from hybrid.engine.runtime import Runtime
-from hybrid.metrics import compute_metrics, single_label_confusion
+from hybrid.metrics import THRESHOLD, compute_metrics, single_label_confusion, single_label_predictions
+
+log = logging.getLogger(__name__)
+
+# Figures repeated under ``tuned/`` when a tuned threshold is in use.
+HEADLINE_METRICS = ("accuracy", "f1_macro", "f1_micro", "f1_normal", "f1_defect", "f2_ciw", "f2_macro")
+
+
+def predicted_labels(probs: np.ndarray, spec: LabelSpec, threshold: float) -> list[str]:
+    """Predicted class per image; multi-label: the codes that reach ``threshold`` (space-separated)
+    or ``Normal`` when none does."""
+    if spec.single_label:
+        return [spec.class_names[i] for i in single_label_predictions(probs, threshold)]
+    names = np.array(spec.class_names)
+    return [" ".join(names[row >= threshold]) or "Normal" for row in probs]
 
 
 @dataclass
@@ -23,10 +39,7 @@ class Evaluation:
     predictions: Predictions
     names: list[str]
     metrics: dict
-
-    def predicted_labels(self, spec: LabelSpec) -> list[str]:
-        """Predicted class name per sample (argmax)."""
-        return [spec.class_names[i] for i in self.predictions.probs.argmax(axis=1)]
+    threshold: float = THRESHOLD
 
 
 def evaluate(
@@ -38,7 +51,7 @@ def evaluate(
     criterion: nn.Module | None = None,
     label: str = "evaluate",
 ) -> Evaluation:
-    """Predict every sample of ``loader``; compute metrics when ``labelled``."""
+    """Predict every sample of ``loader``; metrics at the benchmark threshold when ``labelled``."""
     preds = predict(model, loader, spec, runtime, criterion if labelled else None, label)
     names = [loader.dataset.names[i] for i in preds.indices]
     metrics = {}
@@ -49,22 +62,61 @@ def evaluate(
     return Evaluation(preds, names, metrics)
 
 
+def add_tuned_metrics(evaluation: Evaluation, spec: LabelSpec, threshold: float) -> None:
+    """Report the headline figures at a tuned threshold under ``tuned/``, next to the 0.5 ones."""
+    evaluation.threshold = threshold
+    if not evaluation.metrics:
+        return
+    tuned = compute_metrics(evaluation.predictions.probs, evaluation.predictions.targets, spec, threshold)
+    evaluation.metrics["tuned/threshold"] = threshold
+    evaluation.metrics.update({f"tuned/{k}": tuned[k] for k in HEADLINE_METRICS if k in tuned})
+
+
 def write_evaluation(run_dir: Path, evaluation: Evaluation, spec: LabelSpec, title: str) -> None:
-    """``predictions.csv`` and, with labels, ``confusion_matrix.png`` in ``run_dir``."""
+    """``predictions.csv``; with labels also the per-class table (log), ``per_class.png`` and, for
+    single-label tasks, ``confusion_matrix.png``."""
     preds = evaluation.predictions
-    write_predictions(
-        run_dir / "predictions.csv", evaluation.names, preds.probs, spec.class_names, evaluation.predicted_labels(spec)
-    )
-    if evaluation.metrics and spec.single_label:
-        matrix = single_label_confusion(preds.probs, preds.targets, spec.num_labels)
+    labels = predicted_labels(preds.probs, spec, evaluation.threshold)
+    write_predictions(run_dir / "predictions.csv", evaluation.names, preds.probs, spec.class_names, labels)
+    if not evaluation.metrics:
+        return
+    log.info("%s per class:\n%s", title, format_class_table(evaluation.metrics, spec.class_names))
+    plot_per_class(run_dir / "per_class.png", evaluation.metrics, spec.class_names, title)
+    if spec.single_label:
+        matrix = single_label_confusion(preds.probs, preds.targets, spec.num_labels, evaluation.threshold)
         plot_confusion_matrix(run_dir / "confusion_matrix.png", np.asarray(matrix), spec.class_names, title)
 
 
+def replace_normal_scores(probs: np.ndarray, defect_scores: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """Two-stage "replace" combination: where the binary model's defect score is below
+    ``threshold``, it replaces every class score of the multi-label model (so no class fires)."""
+    combined = probs.copy()
+    normal = defect_scores < threshold
+    combined[normal] = defect_scores[normal, None]
+    return combined
+
+
 def test_model(
-    model: nn.Module, loader: DataLoader, spec: LabelSpec, runtime: Runtime, run_dir: Path, labelled: bool = True
+    model: nn.Module,
+    loader: DataLoader,
+    spec: LabelSpec,
+    runtime: Runtime,
+    run_dir: Path,
+    labelled: bool = True,
+    tuned_threshold: float | None = None,
+    rescore: Callable[[Predictions], np.ndarray] | None = None,
 ) -> Evaluation:
     """The final evaluation of a run, shared by ``train.py`` and ``infer.py`` so their figures match:
-    predictions of ``loader``, metrics when ``labelled``, and the files of :func:`write_evaluation`."""
-    evaluation = evaluate(model, loader, spec, runtime, labelled, label="test")
+    predictions of ``loader`` (optionally rescored, e.g. by a two-stage combination), metrics when
+    ``labelled`` (plus ``tuned/`` ones with a tuned threshold), and the files of
+    :func:`write_evaluation`."""
+    evaluation = evaluate(model, loader, spec, runtime, labelled=False, label="test")
+    preds = evaluation.predictions
+    if rescore is not None:
+        preds.probs = rescore(preds)
+    if labelled:
+        evaluation.metrics = compute_metrics(preds.probs, preds.targets, spec)
+    if tuned_threshold is not None:
+        add_tuned_metrics(evaluation, spec, tuned_threshold)
     write_evaluation(run_dir, evaluation, spec, title=f"test ({len(evaluation.names)} images)")
     return evaluation

@@ -15,12 +15,40 @@ from tqdm import tqdm
 
 from hybrid.data.labels import LabelSpec
 from hybrid.engine.runtime import Runtime, autocast
-from hybrid.errors import HybridError
+from hybrid.errors import ConfigError, HybridError
+
+CLASS_WEIGHTINGS = ("none", "positive_ratio", "effective_number")
 
 
-def loss_function(spec: LabelSpec) -> nn.Module:
-    """Cross-entropy over the softmax for single-label tasks, per-class BCE for multi-label."""
-    return nn.CrossEntropyLoss() if spec.single_label else nn.BCEWithLogitsLoss()
+def class_counts(targets: np.ndarray, spec: LabelSpec) -> np.ndarray:
+    """Positive examples per class in the training targets."""
+    if spec.single_label:
+        return np.bincount(targets, minlength=spec.num_labels).astype(np.float64)
+    return targets.sum(axis=0).astype(np.float64)
+
+
+def loss_function(
+    spec: LabelSpec, weighting: str = "none", train_targets: np.ndarray | None = None, beta: float = 0.999
+) -> nn.Module:
+    """Cross-entropy over the softmax (single-label) or per-class BCE on sigmoids (multi-label).
+
+    ``weighting``: ``positive_ratio`` (multi-label) sets BCE's ``pos_weight`` to ``(N - N_c) / N_c``
+    as the official Sewer-ML code does; ``effective_number`` weights class ``c`` by
+    ``(1 - beta) / (1 - beta ** N_c)`` (Cui et al., CVPR 2019), normalized to mean 1.
+    """
+    if weighting not in CLASS_WEIGHTINGS:
+        raise ConfigError(f"trainer.class_weighting={weighting!r}; choose one of {list(CLASS_WEIGHTINGS)}")
+    if weighting == "none":
+        return nn.CrossEntropyLoss() if spec.single_label else nn.BCEWithLogitsLoss()
+    counts = np.maximum(class_counts(train_targets, spec), 1.0)
+    if weighting == "positive_ratio":
+        if spec.single_label:
+            raise ConfigError("trainer.class_weighting=positive_ratio applies to data.task=multilabel only")
+        pos_weight = (len(train_targets) - counts) / counts
+        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
+    weights = (1 - beta) / (1 - beta**counts)
+    weights = torch.tensor(weights / weights.mean(), dtype=torch.float32)
+    return nn.CrossEntropyLoss(weight=weights) if spec.single_label else nn.BCEWithLogitsLoss(weight=weights)
 
 
 def to_probabilities(logits: torch.Tensor, spec: LabelSpec) -> torch.Tensor:

@@ -33,7 +33,7 @@ def write_predictions(
     frame.insert(0, "Filename", list(names))
     frame["prediction"] = list(predicted)
     frame = frame.sort_values("Filename", kind="stable").reset_index(drop=True)
-    frame.to_csv(path, index=False, float_format="%.6f")
+    frame.to_csv(path, index=False, float_format="%.9g")  # round-trips float32 exactly
     return frame
 
 
@@ -64,6 +64,45 @@ def plot_confusion_matrix(path: Path, matrix: np.ndarray, class_names: Sequence[
                 va="center",
                 color="white" if matrix[i, j] > threshold else "black",
             )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+PER_CLASS_COLUMNS = ("precision", "recall", "f1", "f2", "support")
+
+
+def format_class_table(metrics: Mapping, class_names: Sequence[str]) -> str:
+    """Per-class precision / recall / F1 / F2 / support as an aligned text table."""
+    columns = [c for c in PER_CLASS_COLUMNS if f"{c}/{class_names[0]}" in metrics]
+    width = max(8, *(len(n) for n in class_names))
+    lines = [f"{'class':<{width}}" + "".join(f"{c:>11}" for c in columns)]
+    for name in class_names:
+        cells = [metrics[f"{c}/{name}"] for c in columns]
+        lines.append(f"{name:<{width}}" + "".join(f"{v:>11d}" if isinstance(v, int) else f"{v:>11.4f}" for v in cells))
+    return "\n".join(lines)
+
+
+def plot_per_class(path: Path, metrics: Mapping, class_names: Sequence[str], title: str) -> Path:
+    """Bar chart of per-class F1 (and F2 where computed) with the support under each class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = [m for m in ("f1", "f2") if f"{m}/{class_names[0]}" in metrics]
+    x = np.arange(len(class_names))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(5, 0.55 * len(class_names) + 2), 3.6))
+    for i, metric in enumerate(series):
+        ax.bar(x + i * width, [metrics[f"{metric}/{n}"] for n in class_names], width, label=metric.upper())
+    labels = [f"{n}\n({metrics.get(f'support/{n}', 0)})" for n in class_names]
+    ax.set_xticks(x + width * (len(series) - 1) / 2, labels, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.set_title(f"{title}: per class (support)")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -56,7 +56,6 @@ class Trainer:
         self.ckpt_dir = run_dir / "checkpoints"
         self.monitor = str(cfg.trainer.monitor)
         self.mode = monitor_mode(self.monitor)
-        self.criterion = loss_function(data.spec)
 
     def _improved(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -84,6 +83,12 @@ class Trainer:
         if len(train_set) == 0 or len(val_set) == 0:
             raise DataError(f"no usable images: {len(train_set)} for training, {len(val_set)} for validation")
         skipped = set(train_set.missing) | set(val_set.missing)
+        self.criterion = loss_function(
+            self.data.spec,
+            self.trainer_cfg.class_weighting,
+            train_set.targets,
+            float(self.trainer_cfg.effective_number_beta),
+        ).to(self.runtime.device)
         train_loader, val_loader = self.data.loader("train", train_set), self.data.loader("val", val_set)
         optimizer = build_optimizer(self.model, self.trainer_cfg)
         scheduler = build_scheduler(optimizer, self.trainer_cfg, len(train_loader))
