@@ -60,6 +60,13 @@ def test_data_follows_model_input():
         (["trainer.precision=16"], "trainer.precision=16"),
         (["trainer.monitor=val/f2_ciw"], "trainer.monitor='val/f2_ciw' does not apply"),
         (["trainer.scheduler.name=step"], "trainer.scheduler.name='step'"),
+        (["trainer.class_weighting=positive_ratio"], "positive_ratio applies to data.task=multilabel only"),
+        (
+            ["data.task=multiclass", "data.label_columns=[kind]", "trainer.tune_threshold=true"],
+            "needs data.task=binary or multilabel",
+        ),
+        (["trainer.monitor=val/loss", "trainer.tune_threshold=true"], "cannot tune for trainer.monitor=val/loss"),
+        (["data.task=multilabel", "data.label_columns=[a,b]", "trainer.monitor=val/f2_ciw"], "needs Sewer-ML codes"),
     ],
 )
 def test_bad_combinations_name_the_key(overrides, message):

@@ -1,0 +1,110 @@
+"""Sewer-ML metrics pinned on hand-computed cases, and agreement with scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import fbeta_score
+
+from hybrid.data.labels import resolve_label_spec
+from hybrid.data.sewerml import CIW_WEIGHTS, DEFECT_CODES
+from hybrid.engine.evaluation import replace_normal_scores
+from hybrid.metrics import f2_ciw, multilabel_metrics, single_label_metrics, tune_threshold
+
+CODES = list(DEFECT_CODES)
+
+
+def labels(rows: list[set[str]]) -> np.ndarray:
+    return np.array([[float(c in row) for c in CODES] for row in rows])
+
+
+def scores(rows: list[dict[str, float]]) -> np.ndarray:
+    return np.array([[row.get(c, 0.1) for c in CODES] for row in rows])
+
+
+def test_hand_computed_case():
+    # 5 images. RB: 2 true, predicted on 1 of them plus 1 false alarm -> P 1/2, R 1/2, F2 1/2.
+    # FS: 1 true, never predicted -> F2 0. OB: never true, predicted once -> F2 0.
+    # Every other code: no positives, no predictions -> F2 0 (undefined counts as 0).
+    truth = labels([{"RB"}, {"RB", "FS"}, set(), set(), set()])
+    probs = scores([{"RB": 0.9}, {"RB": 0.2}, {"RB": 0.7}, {"OB": 0.5}, {}])
+    m = multilabel_metrics(probs, truth, CODES)
+    assert m["f2/RB"] == pytest.approx(0.5) and m["precision/RB"] == 0.5 and m["recall/RB"] == 0.5
+    assert m["f2/FS"] == 0.0 and m["recall/FS"] == 0.0 and m["f2/OB"] == 0.0 and m["f2/OK"] == 0.0
+    assert m["f2_ciw"] == pytest.approx(0.5 * 1.0 / sum(CIW_WEIGHTS.values()))
+    # Normal: truly normal images 3,4,5; predicted normal (nothing reaches 0.5): 2 and 5.
+    # TP = {5}, FP = {2}, FN = {3, 4} -> P 1/2, R 1/3, F1 = 2PR/(P+R) = 0.4
+    assert m["f1_normal"] == pytest.approx(0.4)
+    # Defect (any code): truly defective 1,2; predicted defective 1,3,4 -> P 1/3, R 1/2, F1 0.4
+    assert m["f1_defect"] == pytest.approx(0.4)
+    assert m["support/RB"] == 2 and m["num_samples"] == 5
+
+
+def test_threshold_is_inclusive_and_configurable():
+    truth = labels([{"PB"}, set()])
+    probs = scores([{"PB": 0.5}, {"PB": 0.3}])
+    assert multilabel_metrics(probs, truth, CODES)["f2/PB"] == 1.0  # 0.5 reaches 0.5
+    lowered = multilabel_metrics(probs, truth, CODES, threshold=0.25)
+    assert lowered["precision/PB"] == 0.5 and lowered["f1_normal"] == 0.0
+
+
+def test_all_normal_images():
+    truth = labels([set()] * 4)
+    m = multilabel_metrics(scores([{}] * 4), truth, CODES)
+    assert m["f1_normal"] == 1.0 and m["f2_ciw"] == 0.0 and m["accuracy"] == 1.0
+    assert "map" not in m and "auroc" not in m  # no positives anywhere: undefined, left out
+    m = multilabel_metrics(scores([{"DE": 0.8}] * 4), truth, CODES)
+    assert m["f1_normal"] == 0.0 and m["f1_defect"] == 0.0
+
+
+def test_f2_ciw_weights_are_the_official_ones():
+    assert f2_ciw(dict.fromkeys(CODES, 1.0)) == pytest.approx(1.0)
+    only_os = {c: float(c == "OS") for c in CODES}
+    assert f2_ciw(only_os) == pytest.approx(0.9009 / 6.7024)
+    assert sum(CIW_WEIGHTS.values()) == pytest.approx(6.7024)
+
+
+def test_per_class_f_beta_agrees_with_sklearn():
+    rng = np.random.default_rng(1)
+    truth = (rng.random((300, 17)) < 0.15).astype(float)
+    probs = np.clip(truth * 0.4 + rng.random((300, 17)) * 0.7, 0, 1)
+    m = multilabel_metrics(probs, truth, CODES)
+    f2 = fbeta_score(truth, probs >= 0.5, beta=2, average=None, zero_division=0)
+    f1 = fbeta_score(truth, probs >= 0.5, beta=1, average=None, zero_division=0)
+    for i, code in enumerate(CODES):
+        assert m[f"f2/{code}"] == pytest.approx(f2[i]) and m[f"f1/{code}"] == pytest.approx(f1[i])
+    assert m["f2_ciw"] == pytest.approx(sum(f2[i] * CIW_WEIGHTS[c] for i, c in enumerate(CODES)) / 6.7024)
+    assert 0 < m["map"] <= 1 and 0.5 < m["auroc"] <= 1
+
+
+def test_binary_threshold_on_defect_score():
+    probs = np.array([[0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])
+    targets = np.array([1, 1, 0])
+    assert single_label_metrics(probs, targets, ["Normal", "Defect"])["accuracy"] == pytest.approx(2 / 3)
+    assert single_label_metrics(probs, targets, ["Normal", "Defect"], threshold=0.4)["f1_defect"] == pytest.approx(0.8)
+
+
+def test_tuned_threshold_improves_or_keeps_the_metric():
+    rng = np.random.default_rng(2)
+    truth = (rng.random((200, 17)) < 0.2).astype(float)
+    probs = np.clip(truth * 0.3 + rng.random((200, 17)) * 0.5, 0, 1)  # positives mostly below 0.5
+    spec = resolve_label_spec("multilabel", CODES, None)
+    threshold = tune_threshold(probs, truth, spec, "f2_ciw")
+    assert threshold < 0.5
+    tuned = multilabel_metrics(probs, truth, CODES, threshold)["f2_ciw"]
+    assert tuned > multilabel_metrics(probs, truth, CODES)["f2_ciw"]
+
+
+def test_two_stage_replace_changes_f1_normal():
+    truth = labels([set(), set(), {"RB"}, {"FS"}])
+    multilabel = scores([{"RB": 0.7}, {}, {"RB": 0.9}, {"FS": 0.8}])  # false alarm on image 1
+    defect = np.array([0.2, 0.1, 0.9, 0.3])  # binary model: 1, 2 normal (right), 4 normal (wrong)
+    combined = replace_normal_scores(multilabel, defect)
+    assert (
+        np.allclose(combined[0], 0.2) and np.allclose(combined[3], 0.3) and np.array_equal(combined[2], multilabel[2])
+    )
+    before = multilabel_metrics(multilabel, truth, CODES)
+    after = multilabel_metrics(combined, truth, CODES)
+    # before: predicted normal {2}, truly normal {1, 2} -> F1 2/3; after: predicted normal {1, 2, 4} -> F1 0.8
+    assert before["f1_normal"] == pytest.approx(2 / 3) and after["f1_normal"] == pytest.approx(0.8)
+    assert after["f2/FS"] == 0.0 < before["f2/FS"]
