@@ -1,10 +1,11 @@
 """The CNN-Transformer hybrid: patch encoder, CATS decoder, classifier."""
 
 from hybrid.models.backbones import BACKBONES, available_backbones, build_backbone
-from hybrid.models.classifier import Classifier, HybridModel
+from hybrid.models.classifier import Classifier
 from hybrid.models.decoder import CatsDecoder
 from hybrid.models.encoder import PatchConvEncoder
 from hybrid.models.factory import build_model, format_parameter_report, parameter_report
+from hybrid.models.hybrid_model import HybridModel
 
 __all__ = [
     "BACKBONES",

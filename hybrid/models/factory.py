@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from hybrid.models.classifier import HybridModel
+from hybrid.models.hybrid_model import HybridModel
 
 
 def build_model(model_cfg: DictConfig | Mapping, num_labels: int) -> HybridModel:
