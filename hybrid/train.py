@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hybrid.cli import run_dir as hydra_run_dir
 from hybrid.config import check_train_config
-from hybrid.data.loaders import DataModule
+from hybrid.data.loaders import SPLITS, DataModule
 from hybrid.engine.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from hybrid.engine.evaluation import evaluate, test_model
 from hybrid.engine.outputs import write_json
@@ -46,6 +46,8 @@ def train(cfg: DictConfig) -> float:
     configure_threads(cfg.trainer.num_threads)
     runtime = runtime_from(cfg.trainer)
     data = DataModule(cfg.data, int(cfg.seed))
+    for split in SPLITS:  # read and check every label CSV now, not after hours of training
+        data.frame(split)
     log.info("data: %s, task %s, classes %s", data.root, data.spec.task, list(data.spec.class_names))
     model = build_model(cfg.model, data.spec.num_labels)
     params = parameter_report(model)

@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import Dataset
 
 from hybrid.data.labels import LabelSpec, check_columns, encode_targets
-from hybrid.errors import DataError
 from hybrid.data.transforms import read_image
+from hybrid.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,9 @@ def index_images(root: str) -> dict[str, str]:
     """
     found: dict[str, str] = {}
     duplicates = 0
-    for folder, _, files in os.walk(root, followlinks=True):
-        for name in files:
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        subfolders.sort()  # a stable walk, so "the first" is the same on every machine
+        for name in sorted(files):
             if name.lower().endswith(IMAGE_SUFFIXES):
                 if name in found:
                     duplicates += 1
@@ -78,7 +79,9 @@ class ImageFileDataset(Dataset):
     :func:`hybrid.data.loaders.collate` drops and counts; with ``"error"`` it raises naming the file.
     """
 
-    def __init__(self, paths: list[str], names: list[str], targets: np.ndarray, transform, in_channels: int, on_bad_image: str):
+    def __init__(
+        self, paths: list[str], names: list[str], targets: np.ndarray, transform, in_channels: int, on_bad_image: str
+    ):
         if on_bad_image not in BAD_IMAGE_POLICIES:
             raise DataError(f"data.on_bad_image={on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
         self.paths = paths

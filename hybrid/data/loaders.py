@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, read_label_csv
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
-from hybrid.errors import DataError
 from hybrid.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
 from hybrid.data.transforms import build_transform
+from hybrid.errors import DataError
 
 log = logging.getLogger(__name__)
 

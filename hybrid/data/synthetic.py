@@ -224,7 +224,8 @@ def render_stains(scene: PipeScene, count: int) -> None:
     for _ in range(count):
         x, y = scene.point(rng.uniform(0, 2 * np.pi), rng.uniform(1.2, 4))
         size = rng.uniform(10, 40)
-        m = scene.mask(lambda d: d.polygon(ellipse_points(x, y, size, size * 0.6, rng.uniform(0, 3), rng, 0.3), fill=255))
+        outline = ellipse_points(x, y, size, size * 0.6, rng.uniform(0, 3), rng, 0.3)
+        m = scene.mask(lambda d, outline=outline: d.polygon(outline, fill=255))
         scene.blend(m, scene.image * rng.uniform(0.75, 1.2), opacity=rng.uniform(0.2, 0.45))
 
 
@@ -263,7 +264,11 @@ def paint_crack(scene, rng, c, **_):
 def paint_surface_damage(scene, rng, c, **_):
     x, y = scene.point(*scene.spot())
     size = rng.uniform(28, 60)
-    m = scene.mask(lambda d: d.polygon(ellipse_points(x, y, size, size * rng.uniform(0.5, 0.9), rng.uniform(0, 3), rng, 0.35), fill=255))
+    m = scene.mask(
+        lambda d: d.polygon(
+            ellipse_points(x, y, size, size * rng.uniform(0.5, 0.9), rng.uniform(0, 3), rng, 0.35), fill=255
+        )
+    )
     speckle = rng.random(m.shape).astype(np.float32)
     aggregate = np.where(speckle[..., None] > 0.55, (0.78, 0.74, 0.66), (0.30, 0.28, 0.25)).astype(np.float32)
     scene.blend(m, aggregate, c)
@@ -292,7 +297,9 @@ def paint_displaced_joint(scene, rng, c, joint_depths, **_):
     shift = r * rng.uniform(0.1, 0.2)
     angle = rng.uniform(0, 2 * np.pi)
     ox, oy = scene.cx + shift * math.cos(angle), scene.cy + shift * math.sin(angle)
-    outer = scene.mask(lambda d: d.polygon(ellipse_points(ox, oy, r * scene.sx * 1.02, r * scene.sy * 1.02, 0), fill=255))
+    outer = scene.mask(
+        lambda d: d.polygon(ellipse_points(ox, oy, r * scene.sx * 1.02, r * scene.sy * 1.02, 0), fill=255)
+    )
     inner = scene.mask(lambda d: d.polygon(ellipse_points(scene.cx, scene.cy, r * scene.sx, r * scene.sy, 0), fill=255))
     scene.blend(np.clip(outer - inner, 0, 1), (0.03, 0.03, 0.03), c)
 
@@ -382,7 +389,9 @@ def paint_obstacle(scene, rng, c, **_):
     theta, z = scene.spot(sides=(np.pi / 2 - 0.4, np.pi / 2 + 0.4), depth=(1.5, 3.5))
     x, y = scene.point(theta, z)
     size = scene.R / z * rng.uniform(0.3, 0.5)
-    pts = ellipse_points(x, y - size * 0.4, size, size * rng.uniform(0.5, 0.9), rng.uniform(-0.4, 0.4), rng, 0.25, n=rng.integers(5, 8))
+    pts = ellipse_points(
+        x, y - size * 0.4, size, size * rng.uniform(0.5, 0.9), rng.uniform(-0.4, 0.4), rng, 0.25, n=rng.integers(5, 8)
+    )
     body = np.array(rng.choice([(0.35, 0.3, 0.25), (0.6, 0.2, 0.15), (0.75, 0.7, 0.5), (0.2, 0.25, 0.35)]), np.float32)
     scene.blend(scene.mask(lambda d: d.polygon(pts, fill=255)), body, c)
     lit = [(px, py) for px, py in pts if py < y - size * 0.4] or pts[:3]
@@ -432,10 +441,19 @@ def paint_drilled(scene, rng, c, **_):
 def paint_reinstatement_cut(scene, rng, c, **_):
     x, y, a, b, ang = _connection_site(scene, rng)
     _hole(scene, x, y, a, b, ang, c)
-    flap = scene.mask(lambda d: d.polygon(ellipse_points(x + a * 0.3 * math.cos(ang), y + a * 0.3 * math.sin(ang), a * 0.7, b * 0.8, ang, rng, 0.15), fill=255))
+    flap = scene.mask(
+        lambda d: d.polygon(
+            ellipse_points(x + a * 0.3 * math.cos(ang), y + a * 0.3 * math.sin(ang), a * 0.7, b * 0.8, ang, rng, 0.15),
+            fill=255,
+        )
+    )
     scene.blend(flap, (0.88, 0.86, 0.8), c)
     cuts = [(x + a * 1.3 * math.cos(t), y + b * 1.3 * math.sin(t)) for t in np.linspace(0, 2 * np.pi, 7)]
-    scene.blend(scene.mask(lambda d: [d.line((x, y, cx, cy), fill=255, width=1) for cx, cy in cuts]), (0.95, 0.95, 0.95), 0.8 * c)
+    scene.blend(
+        scene.mask(lambda d: [d.line((x, y, cx, cy), fill=255, width=1) for cx, cy in cuts]),
+        (0.95, 0.95, 0.95),
+        0.8 * c,
+    )
 
 
 def paint_transition_profile(scene, rng, c, **_):
@@ -549,7 +567,9 @@ def generate(root: str | os.PathLike, spec: SyntheticSpec, progress: bool = True
     for split, indices in _split_ranges(spec).items():
         (root / split).mkdir(exist_ok=True)
         jobs += [(spec, i, str(root / split)) for i in indices]
-    bar = tqdm(total=len(jobs), desc=f"generating synthetic Sewer-ML in {root}", disable=None if progress else True, unit="img")
+    bar = tqdm(
+        total=len(jobs), desc=f"generating synthetic Sewer-ML in {root}", disable=None if progress else True, unit="img"
+    )
     rows = []
     if spec.workers > 1:
         with ProcessPoolExecutor(spec.workers) as pool:
