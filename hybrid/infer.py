@@ -42,19 +42,18 @@ def inference_data_config(trained: DictConfig, cfg: DictConfig, overrides: list[
     return data
 
 
-def load_trained(ckpt_path: str, runtime: Runtime) -> tuple[torch.nn.Module, dict, DictConfig]:
-    """Model (on the runtime's device, eval-ready), raw checkpoint and its training config."""
-    payload = load_checkpoint(ckpt_path)
-    trained = OmegaConf.create(payload["config"])
-    model = build_model(trained.model, len(payload["class_names"]))
+def model_from_checkpoint(payload: dict, ckpt_path: str, runtime: Runtime) -> torch.nn.Module:
+    """Rebuild the model a loaded checkpoint describes, with its weights, on the runtime's device."""
+    model = build_model(OmegaConf.create(payload["config"]["model"]), len(payload["class_names"]))
     load_model_weights(model, payload, ckpt_path)
-    return runtime.prepare(model), payload, trained
+    return runtime.prepare(model)
 
 
 def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Runtime) -> Callable:
     """The first stage of two-stage inference: the binary model's Defect score for every image,
     computed with that model's own input size, and the rescoring it implies."""
-    model, payload, trained = load_trained(cfg.binary_ckpt_path, runtime)
+    payload = load_checkpoint(cfg.binary_ckpt_path)
+    trained = OmegaConf.create(payload["config"])
     if payload["task"] != "binary":
         raise ConfigError(f"binary_ckpt_path={cfg.binary_ckpt_path} is a {payload['task']} model, not binary")
     own = ImageFileDataset(
@@ -65,6 +64,7 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Ru
         trained.data.in_channels,
         dataset.on_bad_image,
     )
+    model = model_from_checkpoint(payload, cfg.binary_ckpt_path, runtime)
     spec = resolve_label_spec("binary", None, payload["class_names"])
     stage_one = predict(model, make_loader(own, trained.data, False, 0), spec, runtime, label="binary stage")
     defect = np.full(len(dataset), np.nan)
@@ -92,7 +92,7 @@ def infer(cfg: DictConfig) -> dict:
         trained.trainer.channels_last,
         cfg.progress_bar,
     )
-    model, payload, trained = load_trained(cfg.ckpt_path, runtime)
+    model = model_from_checkpoint(payload, cfg.ckpt_path, runtime)
     class_names = list(payload["class_names"])
     seed = int(trained.seed)
     if cfg.get("input"):
