@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.dataset import BAD_IMAGE_POLICIES
 from hybrid.data.labels import TASKS
@@ -14,6 +14,7 @@ from hybrid.engine.loop import CLASS_WEIGHTINGS
 from hybrid.engine.optim import SCHEDULERS
 from hybrid.engine.runtime import precision_key, select_device
 from hybrid.errors import ConfigError, DataError
+from hybrid.metrics import monitor_mode
 from hybrid.models.backbones import available_backbones
 from hybrid.models.decoder import POSITIONAL_ENCODINGS
 from hybrid.models.encoder import patch_grid
@@ -26,6 +27,15 @@ MONITORS = {
 }
 # Metrics that do not depend on a decision threshold cannot drive threshold tuning.
 THRESHOLD_FREE = ("loss", "auroc", "map")
+
+
+def monitor_direction(monitor: str) -> str:
+    """``maximize`` or ``minimize``: what a sweeper should do with ``trainer.monitor``."""
+    return "maximize" if monitor_mode(monitor) == "max" else "minimize"
+
+
+# Lets sweeper configs follow the monitored metric: ``direction: ${monitor_direction:${trainer.monitor}}``.
+OmegaConf.register_new_resolver("monitor_direction", monitor_direction, replace=True)
 
 
 def check_model(model: DictConfig) -> None:

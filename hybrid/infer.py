@@ -23,6 +23,7 @@ from hybrid.errors import ConfigError
 from hybrid.metrics import THRESHOLD, prefixed
 from hybrid.models import build_model
 from hybrid.tracking import build_tracker
+from hybrid.tracking.media import report_evaluation
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,11 @@ def infer(cfg: DictConfig) -> dict:
             raise ConfigError("binary_ckpt_path (two-stage inference) needs a multilabel model in ckpt_path")
         rescore = binary_defect_scores(cfg, dataset, runtime)
     log.info("predicting %d images from %s with %s", len(dataset), source, cfg.ckpt_path)
-    tracker = build_tracker(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), "infer")
+    tracker = build_tracker(cfg, run_dir, "infer", [spec.task, str(trained.model.backbone)])
     exit_code = 1
     try:
         result = test_model(model, loader, spec, runtime, run_dir, labelled, payload.get("threshold"), rescore)
+        report_evaluation(tracker, "test", result, dataset, spec, run_dir)
         metrics = {
             **prefixed(result.metrics, "test"),
             "infer/num_images": len(result.names),

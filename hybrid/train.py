@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hybrid.cli import run_dir as hydra_run_dir
 from hybrid.config import check_train_config
@@ -16,8 +16,10 @@ from hybrid.engine.outputs import write_json
 from hybrid.engine.runtime import Runtime, configure_threads, seed_everything
 from hybrid.engine.trainer import Trainer
 from hybrid.metrics import prefixed, tune_threshold
-from hybrid.models import build_model, format_parameter_report, parameter_report
+from hybrid.models import build_model, flops_per_image, format_parameter_report, parameter_report
 from hybrid.tracking import build_tracker
+from hybrid.tracking.media import report_evaluation
+from hybrid.tracking.run_info import system_info
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,16 @@ def train(cfg: DictConfig) -> float:
     log.info("data: %s, task %s, classes %s", data.root, data.spec.task, list(data.spec.class_names))
     model = build_model(cfg.model, data.spec.num_labels)
     params = parameter_report(model)
-    log.info(format_parameter_report(params))
+    flops = flops_per_image(model, int(cfg.model.img_size), int(cfg.model.in_channels))
+    log.info("%s\n%.3f GFLOPs per image", format_parameter_report(params), flops / 1e9)
     model = runtime.prepare(model)
-    tracker = build_tracker(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), "train")
+    tags = [data.spec.task, str(cfg.model.backbone)]
+    resume_id = resume.get("wandb_run_id") if resume else None
+    tracker = build_tracker(cfg, run_dir, "train", tags, cfg.trainer.monitor, resume_id)
     exit_code = 1
     try:
-        tracker.log_summary(prefixed(params, "params"))
+        system = {**system_info(runtime.device), "flops_per_image": flops}
+        tracker.log_summary({**prefixed(params, "params"), **prefixed(system, "system")})
         fit = Trainer(cfg, model, data, runtime, tracker, run_dir).fit(resume)
         best_path = run_dir / "checkpoints" / "best.pt"
         best = load_checkpoint(best_path)
@@ -67,6 +73,12 @@ def train(cfg: DictConfig) -> float:
             save_checkpoint(best_path, {**best, "threshold": threshold})
         test_set = data.dataset("test")
         test = test_model(model, data.loader("test", test_set), data.spec, runtime, run_dir, tuned_threshold=threshold)
+        report_evaluation(tracker, "test", test, test_set, data.spec, run_dir)
+        last_path = run_dir / "checkpoints" / "last.pt"
+        tracker.log_checkpoints(
+            {"best": best_path, "latest": best_path if fit.best_epoch == fit.last_epoch else last_path},
+            {"monitor": cfg.trainer.monitor, "best_value": fit.best_value, "best_epoch": fit.best_epoch},
+        )
         skipped = fit.skipped | set(test_set.missing) | set(test.predictions.skipped)
         if skipped:
             log.warning("skipped %d unreadable or missing images: %s", len(skipped), sorted(skipped)[:20])

@@ -101,18 +101,6 @@ def test_emb_dim_override_changes_logged_decoder_size(tiny_data, tmp_path):
     assert decoder and decoder.group(1) != "11,632"
 
 
-def test_multirun_makes_one_run_dir_per_job(tiny_data, tmp_path):
-    result = run_script(
-        "train.py", "-m", *tiny_overrides(tiny_data), "model.emb_dim=24,48", "trainer.max_epochs=1",
-        f"hydra.sweep.dir={tmp_path}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))
-    assert [p.name for p in runs] == ["0", "1"]
-    sizes = [re.search(r"^\s+decoder\s+([\d,]+)$", (p / "train.log").read_text(), re.M).group(1) for p in runs]
-    assert sizes[0] != sizes[1]
-
-
 def test_wandb_runs_offline_without_credentials(tiny_data, tmp_path):
     env = {"HOME": str(tmp_path / "home"), "WANDB_API_KEY": None, "WANDB_MODE": None, "NETRC": None}
     overrides = [o for o in tiny_overrides(tiny_data) if o != "logger=none"]

@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from hybrid.data.sewerml import CSV_HEADER, DEFECT_CODES
+from hybrid.errors import DataError
 
 SPLIT_FILES = {"train": "SewerML_Train.csv", "val": "SewerML_Val.csv", "test": "SewerML_Test.csv"}
 META_FILE = "synthetic.json"
@@ -601,7 +602,7 @@ def ensure_synthetic_dataset(root: str | os.PathLike, spec: SyntheticSpec, progr
         found = json.loads(meta.read_text())
         if found != spec.identity():
             diff = {k: (found.get(k), v) for k, v in spec.identity().items() if found.get(k) != v}
-            raise ValueError(
+            raise DataError(
                 f"data.root={root} holds a synthetic dataset made with other settings "
                 f"(stored, requested: {diff}); delete that folder or set another data.root"
             )

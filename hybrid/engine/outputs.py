@@ -11,6 +11,16 @@ import numpy as np
 import pandas as pd
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend (runs have no display), imported on first plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def write_json(path: Path, data: Mapping) -> None:
     """Write ``data`` as indented JSON, replacing the file atomically."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -39,10 +49,7 @@ def write_predictions(
 
 def plot_confusion_matrix(path: Path, matrix: np.ndarray, class_names: Sequence[str], title: str) -> Path:
     """Save a confusion matrix (counts, rows true, columns predicted) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     size = max(3.5, 0.5 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
@@ -86,10 +93,7 @@ def format_class_table(metrics: Mapping, class_names: Sequence[str]) -> str:
 
 def plot_per_class(path: Path, metrics: Mapping, class_names: Sequence[str], title: str) -> Path:
     """Bar chart of per-class F1 (and F2 where computed) with the support under each class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     series = [m for m in ("f1", "f2") if f"{m}/{class_names[0]}" in metrics]
     x = np.arange(len(class_names))
@@ -106,4 +110,32 @@ def plot_per_class(path: Path, metrics: Mapping, class_names: Sequence[str], tit
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path
+
+
+def plot_history(path: Path, history: Sequence[Mapping], monitor: str) -> Path:
+    """Training curves per epoch: losses, validation scores (the monitored one included) and the
+    learning rate, side by side; replaced atomically so a reader never sees half a file."""
+    plt = _pyplot()
+    frame = pd.DataFrame(list(history))
+    scores = [k for k in dict.fromkeys([monitor, "val/accuracy", "val/f1_macro", "val/f2_ciw"]) if k in frame]
+    panels = [
+        ("loss", [k for k in ("train/loss", "val/loss") if k in frame]),
+        ("validation", scores),
+        ("learning rate", [k for k in ("lr",) if k in frame]),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    for ax, (title, keys) in zip(axes, panels, strict=True):
+        for key in keys:
+            ax.plot(frame["epoch"], frame[key], marker="o", markersize=3, label=key)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if keys:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
     return path

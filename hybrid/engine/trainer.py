@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -14,11 +15,12 @@ from hybrid.engine.checkpoint import load_model_weights, save_checkpoint
 from hybrid.engine.evaluation import evaluate
 from hybrid.engine.loop import loss_function, train_one_epoch
 from hybrid.engine.optim import build_optimizer, build_scheduler
-from hybrid.engine.outputs import write_history
+from hybrid.engine.outputs import plot_history, write_history
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import DataError
 from hybrid.metrics import monitor_mode, prefixed
 from hybrid.tracking import Tracker
+from hybrid.tracking.media import attention_overlays
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,11 @@ class FitResult:
     history: list[dict]
     images_per_s: float
     skipped: set[str] = field(default_factory=set)
+
+    @property
+    def last_epoch(self) -> int:
+        """The last epoch trained (0 if none)."""
+        return int(self.history[-1]["epoch"]) if self.history else 0
 
 
 class Trainer:
@@ -75,7 +82,19 @@ class Trainer:
             "best_value": best_value,
             "best_epoch": best_epoch,
             "history": history,
+            "wandb_run_id": self.tracker.run_id,
         }
+
+    def _log_attention(self, epoch: int, val_set) -> None:
+        """Attention overlays on a fixed handful of validation images, every few epochs."""
+        every, count = self.tracker.attention_every_n_epochs, self.tracker.attention_images
+        if not self.tracker.wants_media or every <= 0 or count <= 0 or epoch % every:
+            return
+        indices = np.unique(np.linspace(0, len(val_set) - 1, count).round().astype(int))
+        overlays = attention_overlays(
+            self.model, val_set, indices, self.data.spec, self.runtime, self.tracker.max_image_side
+        )
+        self.tracker.log_images("val/attention", overlays, step=epoch)
 
     def fit(self, resume: dict | None = None) -> FitResult:
         """Run ``trainer.max_epochs`` epochs (continuing after ``resume``'s epoch if given)."""
@@ -130,6 +149,8 @@ class Trainer:
             if improved:
                 save_checkpoint(self.ckpt_dir / "best.pt", payload)
             write_history(self.run_dir / "history.csv", history)
+            plot_history(self.run_dir / "training_curves.png", history, self.monitor)
+            self._log_attention(epoch, val_set)
             self.tracker.log_metrics({**row, f"{self.monitor}_best": best_value}, step=epoch)
             shown = dict.fromkeys(["train/loss", "val/loss", "val/accuracy", "val/f1_macro", self.monitor])
             log.info(

@@ -4,7 +4,7 @@ from hybrid.models.backbones import BACKBONES, available_backbones, build_backbo
 from hybrid.models.classifier import Classifier
 from hybrid.models.decoder import CatsDecoder
 from hybrid.models.encoder import PatchConvEncoder
-from hybrid.models.factory import build_model, format_parameter_report, parameter_report
+from hybrid.models.factory import build_model, flops_per_image, format_parameter_report, parameter_report
 from hybrid.models.hybrid_model import HybridModel
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "available_backbones",
     "build_backbone",
     "build_model",
+    "flops_per_image",
     "format_parameter_report",
     "parameter_report",
 ]

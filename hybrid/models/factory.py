@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from hybrid.models.hybrid_model import HybridModel
 
@@ -55,3 +57,18 @@ def format_parameter_report(report: Mapping[str, int]) -> str:
     lines = ["trainable parameters:"]
     lines += [f"  {name:<{width}}  {count:>12,}" for name, count in report.items()]
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def flops_per_image(model: nn.Module, img_size: int, in_channels: int) -> int:
+    """Floating-point operations of one forward pass on one image (eval mode, counted by
+    :mod:`torch.utils.flop_counter`; a multiply-add counts as 2)."""
+    parameter = next(model.parameters())
+    image = torch.zeros(1, in_channels, img_size, img_size, device=parameter.device, dtype=parameter.dtype)
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(image)
+    model.train(was_training)
+    return int(counter.get_total_flops())

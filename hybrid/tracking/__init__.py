@@ -1,0 +1,48 @@
+"""Experiment tracking: Weights & Biases (offline without credentials) or nothing (``logger=none``).
+
+``wandb`` is imported only when ``logger=wandb`` is chosen, so ``logger=none`` loads no network
+client at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from hybrid.errors import ConfigError
+from hybrid.tracking.base import Tracker
+from hybrid.tracking.run_info import run_identity, run_metadata
+
+BACKENDS = ("wandb", "none")
+
+
+def build_tracker(
+    cfg: DictConfig,
+    run_dir: Path,
+    job_type: str,
+    tags: Sequence[str] = (),
+    monitor: str | None = None,
+    resume_id: str | None = None,
+) -> Tracker:
+    """The tracker chosen by ``cfg.logger`` for a ``train`` or ``infer`` job of the composed ``cfg``.
+
+    The tracked config is the resolved ``cfg`` plus ``run`` metadata: command line, overrides and
+    git commit.
+    """
+    backend = cfg.logger.backend
+    if backend == "none":
+        return Tracker()
+    if backend != "wandb":
+        raise ConfigError(f"logger.backend={backend!r}; choose one of {list(BACKENDS)}")
+    from hybrid.cli import command_line_overrides
+    from hybrid.tracking.wandb_tracker import WandbTracker
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["run"] = run_metadata(command_line_overrides())
+    identity = run_identity(cfg.logger, str(cfg.get("task_name", job_type)), run_dir, list(tags))
+    return WandbTracker(cfg.logger, run_dir, config, job_type, identity, monitor, resume_id)
+
+
+__all__ = ["BACKENDS", "Tracker", "build_tracker"]
