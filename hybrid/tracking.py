@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 class Tracker:
     """The tracking interface; this base class records nothing (``logger=none``)."""
 
+    @property
+    def run_id(self) -> str | None:
+        """The tracker's id of this run (stored in checkpoints so a resumed run continues it)."""
+        return None
+
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         """Record metrics, optionally at a step (the epoch)."""
 
@@ -54,7 +59,7 @@ def wandb_mode(requested: str) -> str:
 class WandbTracker(Tracker):
     """A W&B run whose files live inside the Hydra run dir."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, job_type: str):
+    def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, job_type: str, resume_id: str | None = None):
         import wandb
 
         self.wandb = wandb
@@ -71,8 +76,14 @@ class WandbTracker(Tracker):
             config=config,
             mode=self.mode,
             reinit="finish_previous",
+            id=resume_id,
+            resume="allow" if resume_id else None,
         )
         log.info("W&B run %s (%s) in %s", self.run.id, self.mode, self.run.dir)
+
+    @property
+    def run_id(self) -> str | None:
+        return self.run.id
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         self.run.log(metrics, step=step)
@@ -90,10 +101,10 @@ class WandbTracker(Tracker):
             log.info("W&B run saved offline; upload it with: wandb sync %s", run_dir)
 
 
-def build_tracker(cfg: DictConfig, run_dir: Path, config: dict, job_type: str) -> Tracker:
-    """The tracker chosen by the ``logger`` config group."""
+def build_tracker(cfg: DictConfig, run_dir: Path, config: dict, job_type: str, resume_id: str | None = None) -> Tracker:
+    """The tracker chosen by the ``logger`` config group; ``resume_id`` continues that run."""
     if cfg.backend == "none":
         return Tracker()
     if cfg.backend == "wandb":
-        return WandbTracker(cfg, run_dir, config, job_type)
+        return WandbTracker(cfg, run_dir, config, job_type, resume_id)
     raise ValueError(f"logger.backend={cfg.backend!r}; choose wandb or none")
