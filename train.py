@@ -17,5 +17,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    sys.argv += worker_hydra_overrides()  # torchrun ranks > 0 share rank 0's run dir
+    sys.argv[1:1] = worker_hydra_overrides()  # torchrun ranks > 0 share rank 0's run dir (user overrides win)
     main()

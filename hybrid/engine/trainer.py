@@ -178,6 +178,7 @@ class Trainer:
                 if hasattr(train_loader.sampler, "set_epoch"):
                     train_loader.sampler.set_epoch(epoch)  # the shuffle depends on (seed, epoch) only
                 rng_before = distributed.all_gather_objects(rng_state())
+                log.info("epoch %d/%d: %d steps per process", epoch, max_epochs, len(train_loader))
                 try:
                     result = train_one_epoch(
                         train_model, train_loader, optimizer, scheduler, self.criterion, self.runtime,
