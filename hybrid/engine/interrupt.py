@@ -4,6 +4,7 @@ training step instead of killing the run, so it can write a resumable ``last.pt`
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 
@@ -20,6 +21,7 @@ class GracefulInterrupt:
     def __init__(self):
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
+        self._pid = os.getpid()
 
     def requested(self) -> bool:
         """Whether a stop signal has arrived."""
@@ -45,10 +47,13 @@ class GracefulInterrupt:
             signal.raise_signal(signum)
             return
         self.signum = signum
+        if os.getpid() != self._pid:  # a forked DataLoader worker inherited the handler: keep working, quietly
+            return
         log.warning("%s received: finishing the current step, then saving last.pt", signal.Signals(signum).name)
 
     def __enter__(self) -> GracefulInterrupt:
         # Handlers can only be set from the main thread (e.g. not in some notebook executors).
+        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         return self
