@@ -119,7 +119,7 @@ def test_non_zero_ranks_get_no_run_dir_of_their_own():
 
 def test_sigkill_after_first_epoch_then_resume(tiny_data, tmp_path):
     run = tmp_path / "run"
-    overrides = [*tiny_overrides(tiny_data), "trainer.max_epochs=3"]
+    overrides = [*tiny_overrides(tiny_data), "trainer.max_epochs=2"]
     proc = start_training(*overrides, f"hydra.run.dir={run}")
     try:
         wait_for(lambda: 1 in epochs_in(run / "history.csv"), proc)
@@ -129,13 +129,13 @@ def test_sigkill_after_first_epoch_then_resume(tiny_data, tmp_path):
         proc.kill()
         proc.stdout.close()
     done = load_checkpoint(run / "checkpoints" / "last.pt")["epoch"]
-    assert 1 <= done < 3
+    assert done == 1
     resumed = run_script(
         "train.py", *overrides, f"ckpt_path={run}/checkpoints/last.pt", f"hydra.run.dir={tmp_path / 'r'}"
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     history = pd.read_csv(run / "history.csv")
-    assert history.epoch.tolist() == [1, 2, 3]  # every epoch exactly once
+    assert history.epoch.tolist() == [1, 2]  # every epoch exactly once
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     assert best["best_value"] == pytest.approx(history["val/f1_macro"].max())
     assert best["epoch"] == best["best_epoch"] == int(history["val/f1_macro"].idxmax()) + 1
@@ -169,7 +169,7 @@ def test_tracker_run_id_is_passed_on_resume(tiny_data, tmp_path, monkeypatch):
     train_module.train(compose_config(overrides=base))
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["wandb_run_id"] == "abc123"
     last = tmp_path / "checkpoints" / "last.pt"
-    train_module.train(compose_config(overrides=[*base, "trainer.max_epochs=2", f"ckpt_path={last}"]))
+    train_module.train(compose_config(overrides=[*base, f"ckpt_path={last}"]))  # nothing left but the test
     assert seen["resume_ids"] == [None, "abc123"]
 
 
@@ -179,11 +179,11 @@ def test_tracker_run_id_is_passed_on_resume(tiny_data, tmp_path, monkeypatch):
 def test_sigterm_mid_epoch_saves_last_and_prints_the_resume_command(tiny_data, tmp_path):
     run = tmp_path / "run"
     # one image per step: 48 steps per epoch, so the signal lands inside the first epoch
-    overrides = [*tiny_overrides(tiny_data), "data.batch_size=1", "trainer.max_epochs=2"]
+    overrides = [*tiny_overrides(tiny_data), "data.batch_size=1", "trainer.max_epochs=1"]
     proc = start_training(*overrides, f"hydra.run.dir={run}")
     try:
         log = run / "train.log"
-        wait_for(lambda: log.is_file() and "epoch 1/2: 48 steps" in log.read_text(), proc)
+        wait_for(lambda: log.is_file() and "epoch 1/1: 48 steps" in log.read_text(), proc)
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=120)
     finally:
@@ -191,14 +191,14 @@ def test_sigterm_mid_epoch_saves_last_and_prints_the_resume_command(tiny_data, t
     assert proc.returncode == 143, output[-3000:]
     last = run / "checkpoints" / "last.pt"
     assert f"Resume with: python {ROOT / 'train.py'} ckpt_path={last.resolve()}" in output
-    assert "trainer.max_epochs=2" in output.split("Resume with:")[1]  # the original overrides
+    assert "trainer.max_epochs=1" in output.split("Resume with:")[1]  # the original overrides
     assert "Traceback" not in output
     payload = load_checkpoint(last)
     assert payload["interrupted_epoch"] == 1 and payload["epoch"] == 0 and 1 <= payload["interrupted_step"] < 48
     assert not (run / "checkpoints" / "best.pt").exists() and not (run / "metrics.json").exists()
     resumed = run_script("train.py", *overrides, f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'r'}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert epochs_in(run / "history.csv") == [1, 2]  # the interrupted epoch ran again from its start
+    assert epochs_in(run / "history.csv") == [1]  # the interrupted epoch ran again from its start
     assert json.loads((run / "metrics.json").read_text())["test/num_samples"] == 26
 
 
