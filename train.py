@@ -1,9 +1,12 @@
 """Train the hybrid model: ``python train.py [overrides]`` (see README)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from hybrid.cli import run_entry
+from hybrid.engine.distributed import worker_hydra_overrides
 from hybrid.train import train
 
 
@@ -14,4 +17,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv[1:1] = worker_hydra_overrides()  # torchrun ranks > 0 share rank 0's run dir (user overrides win)
     main()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,20 +67,43 @@ def fixed_override_keys(arguments: list[str]) -> set[str]:
     return {o.get_key_element() for o in parsed if not o.is_sweep_override()}
 
 
+def resume_command(ckpt: Path) -> str:
+    """The command that resumes this job from ``ckpt``: same script, launcher and overrides."""
+    overrides = [o for o in command_line_overrides() if not o.startswith(("ckpt_path=", "+ckpt_path="))]
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
+    nproc = os.environ.get("LOCAL_WORLD_SIZE")
+    launcher = f"torchrun --nproc_per_node={nproc}" if nproc and int(os.environ.get("WORLD_SIZE", 1)) > 1 else "python"
+    words = [*launcher.split(), script, f"ckpt_path={ckpt.resolve()}", *overrides]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def one_line(err: Exception) -> str:
+    """The message of ``err`` on one line. An error raised in a DataLoader worker comes back wrapped
+    with the worker's traceback; its last line carries the original message."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def run_entry(task: Callable[[DictConfig], object], cfg: DictConfig):
     """Run ``task``; a :class:`HybridError` or an unset required key (``???``) stops it with a
-    one-line message and exit code 2.
+    one-line message and exit code 2 (or the error's own ``exit_code``, e.g. 143 after SIGTERM).
 
-    In a multirun sweep the error is raised on instead, after the same line, so Hydra records the
-    job as failed and the sweep goes on with the next one (Optuna reports the trial as failed).
+    In a multirun sweep a failing job's error is raised on instead, after the same line, so Hydra
+    records the job as failed and the sweep goes on with the next one (Optuna reports the trial as
+    failed); an interruption still stops the whole sweep.
     """
+    code = 2
     try:
         return task(cfg)
     except (HybridError, MissingMandatoryValue) as err:
         if isinstance(err, MissingMandatoryValue):
             log.error("%s must be set on the command line", err.full_key)
         else:
-            log.error("%s", err)
-        if multirun_job() is not None:
+            log.error("%s", one_line(err))
+            code = getattr(err, "exit_code", 2)
+        if code == 2 and multirun_job() is not None:
             raise
-    raise SystemExit(2)
+    raise SystemExit(code)

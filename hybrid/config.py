@@ -10,6 +10,7 @@ from hybrid.data.dataset import BAD_IMAGE_POLICIES
 from hybrid.data.labels import TASKS
 from hybrid.data.loaders import SPLITS, split_ratio
 from hybrid.data.sewerml import CIW_WEIGHTS
+from hybrid.engine.distributed import BACKENDS, STRATEGIES
 from hybrid.engine.loop import CLASS_WEIGHTINGS
 from hybrid.engine.optim import SCHEDULERS
 from hybrid.engine.runtime import precision_key, select_device
@@ -81,6 +82,10 @@ def check_trainer(trainer: DictConfig, data: DictConfig) -> None:
     task = data.task
     precision_key(trainer.precision)
     select_device(trainer.device)
+    if trainer.strategy not in STRATEGIES:
+        raise ConfigError(f"trainer.strategy={trainer.strategy!r}; choose one of {list(STRATEGIES)}")
+    if trainer.backend not in BACKENDS:
+        raise ConfigError(f"trainer.backend={trainer.backend!r}; choose one of {list(BACKENDS)}")
     if int(trainer.max_epochs) < 1:
         raise ConfigError(f"trainer.max_epochs must be at least 1, got {trainer.max_epochs}")
     if trainer.scheduler.name not in SCHEDULERS:

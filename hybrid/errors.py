@@ -19,3 +19,14 @@ class CheckpointError(HybridError):
 
 class PretrainedWeightsError(HybridError):
     """Pretrained weights were asked for but cannot be found offline."""
+
+
+class TrainingInterrupted(HybridError):
+    """SIGTERM / SIGINT stopped training after a step; ``last.pt`` was written for resuming.
+
+    ``exit_code`` follows the shell convention for death by signal (130 SIGINT, 143 SIGTERM).
+    """
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, read_label_csv
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
 from hybrid.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
 from hybrid.data.transforms import build_transform
+from hybrid.engine import distributed
 from hybrid.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -61,16 +62,32 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def make_loader(dataset: Dataset, cfg: DictConfig, train: bool, seed: int) -> DataLoader:
-    """A DataLoader over ``dataset``: shuffled and seeded for training, in order otherwise."""
+def split_sampler(dataset: Dataset, train: bool, seed: int) -> Sampler | None:
+    """Which samples this process reads. Training: a shuffle that depends only on ``(seed, epoch)``
+    (the trainer calls ``set_epoch``, so a resumed run sees the same order), split over DDP ranks.
+    Evaluation under DDP: a :class:`~hybrid.engine.distributed.ShardSampler` (each sample once);
+    in a single process ``None`` (in order)."""
+    rank, world = distributed.rank(), distributed.world_size()
+    if train:
+        return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    return distributed.ShardSampler(len(dataset), rank, world) if world > 1 else None
+
+
+def make_loader(
+    dataset: Dataset, cfg: DictConfig, train: bool, seed: int, sampler: Sampler | None = None
+) -> DataLoader:
+    """A DataLoader over ``dataset``: shuffled and seeded for training, in order otherwise;
+    ``sampler`` (see :func:`split_sampler`) replaces the shuffle."""
     generator = torch.Generator()
-    generator.manual_seed(seed)
+    generator.manual_seed(seed + distributed.rank())  # different augmentation streams per rank
     workers = int(cfg.num_workers)
+    per_process = len(sampler) if sampler is not None else len(dataset)
     return DataLoader(
         dataset,
         batch_size=int(cfg.batch_size),
-        shuffle=train,
-        drop_last=train and len(dataset) > int(cfg.batch_size),
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        drop_last=train and per_process > int(cfg.batch_size),
         num_workers=workers,
         persistent_workers=workers > 0 and train,
         pin_memory=torch.cuda.is_available(),
@@ -153,6 +170,9 @@ class DataModule:
         )
 
     def loader(self, split: str, dataset: Dataset | None = None) -> DataLoader:
-        """A loader for a split (or for ``dataset``, evaluated in order)."""
+        """A loader for a split (or for ``dataset``, evaluated in order); under DDP each process
+        reads its share (``data.batch_size`` is per process)."""
         dataset = dataset if dataset is not None else self.dataset(split)
-        return make_loader(dataset, self.cfg, train=split == "train", seed=self.seed)
+        train = split == "train"
+        sampler = split_sampler(dataset, train, self.seed)
+        return make_loader(dataset, self.cfg, train=train, seed=self.seed, sampler=sampler)

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hybrid.data.labels import LabelSpec
+from hybrid.engine import distributed
 from hybrid.engine.loop import Predictions, predict
 from hybrid.engine.outputs import format_class_table, plot_confusion_matrix, plot_per_class, write_predictions
 from hybrid.engine.runtime import Runtime
@@ -109,7 +110,7 @@ def test_model(
     """The final evaluation of a run, shared by ``train.py`` and ``infer.py`` so their figures match:
     predictions of ``loader`` (optionally rescored, e.g. by a two-stage combination), metrics when
     ``labelled`` (plus ``tuned/`` ones with a tuned threshold), and the files of
-    :func:`write_evaluation`."""
+    :func:`write_evaluation` (rank 0 only)."""
     evaluation = evaluate(model, loader, spec, runtime, labelled=False, label="test")
     preds = evaluation.predictions
     if rescore is not None:
@@ -118,5 +119,6 @@ def test_model(
         evaluation.metrics = compute_metrics(preds.probs, preds.targets, spec)
     if tuned_threshold is not None:
         add_tuned_metrics(evaluation, spec, tuned_threshold)
-    write_evaluation(run_dir, evaluation, spec, title=f"test ({len(evaluation.names)} images)")
+    if distributed.is_rank_zero():  # under DDP every rank holds the gathered predictions; one writes
+        write_evaluation(run_dir, evaluation, spec, title=f"test ({len(evaluation.names)} images)")
     return evaluation

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hybrid.data.labels import LabelSpec
+from hybrid.engine import distributed
 from hybrid.engine.runtime import Runtime, autocast
 from hybrid.errors import ConfigError, HybridError
 
@@ -75,10 +76,12 @@ class EpochResult:
     images: int
     seconds: float
     skipped: list[str] = field(default_factory=list)
+    steps: int = 0
+    interrupted: bool = False
 
     @property
     def images_per_s(self) -> float:
-        """Training throughput, data loading included."""
+        """Training throughput (all processes), data loading included."""
         return self.images / self.seconds if self.seconds else 0.0
 
 
@@ -91,11 +94,17 @@ def train_one_epoch(
     runtime: Runtime,
     grad_clip: float | None = None,
     label: str = "train",
+    stop_requested: Callable[[], bool] | None = None,
 ) -> EpochResult:
-    """Train over ``loader`` once, stepping the scheduler every batch."""
+    """Train over ``loader`` once, stepping the scheduler every batch.
+
+    ``stop_requested`` is asked after every optimizer step (a SIGTERM / SIGINT arrived); when it
+    says yes on any process, the epoch ends early with ``interrupted=True``. A NaN or infinite loss
+    on any process raises :class:`NonFiniteLossError` before the weights are touched.
+    """
     model.train()
     device = runtime.device
-    total_loss, seen, skipped = 0.0, 0, []
+    total_loss, seen, steps, skipped, interrupted = 0.0, 0, 0, [], False
     start = time.perf_counter()
     bar = tqdm(loader, desc=label, leave=False, disable=None if runtime.progress else True, unit="batch")
     for batch in bar:
@@ -106,8 +115,9 @@ def train_one_epoch(
         targets = batch["target"].to(device, non_blocking=True)
         with autocast(device, runtime.precision):
             loss = criterion(model(images), targets)
-        if not math.isfinite(loss.item()):
-            raise NonFiniteLossError(f"training loss became {loss.item()} after {seen} images")
+        # Every process takes the same branch, or the others would wait forever in backward's all-reduce.
+        if distributed.any_rank(not math.isfinite(loss.item())):
+            raise NonFiniteLossError(f"training loss became {loss.item()} at step {steps + 1} ({label})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -116,8 +126,14 @@ def train_one_epoch(
         scheduler.step()
         total_loss += loss.item() * len(images)
         seen += len(images)
+        steps += 1
         bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-    return EpochResult(total_loss / max(seen, 1), seen, time.perf_counter() - start, skipped)
+        if stop_requested is not None and distributed.any_rank(stop_requested()):
+            interrupted = True
+            break
+    seconds = time.perf_counter() - start
+    total_loss, seen = distributed.all_reduce_sum([total_loss, seen])
+    return EpochResult(total_loss / max(seen, 1), int(seen), seconds, skipped, steps, interrupted)
 
 
 @dataclass
@@ -169,15 +185,27 @@ def predict(
         probs.append(to_probabilities(logits, spec).cpu())
         targets.append(batch["target"])
         indices.append(batch["index"])
-    if not probs:
-        empty = np.zeros((0, spec.num_labels), np.float32)
-        return Predictions(empty, np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0, 0.0, skipped)
-    count = sum(len(i) for i in indices)
-    return Predictions(
-        torch.cat(probs).numpy(),
-        torch.cat(targets).numpy(),
-        torch.cat(indices).numpy(),
-        total_loss / count,
-        forward_seconds,
-        skipped,
-    )
+    if probs:
+        local = (torch.cat(probs).numpy(), torch.cat(targets).numpy(), torch.cat(indices).numpy())
+    else:
+        local = (np.zeros((0, spec.num_labels), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if isinstance(loader.sampler, distributed.ShardSampler):
+        return gather_predictions(local, total_loss, forward_seconds, skipped)
+    count = len(local[2])
+    return Predictions(*local, total_loss / count if count else 0.0, forward_seconds, skipped)
+
+
+def gather_predictions(local: tuple, total_loss: float, forward_seconds: float, skipped: list[str]) -> Predictions:
+    """Every process's share of a sharded evaluation, on every process, in dataset order.
+
+    Predictions are gathered rather than per-process metrics averaged, so F1 and friends are
+    computed once over the whole split, each sample counted once.
+    """
+    parts = distributed.all_gather_objects((*local, total_loss, forward_seconds, skipped))
+    filled = [p for p in parts if len(p[2])] or parts[:1]  # a rank may have no samples (split < world)
+    probs, targets, indices = (np.concatenate([p[k] for p in filled]) for k in range(3))
+    order = np.argsort(indices, kind="stable")
+    count = len(indices)
+    loss = sum(p[3] for p in parts) / count if count else 0.0
+    names = sorted({name for p in parts for name in p[5]})
+    return Predictions(probs[order], targets[order], indices[order], loss, max(p[4] for p in parts), names)

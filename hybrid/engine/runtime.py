@@ -50,6 +50,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def rng_state() -> dict:
+    """This process's random states (Python, NumPy, torch CPU and CUDA) as plain lists and tensors,
+    so a checkpoint holding them still loads with ``weights_only=True``."""
+    version, internal, gauss = random.getstate()
+    key, pos, has_gauss, cached = np.random.get_state()[1:]
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": {"key": key.tolist(), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` recorded (CUDA states only when the device count matches)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    npy = state["numpy"]
+    np.random.set_state(("MT19937", np.array(npy["key"], np.uint32), npy["pos"], npy["has_gauss"], npy["cached"]))
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def configure_threads(num_threads: int | None) -> None:
     """Set torch's intra-op threads (``null`` keeps torch's default: one per core)."""
     if num_threads:
