@@ -6,13 +6,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from hybrid.data.cache import FORMATS
 from hybrid.data.dataset import BAD_IMAGE_POLICIES
 from hybrid.data.labels import TASKS
-from hybrid.data.loaders import SPLITS, split_ratio
+from hybrid.data.loaders import SPLITS, resolve_workers, split_ratio
 from hybrid.data.sewerml import CIW_WEIGHTS
 from hybrid.engine.loop import CLASS_WEIGHTINGS
 from hybrid.engine.optim import SCHEDULERS
-from hybrid.engine.runtime import precision_key, select_device
+from hybrid.engine.runtime import check_precision, select_device
 from hybrid.errors import ConfigError, DataError
 from hybrid.models.backbones import available_backbones
 from hybrid.models.decoder import POSITIONAL_ENCODINGS
@@ -55,6 +56,9 @@ def check_data(data: DictConfig) -> None:
         raise ConfigError("data.task=multilabel needs data.label_columns (one 0/1 column per class)")
     if data.on_bad_image not in BAD_IMAGE_POLICIES:
         raise ConfigError(f"data.on_bad_image={data.on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
+    resolve_workers(data.num_workers)
+    if data.get("cache_format", "png") not in FORMATS:
+        raise ConfigError(f"data.cache_format={data.cache_format!r}; choose one of {list(FORMATS)}")
     if int(data.batch_size) < 1:
         raise ConfigError(f"data.batch_size must be at least 1, got {data.batch_size}")
     try:
@@ -69,8 +73,7 @@ def check_data(data: DictConfig) -> None:
 def check_trainer(trainer: DictConfig, data: DictConfig) -> None:
     """Training values: precision, device, schedule, monitored metric, weighting, threshold tuning."""
     task = data.task
-    precision_key(trainer.precision)
-    select_device(trainer.device)
+    check_precision(trainer.precision, select_device(trainer.device))
     if int(trainer.max_epochs) < 1:
         raise ConfigError(f"trainer.max_epochs must be at least 1, got {trainer.max_epochs}")
     if trainer.scheduler.name not in SCHEDULERS:

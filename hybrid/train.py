@@ -22,9 +22,12 @@ from hybrid.tracking import build_tracker
 log = logging.getLogger(__name__)
 
 
-def runtime_from(trainer_cfg: DictConfig) -> Runtime:
-    """The :class:`Runtime` described by a ``trainer`` config."""
-    return Runtime(trainer_cfg.device, trainer_cfg.precision, trainer_cfg.channels_last, trainer_cfg.progress_bar)
+def runtime_from(trainer_cfg: DictConfig, data_cfg: DictConfig | None = None) -> Runtime:
+    """The :class:`Runtime` described by a ``trainer`` config (batches prepared as ``data_cfg`` says)."""
+    return Runtime(
+        trainer_cfg.device, trainer_cfg.precision, trainer_cfg.channels_last, trainer_cfg.progress_bar,
+        trainer_cfg.get("compile", False), data_cfg,
+    )  # fmt: skip
 
 
 def tune_on_validation(model, data: DataModule, runtime: Runtime, monitor: str) -> float:
@@ -44,7 +47,7 @@ def train(cfg: DictConfig) -> float:
         log.info("resuming the run in %s", run_dir)
     seed_everything(int(cfg.seed))
     configure_threads(cfg.trainer.num_threads)
-    runtime = runtime_from(cfg.trainer)
+    runtime = runtime_from(cfg.trainer, cfg.data)
     data = DataModule(cfg.data, int(cfg.seed))
     for split in SPLITS:  # read and check every label CSV now, not after hours of training
         data.frame(split)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import zlib
 from collections.abc import Mapping
@@ -14,16 +15,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
+from hybrid.data.cache import open_cache
 from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, read_label_csv
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
 from hybrid.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
 from hybrid.data.transforms import build_transform
-from hybrid.errors import DataError
+from hybrid.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 CSV_KEYS = {"train": "train_csv", "val": "valid_csv", "test": "test_csv"}
+# data.num_workers=auto never starts more workers than this (more rarely pays and costs memory).
+AUTO_MAX_WORKERS = 8
 
 
 def collate(items: list[dict]) -> dict:
@@ -61,11 +65,37 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(value) -> int:
+    """``data.num_workers``: a count, or ``auto``: half the cores (at least 1, at most
+    ``AUTO_MAX_WORKERS``). Loader workers share the cores with the compute threads, and once
+    samples cost a few milliseconds (uint8 decode + resize) one worker per two cores keeps up."""
+    if str(value) == "auto":
+        return max(1, min(AUTO_MAX_WORKERS, available_cpus() // 2))
+    try:
+        workers = int(value)
+    except (TypeError, ValueError):
+        workers = -1
+    if workers < 0:
+        raise ConfigError(f"data.num_workers={value!r}; use a count >= 0 or auto")
+    return workers
+
+
 def make_loader(dataset: Dataset, cfg: DictConfig, train: bool, seed: int) -> DataLoader:
-    """A DataLoader over ``dataset``: shuffled and seeded for training, in order otherwise."""
+    """A DataLoader over ``dataset``: shuffled and seeded for training, in order otherwise.
+
+    Batches are uint8; on CUDA they are pinned so the copy to the device is asynchronous.
+    """
     generator = torch.Generator()
     generator.manual_seed(seed)
-    workers = int(cfg.num_workers)
+    workers = resolve_workers(cfg.num_workers)
     return DataLoader(
         dataset,
         batch_size=int(cfg.batch_size),
@@ -93,14 +123,14 @@ def dataset_root(cfg: DictConfig, progress: bool = True) -> Path:
 
 
 def eval_transform(cfg: DictConfig):
-    """Resize and normalize, as for validation and test."""
-    return build_transform(cfg.img_size, cfg.in_channels, cfg.mean, cfg.std)
+    """Resize (uint8), as for validation and test; normalization happens on the batch."""
+    return build_transform(cfg.img_size, cfg.in_channels)
 
 
 def folder_dataset(cfg: DictConfig, folder: str | Path) -> FolderImageDataset:
     """Every image under ``folder`` (no labels), with the evaluation transform of ``cfg``."""
     path = Path(str(folder)).expanduser().resolve()
-    return FolderImageDataset(path, eval_transform(cfg), cfg.in_channels, cfg.on_bad_image)
+    return FolderImageDataset(path, eval_transform(cfg), cfg.in_channels, cfg.on_bad_image, int(cfg.img_size))
 
 
 class DataModule:
@@ -118,7 +148,8 @@ class DataModule:
             cfg.task, self.label_columns, names, self.frame("train") if needs_train_csv else None
         )
         self.eval_transform = eval_transform(cfg)
-        self.train_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.mean, cfg.std, cfg.augment)
+        self.train_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.augment)
+        self.cache = open_cache(cfg, self.root)
 
     def csv_path(self, split: str) -> Path:
         """Path of a split's label CSV (``data.*_csv`` is relative to ``data.root``)."""
@@ -150,6 +181,8 @@ class DataModule:
             transform,
             self.cfg.in_channels,
             self.cfg.on_bad_image,
+            int(self.cfg.img_size),
+            self.cache,
         )
 
     def loader(self, split: str, dataset: Dataset | None = None) -> DataLoader:
