@@ -9,7 +9,8 @@
   (b) seed-style: PIL + torchvision v1 transforms (Resize, RandomRotation, RandomAffine, flip,
       ColorJitter, ToTensor, Normalize) in the same number of workers, fp32 NCHW, a plain loop;
   (c) ceiling: the engine step on normalized random tensors already in memory, same precision
-      and layout as (a).
+      and layout as (a);
+  (d) the data path of (a) alone (loader + batch preparation, no model): where the time goes.
 
 Rounds are interleaved (a, b, c, a, b, c, ...) so machine noise hits all three alike; each round
 drops its first batches (warm-up, prefetch) and the medians are reported. Then an efficiency report
@@ -163,8 +164,9 @@ class Path3:
         self.name, self.train_round, self.infer_round = name, train_round, infer_round
 
 
-def hybrid_path(cfg, model_factory, args) -> tuple[Path3, object]:
-    """(a): DataModule loaders + the engine's train_one_epoch / predict."""
+def hybrid_path(cfg, model_factory, args) -> tuple[Path3, Path3, object]:
+    """(a): DataModule loaders + the engine's train_one_epoch / predict; and (d): the same loaders
+    and batch preparation without the model, i.e. what the data path alone can deliver."""
     data = DataModule(cfg.data, int(cfg.seed))
     runtime = runtime_from(cfg.trainer, cfg.data)
     runtime.progress = False
@@ -191,7 +193,16 @@ def hybrid_path(cfg, model_factory, args) -> tuple[Path3, object]:
         preds = predict(model, itertools.islice(test_batches, n), data.spec, runtime)
         return len(preds.indices) / (time.perf_counter() - start)
 
-    return Path3("a_hybrid", train_round, infer_round), runtime
+    def drain(batches, train: bool) -> Callable[[int], int]:
+        def steps(n: int) -> int:
+            return sum(len(runtime.prepare_batch(b["image"], train)) for b in itertools.islice(batches, n))
+
+        return steps
+
+    loader_only = Path3(
+        "d_loader", timed(drain(train_batches, True), args.warmup), timed(drain(test_batches, False), args.warmup)
+    )
+    return Path3("a_hybrid", train_round, infer_round), loader_only, runtime
 
 
 def seed_path(cfg, model_factory, args, workers: int) -> Path3:
@@ -378,9 +389,9 @@ def run(args: argparse.Namespace) -> dict:
         return build_model(c.model, 2)
 
     workers = resolve_workers(cfg.data.num_workers)
-    a, runtime = hybrid_path(cfg, model_factory, args)
+    a, d, runtime = hybrid_path(cfg, model_factory, args)
     seed_cfg = compose([*base, "trainer.precision=32", "trainer.channels_last=false"])
-    paths = [a, seed_path(seed_cfg, model_factory, args, workers), ceiling_path(cfg, model_factory, runtime, args)]
+    paths = [a, seed_path(seed_cfg, model_factory, args, workers), ceiling_path(cfg, model_factory, runtime, args), d]
     print(
         f"torch {torch.__version__}, {runtime.device}, {torch.get_num_threads()} threads, {workers} loader workers, "
         f"(a)/(c) precision {runtime.precision}, channels_last {runtime.channels_last}, compile {runtime.compile}",
@@ -414,6 +425,7 @@ def summarize(speeds: dict, memory: dict, runtime, workers: int, args) -> dict:
             "a_hybrid": statistics.median(a),
             "b_seed": statistics.median(b),
             "c_ceiling": statistics.median(c),
+            "d_loader": statistics.median(speeds["d_loader"][mode]),
             "a_over_b": statistics.median(x / y for x, y in zip(a, b, strict=True)),
             "a_over_c": statistics.median(x / y for x, y in zip(a, c, strict=True)),
         }
@@ -448,7 +460,8 @@ def markdown(results: dict) -> str:
         "| path | train img/s | infer img/s | peak memory (MB) |",
         "|---|---:|---:|---:|",
     ]
-    names = {"a_hybrid": "(a) hybrid default", "b_seed": "(b) seed-style", "c_ceiling": "(c) model alone"}
+    names = {"a_hybrid": "(a) hybrid default", "b_seed": "(b) seed-style", "c_ceiling": "(c) model alone",
+             "d_loader": "(d) hybrid data path alone"}  # fmt: skip
     for key, label in names.items():
         lines.append(f"| {label} | {t['train'][key]:.2f} | {t['infer'][key]:.2f} | {mem[key]:.0f} |")
     lines.append(f"| a / b | {t['train']['a_over_b']:.2f}x | {t['infer']['a_over_b']:.2f}x | |")

@@ -57,7 +57,7 @@ def check_data(data: DictConfig) -> None:
     if data.on_bad_image not in BAD_IMAGE_POLICIES:
         raise ConfigError(f"data.on_bad_image={data.on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
     resolve_workers(data.num_workers)
-    if data.get("cache_format", "png") not in FORMATS:
+    if data.get("cache_format", "npy") not in FORMATS:
         raise ConfigError(f"data.cache_format={data.cache_format!r}; choose one of {list(FORMATS)}")
     if int(data.batch_size) < 1:
         raise ConfigError(f"data.batch_size must be at least 1, got {data.batch_size}")

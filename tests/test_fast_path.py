@@ -125,7 +125,7 @@ def test_prepare_is_resumable_and_keeps_labels_and_counts(tiny_data, tmp_path):
     cfg = _prepare_cfg(tiny_data, tmp_path / "cache", "progress_bar=false")
     first = prepare(cfg)
     assert first == {"written": 48 + 24 + 26, "kept": 0, "unreadable": 0}
-    (tmp_path / "cache" / "00000001.png.png").unlink()  # as if interrupted before this one
+    (tmp_path / "cache" / "00000001.png.npy").unlink()  # as if interrupted before this one
     assert prepare(cfg) == {"written": 1, "kept": 97, "unreadable": 0}
     assert prepare(cfg)["written"] == 0
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
@@ -138,13 +138,13 @@ def test_prepare_is_resumable_and_keeps_labels_and_counts(tiny_data, tmp_path):
 
 
 def test_stale_cache_is_ignored(tiny_data, tmp_path, caplog):
-    prepare(_prepare_cfg(tiny_data, tmp_path / "cache", "progress_bar=false", "data.cache_format=npy"))
-    png = compose_config(overrides=[*tiny_overrides(tiny_data), f"data.cache_dir={tmp_path / 'cache'}"])
-    assert open_cache(png.data, tiny_data) is None and "ignoring the image cache" in caplog.text
-    npy = compose_config(
-        overrides=[*tiny_overrides(tiny_data), f"data.cache_dir={tmp_path / 'cache'}", "data.cache_format=npy"]
+    prepare(_prepare_cfg(tiny_data, tmp_path / "cache", "progress_bar=false", "data.cache_format=png"))
+    npy = compose_config(overrides=[*tiny_overrides(tiny_data), f"data.cache_dir={tmp_path / 'cache'}"])
+    assert open_cache(npy.data, tiny_data) is None and "ignoring the image cache" in caplog.text
+    png = compose_config(
+        overrides=[*tiny_overrides(tiny_data), f"data.cache_dir={tmp_path / 'cache'}", "data.cache_format=png"]
     )
-    assert open_cache(npy.data, tiny_data) is not None
+    assert open_cache(png.data, tiny_data) is not None
 
 
 def test_cache_is_used_transparently_with_identical_predictions(tiny_data, tmp_path):

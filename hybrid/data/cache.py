@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
-FORMATS = ("png", "npy", "jpg")
+FORMATS = ("npy", "jpg", "png")
 # Manifest keys that must match the data config for the cache to be used.
 MATCH_KEYS = ("version", "img_size", "in_channels", "resize", "format")
 
@@ -39,7 +39,7 @@ def default_cache_dir(root: Path, img_size: int) -> Path:
 
 def cache_settings(cfg: Mapping, root: Path) -> dict:
     """The cache a ``data`` config asks for: its folder and the manifest fields it must match."""
-    fmt = str(cfg.get("cache_format", "png"))
+    fmt = str(cfg.get("cache_format", "npy"))
     if fmt not in FORMATS:
         raise ConfigError(f"data.cache_format={fmt!r}; choose one of {list(FORMATS)}")
     folder = cfg.get("cache_dir") or default_cache_dir(root, int(cfg["img_size"]))

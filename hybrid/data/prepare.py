@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import hydra
 from omegaconf import DictConfig
@@ -21,8 +22,30 @@ from hybrid.data.cache import ImageCache, cache_settings
 from hybrid.data.dataset import index_images
 from hybrid.data.loaders import dataset_root
 from hybrid.data.transforms import ResizeUint8, read_image
+from hybrid.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+def estimated_bytes(settings: dict, count: int) -> int:
+    """Upper estimate of the cache size: raw uint8 pixels (npy; png and jpg are smaller)."""
+    side = settings["img_size"]
+    return count * side * side * settings["in_channels"]
+
+
+def check_disk_space(cache: ImageCache, count: int) -> None:
+    """Refuse an npy cache that cannot fit (e.g. all of Sewer-ML at 480 px is ~900 GB raw)."""
+    if cache.format != "npy":
+        return
+    need = estimated_bytes(cache.settings, count)
+    folder = next(p for p in (cache.dir, *cache.dir.parents) if p.exists())
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise ConfigError(
+            f"data.cache_format=npy needs ~{need / 1e9:.0f} GB in {cache.dir} but {free / 1e9:.0f} GB are free; "
+            "use data.cache_format=jpg (~10x smaller) or another data.cache_dir"
+        )
+    log.info("the npy cache will take ~%.1f GB", need / 1e9)
 
 
 def prepare(cfg: DictConfig) -> dict:
@@ -38,6 +61,7 @@ def prepare(cfg: DictConfig) -> dict:
     stale = old is not None and cache.mismatch(old)
     if stale:
         log.warning("rebuilding the cache in %s: %s", cache.dir, stale)
+    check_disk_space(cache, len(index))
     log.info("caching %d images from %s into %s (%s)", len(index), root, cache.dir, cache.format)
     bar = tqdm(sorted(index.items()), desc="prepare", unit="img", disable=None if cfg.get("progress_bar") else True)
     for name, path in bar:
