@@ -194,3 +194,15 @@ def test_infer_with_the_cache_gives_identical_predictions(tiny_data, tmp_path):
     assert list(a.Filename) == list(b.Filename) and len(a) == 26
     np.testing.assert_allclose(a[["Normal", "Defect"]], b[["Normal", "Defect"]], atol=1e-5)
     assert list(a.prediction) == list(b.prediction)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_uint8_affine_keeps_shape_and_dtype_and_is_random(channels):
+    from hybrid.data.transforms import RandomAffineUint8
+
+    image = torch.randint(0, 256, (channels, 40, 48), dtype=torch.uint8)
+    affine = RandomAffineUint8(30, [0.8, 1.2])
+    torch.manual_seed(0)
+    out = affine(image)
+    assert out.shape == image.shape and out.dtype == torch.uint8 and not torch.equal(out, affine(image))
+    assert torch.equal(RandomAffineUint8(0, [1.0, 1.0])(image), image)  # the identity warp changes nothing
