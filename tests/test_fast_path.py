@@ -96,10 +96,15 @@ def test_fp16_is_refused_on_cpu(tiny_data):
         check_train_config(cfg)
 
 
-def test_new_defaults_and_workers():
+def test_new_defaults_and_workers(monkeypatch):
+    import hybrid.data.loaders as loaders
+
     cfg = compose_config()
     assert str(cfg.trainer.precision) == "bf16" and cfg.trainer.channels_last and not cfg.trainer.compile
-    assert resolve_workers("auto") >= 1 and resolve_workers(0) == 0
+    monkeypatch.setattr(loaders, "available_cpus", lambda: 2)
+    assert resolve_workers("auto") == 0 and resolve_workers(3) == 3
+    monkeypatch.setattr(loaders, "available_cpus", lambda: 8)
+    assert resolve_workers("auto") == 4
     with pytest.raises(ConfigError, match=r"data\.num_workers"):
         resolve_workers(-1)
 
