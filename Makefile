@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test lint format clean-outputs
+.PHONY: quickstart test bench lint format clean-outputs
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Throughput: hybrid's data path + engine vs a seed-style path vs the model alone (a few minutes on
+# 2 CPU cores); knobs: make bench BENCH_ARGS="--rounds 5 --train-batches 8" (see --help).
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) bench/throughput.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -6,14 +6,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hybrid.data.cache import FORMATS
 from hybrid.data.dataset import BAD_IMAGE_POLICIES
 from hybrid.data.labels import TASKS
-from hybrid.data.loaders import SPLITS, split_ratio
+from hybrid.data.loaders import SPLITS, resolve_workers, split_ratio
 from hybrid.data.sewerml import CIW_WEIGHTS
 from hybrid.engine.distributed import BACKENDS, STRATEGIES
 from hybrid.engine.loop import CLASS_WEIGHTINGS
 from hybrid.engine.optim import SCHEDULERS
-from hybrid.engine.runtime import precision_key, select_device
+from hybrid.engine.runtime import check_precision, select_device
 from hybrid.errors import ConfigError, DataError
 from hybrid.metrics import monitor_mode
 from hybrid.models.backbones import available_backbones
@@ -66,6 +67,9 @@ def check_data(data: DictConfig) -> None:
         raise ConfigError("data.task=multilabel needs data.label_columns (one 0/1 column per class)")
     if data.on_bad_image not in BAD_IMAGE_POLICIES:
         raise ConfigError(f"data.on_bad_image={data.on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
+    resolve_workers(data.num_workers)
+    if data.get("cache_format", "npy") not in FORMATS:
+        raise ConfigError(f"data.cache_format={data.cache_format!r}; choose one of {list(FORMATS)}")
     if int(data.batch_size) < 1:
         raise ConfigError(f"data.batch_size must be at least 1, got {data.batch_size}")
     try:
@@ -80,8 +84,7 @@ def check_data(data: DictConfig) -> None:
 def check_trainer(trainer: DictConfig, data: DictConfig) -> None:
     """Training values: precision, device, schedule, monitored metric, weighting, threshold tuning."""
     task = data.task
-    precision_key(trainer.precision)
-    select_device(trainer.device)
+    check_precision(trainer.precision, select_device(trainer.device))
     if trainer.strategy not in STRATEGIES:
         raise ConfigError(f"trainer.strategy={trainer.strategy!r}; choose one of {list(STRATEGIES)}")
     if trainer.backend not in BACKENDS:

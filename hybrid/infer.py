@@ -64,7 +64,9 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Ru
         eval_transform(trained.data),
         trained.data.in_channels,
         dataset.on_bad_image,
+        int(trained.data.img_size),
     )
+    runtime = runtime.with_data(trained.data)  # that model's own normalization
     model = model_from_checkpoint(payload, cfg.binary_ckpt_path, runtime)
     spec = resolve_label_spec("binary", None, payload["class_names"])
     stage_one = predict(model, make_loader(own, trained.data, False, 0), spec, runtime, label="binary stage")
@@ -92,6 +94,8 @@ def infer(cfg: DictConfig) -> dict:
         cfg.precision or trained.trainer.precision,
         trained.trainer.channels_last,
         cfg.progress_bar,
+        trained.trainer.get("compile", False) if cfg.get("compile") is None else cfg.compile,
+        data=data_cfg,  # the checkpoint's normalization (mean / std), unless overridden
     )
     model = model_from_checkpoint(payload, cfg.ckpt_path, runtime)
     class_names = list(payload["class_names"])

@@ -26,9 +26,12 @@ from hybrid.tracking.run_info import system_info
 log = logging.getLogger(__name__)
 
 
-def runtime_from(trainer_cfg: DictConfig) -> Runtime:
-    """The :class:`Runtime` described by a ``trainer`` config."""
-    return Runtime(trainer_cfg.device, trainer_cfg.precision, trainer_cfg.channels_last, trainer_cfg.progress_bar)
+def runtime_from(trainer_cfg: DictConfig, data_cfg: DictConfig | None = None) -> Runtime:
+    """The :class:`Runtime` described by a ``trainer`` config (batches prepared as ``data_cfg`` says)."""
+    return Runtime(
+        trainer_cfg.device, trainer_cfg.precision, trainer_cfg.channels_last, trainer_cfg.progress_bar,
+        trainer_cfg.get("compile", False), data_cfg,
+    )  # fmt: skip
 
 
 def tune_on_validation(model, data: DataModule, runtime: Runtime, monitor: str) -> float:
@@ -62,7 +65,7 @@ def train(cfg: DictConfig) -> float:
     With ``trainer=ddp`` under ``torchrun`` every process runs this; rank 0 writes the files.
     """
     check_train_config(cfg)
-    runtime = runtime_from(cfg.trainer)
+    runtime = runtime_from(cfg.trainer, cfg.data)
     info = distributed.init_distributed(cfg.trainer.strategy, cfg.trainer.backend, runtime.device)
     try:
         if info.enabled:

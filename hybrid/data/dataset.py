@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from hybrid.data.cache import ImageCache
 from hybrid.data.labels import LabelSpec, check_columns, encode_targets
 from hybrid.data.transforms import read_image
 from hybrid.errors import DataError
@@ -34,7 +35,8 @@ def index_images(root: str) -> dict[str, str]:
     found: dict[str, str] = {}
     duplicates = 0
     for folder, subfolders, files in os.walk(root, followlinks=True):
-        subfolders.sort()  # a stable walk, so "the first" is the same on every machine
+        # Hidden folders are skipped: the prepared cache (.cache/) holds files of the same names.
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))  # a stable walk
         for name in sorted(files):
             if name.lower().endswith(IMAGE_SUFFIXES):
                 if name in found:
@@ -77,10 +79,20 @@ class ImageFileDataset(Dataset):
 
     With ``on_bad_image="skip"`` an unreadable image yields ``{"bad": name}`` instead, which
     :func:`hybrid.data.loaders.collate` drops and counts; with ``"error"`` it raises naming the file.
+    ``img_size`` (the side the transform resizes to) lets large JPEGs decode at a reduced scale;
+    with a prepared ``cache`` an image is read from its fresh cache entry when there is one.
     """
 
     def __init__(
-        self, paths: list[str], names: list[str], targets: np.ndarray, transform, in_channels: int, on_bad_image: str
+        self,
+        paths: list[str],
+        names: list[str],
+        targets: np.ndarray,
+        transform,
+        in_channels: int,
+        on_bad_image: str,
+        img_size: int | None = None,
+        cache: ImageCache | None = None,
     ):
         if on_bad_image not in BAD_IMAGE_POLICIES:
             raise DataError(f"data.on_bad_image={on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
@@ -90,6 +102,8 @@ class ImageFileDataset(Dataset):
         self.transform = transform
         self.in_channels = in_channels
         self.on_bad_image = on_bad_image
+        self.img_size = img_size
+        self.cache = cache
         self.missing: list[str] = []
 
     def __len__(self) -> int:
@@ -97,12 +111,20 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         try:
-            image = read_image(self.paths[i], self.in_channels)
+            image = self.decode(i)
         except (RuntimeError, OSError, ValueError) as err:
             if self.on_bad_image == "error":
                 raise DataError(f"cannot read image {self.paths[i]}: {err}") from err
             return {"bad": self.names[i]}
         return {"image": self.transform(image), "target": torch.as_tensor(self.targets[i]), "index": i}
+
+    def decode(self, i: int) -> torch.Tensor:
+        """Image ``i`` as uint8 ``[C, H, W]``: its cache entry when fresh, else the source file."""
+        if self.cache is not None:
+            cached = self.cache.fresh(self.names[i], self.paths[i])
+            if cached is not None:
+                return self.cache.read(cached)
+        return read_image(self.paths[i], self.in_channels, self.img_size)
 
 
 class CsvImageDataset(ImageFileDataset):
@@ -121,6 +143,8 @@ class CsvImageDataset(ImageFileDataset):
         transform,
         in_channels: int = 3,
         on_bad_image: str = "skip",
+        img_size: int | None = None,
+        cache: ImageCache | None = None,
     ):
         index = index_images(str(root))
         names = frame["Filename"].astype(str).tolist()
@@ -135,7 +159,8 @@ class CsvImageDataset(ImageFileDataset):
             targets = encode_targets(kept, spec, csv_path)
         else:
             targets = np.full(len(kept), NO_TARGET, np.int64)
-        super().__init__([index[n] for n in kept_names], kept_names, targets, transform, in_channels, on_bad_image)
+        paths = [index[n] for n in kept_names]
+        super().__init__(paths, kept_names, targets, transform, in_channels, on_bad_image, img_size, cache)
         self.csv_path = csv_path
         self.spec = spec
         self.missing = missing
@@ -144,7 +169,9 @@ class CsvImageDataset(ImageFileDataset):
 class FolderImageDataset(ImageFileDataset):
     """Every image file under a folder (sorted by relative path), without labels."""
 
-    def __init__(self, folder: Path, transform, in_channels: int = 3, on_bad_image: str = "skip"):
+    def __init__(
+        self, folder: Path, transform, in_channels: int = 3, on_bad_image: str = "skip", img_size: int | None = None
+    ):
         if not folder.is_dir():
             raise DataError(f"input={folder} is not a folder")
         paths = sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -152,4 +179,4 @@ class FolderImageDataset(ImageFileDataset):
             raise DataError(f"input={folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         names = [os.path.relpath(p, folder) for p in paths]
         targets = np.full(len(paths), NO_TARGET, np.int64)
-        super().__init__(paths, names, targets, transform, in_channels, on_bad_image)
+        super().__init__(paths, names, targets, transform, in_channels, on_bad_image, img_size)

@@ -58,12 +58,6 @@ def to_probabilities(logits: torch.Tensor, spec: LabelSpec) -> torch.Tensor:
     return logits.softmax(dim=1) if spec.single_label else logits.sigmoid()
 
 
-def to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """Move a batch, in the memory format the model was put in."""
-    images = images.to(device, non_blocking=True)
-    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
-
-
 class NonFiniteLossError(HybridError):
     """The training loss became NaN or infinite (the last good checkpoint is kept)."""
 
@@ -111,7 +105,7 @@ def train_one_epoch(
         skipped += batch["skipped"]
         if "image" not in batch:
             continue
-        images = to_device(batch["image"], device, runtime.channels_last)
+        images = runtime.prepare_batch(batch["image"], train=True)
         targets = batch["target"].to(device, non_blocking=True)
         with autocast(device, runtime.precision):
             loss = criterion(model(images), targets)
@@ -119,10 +113,12 @@ def train_one_epoch(
         if distributed.any_rank(not math.isfinite(loss.item())):
             raise NonFiniteLossError(f"training loss became {loss.item()} at step {steps + 1} ({label})")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        runtime.scaler.scale(loss).backward()  # the scaler is a pass-through unless float16
         if grad_clip:
+            runtime.scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        runtime.scaler.step(optimizer)
+        runtime.scaler.update()
         scheduler.step()
         total_loss += loss.item() * len(images)
         seen += len(images)
@@ -171,7 +167,7 @@ def predict(
         skipped += batch["skipped"]
         if "image" not in batch:
             continue
-        images = to_device(batch["image"], device, runtime.channels_last)
+        images = runtime.prepare_batch(batch["image"])
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import random
 import resource
@@ -10,9 +11,12 @@ import resource
 import numpy as np
 import torch
 
+from hybrid.engine.batch import BatchPreparer
 from hybrid.errors import ConfigError
 
-PRECISIONS = {"32": None, "bf16": torch.bfloat16}
+# "16" is float16 autocast with a gradient scaler; CUDA only (CPU kernels for it are slow or missing).
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+CUDA_ONLY_PRECISIONS = ("16",)
 
 
 def select_device(name: str) -> torch.device:
@@ -32,6 +36,14 @@ def precision_key(precision) -> str:
     key = str(precision)
     if key not in PRECISIONS:
         raise ConfigError(f"trainer.precision={precision!r}; choose one of {list(PRECISIONS)}")
+    return key
+
+
+def check_precision(precision, device: torch.device) -> str:
+    """:func:`precision_key`, refusing float16 where it does not run (anywhere but CUDA)."""
+    key = precision_key(precision)
+    if key in CUDA_ONLY_PRECISIONS and device.type != "cuda":
+        raise ConfigError(f"trainer.precision={precision} (float16) needs a CUDA device; use bf16 on {device.type}")
     return key
 
 
@@ -92,18 +104,45 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class Runtime:
-    """Where and how the model runs: device, precision, memory format, progress bars.
+    """Where and how the model runs: device, precision, memory format, compilation, how batches
+    are prepared (:class:`BatchPreparer`, from the data config), progress bars.
 
     Progress bars show on a terminal only, so logs of batch jobs stay readable.
     """
 
-    def __init__(self, device: str, precision, channels_last: bool, progress: bool):
+    def __init__(self, device: str, precision, channels_last: bool, progress: bool, compile: bool = False, data=None):
         self.device = select_device(device)
-        self.precision = precision_key(precision)
+        self.precision = check_precision(precision, self.device)
         self.channels_last = bool(channels_last)
         self.progress = bool(progress)
+        self.compile = bool(compile)
+        self.batch = BatchPreparer.from_config(data) if data is not None else None
+        # A no-op unless float16: then the loss is scaled so small gradients do not underflow.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "16")
+
+    def with_data(self, data) -> Runtime:
+        """A copy that prepares batches as ``data`` (a data config) says, e.g. another model's."""
+        other = copy.copy(self)
+        other.batch = BatchPreparer.from_config(data)
+        return other
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Move the model to the device, in channels-last layout when asked."""
+        """Move the model to the device, in channels-last layout and compiled when asked.
+
+        ``Module.compile`` compiles in place, so ``state_dict`` keys (and checkpoints) are unchanged.
+        """
         model = model.to(self.device)
-        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.compile:
+            model.compile()
+        return model
+
+    def prepare_batch(self, images: torch.Tensor, train: bool = False) -> torch.Tensor:
+        """A loader batch on the device, ready for the model (normalized float, memory format)."""
+        if self.batch is None:
+            if images.dtype == torch.uint8:
+                raise ConfigError("uint8 batches need the data config's mean/std: build Runtime(..., data=cfg.data)")
+            images = images.to(self.device, non_blocking=True)
+            return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+        return self.batch(images, self.device, self.channels_last, train)

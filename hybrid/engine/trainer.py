@@ -66,7 +66,8 @@ class Trainer:
         self.ckpt_dir = run_dir / "checkpoints"
         self.monitor = str(cfg.trainer.monitor)
         self.mode = monitor_mode(self.monitor)
-        self.scaler = None  # a torch.amp.GradScaler if an fp16 precision is ever added
+        # fp16's gradient scaler (checkpointed so a resumed run keeps its loss scale); None otherwise
+        self.scaler = runtime.scaler if runtime.scaler.is_enabled() else None
 
     def _improved(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -107,7 +108,7 @@ class Trainer:
             "rng": rng,  # one entry per rank
             "world_size": distributed.world_size(),
         }
-        if self.scaler is not None:  # fp16 gradient scaling, when a precision uses it
+        if self.scaler is not None:
             payload["scaler"] = self.scaler.state_dict()
         if self.tracker.run_id is not None:
             payload["wandb_run_id"] = self.tracker.run_id

@@ -17,7 +17,7 @@ from torch import nn
 
 from hybrid.data.labels import LabelSpec
 from hybrid.data.transforms import read_image
-from hybrid.engine.loop import to_device, to_probabilities
+from hybrid.engine.loop import to_probabilities
 from hybrid.engine.runtime import Runtime, autocast
 from hybrid.metrics import single_label_predictions
 from hybrid.tracking.base import Tracker
@@ -87,7 +87,7 @@ def attention_overlays(
         return []
     was_training = core.training
     core.eval()
-    images = to_device(torch.stack([item["image"] for item in items]), runtime.device, runtime.channels_last)
+    images = runtime.prepare_batch(torch.stack([item["image"] for item in items]))
     with autocast(runtime.device, runtime.precision):
         logits, attention = core.forward_with_attention(images)
     core.train(was_training)

@@ -1,0 +1,145 @@
+"""The prepared image cache: every image of a dataset decoded once and resized to the model's input
+size, stored next to the source (``<root>/.cache/<img_size>/``) or in ``data.cache_dir``.
+
+Built by ``python -m hybrid.data.prepare``; the data module uses it automatically when its manifest
+matches the data config. Entries are keyed by file name (the CSVs' ``Filename``), so labels, splits
+and counts come from the CSVs exactly as without a cache; an image without a (fresh) cache entry is
+decoded from its source as usual.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hybrid.data.transforms import ResizeUint8, read_image
+from hybrid.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+MANIFEST = "manifest.json"
+FORMATS = ("npy", "jpg", "png")
+# Manifest keys that must match the data config for the cache to be used.
+MATCH_KEYS = ("version", "img_size", "in_channels", "resize", "format")
+
+
+def default_cache_dir(root: Path, img_size: int) -> Path:
+    """``<root>/.cache/<img_size>``: hidden, so the image index never picks up cached files."""
+    return root / ".cache" / str(int(img_size))
+
+
+def cache_settings(cfg: Mapping, root: Path) -> dict:
+    """The cache a ``data`` config asks for: its folder and the manifest fields it must match."""
+    fmt = str(cfg.get("cache_format", "npy"))
+    if fmt not in FORMATS:
+        raise ConfigError(f"data.cache_format={fmt!r}; choose one of {list(FORMATS)}")
+    folder = cfg.get("cache_dir") or default_cache_dir(root, int(cfg["img_size"]))
+    return {
+        "dir": Path(str(folder)).expanduser().resolve(),
+        "version": CACHE_VERSION,
+        "img_size": int(cfg["img_size"]),
+        "in_channels": int(cfg["in_channels"]),
+        "resize": ResizeUint8.method,
+        "format": fmt,
+        "jpeg_quality": int(cfg.get("cache_jpeg_quality", 95)),
+    }
+
+
+class ImageCache:
+    """Read / write access to one cache folder (see the module docstring)."""
+
+    def __init__(self, settings: dict):
+        self.dir = Path(settings["dir"])
+        self.settings = settings
+        self.format = settings["format"]
+
+    def path(self, name: str) -> Path:
+        """Where the entry of image ``name`` lives (the name plus the format's suffix)."""
+        return self.dir / f"{name}.{self.format}"
+
+    def fresh(self, name: str, source: str) -> Path | None:
+        """The entry of ``name`` if it exists and is not older than ``source``, else ``None``."""
+        path = self.path(name)
+        try:
+            return path if path.stat().st_mtime >= os.stat(source).st_mtime else None
+        except OSError:
+            return None
+
+    def read(self, path: Path) -> torch.Tensor:
+        """A cached entry as a ``[C, H, W]`` uint8 tensor."""
+        if self.format == "npy":
+            return torch.from_numpy(np.load(path))
+        return read_image(str(path), self.settings["in_channels"])
+
+    def write(self, name: str, image: torch.Tensor) -> None:
+        """Store ``image`` (uint8 ``[C, H, W]``) atomically: a temporary file renamed into place, so
+        an interrupted run never leaves a truncated entry behind."""
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(self.encode(image))
+        os.replace(tmp, path)
+
+    def encode(self, image: torch.Tensor) -> bytes:
+        """The file bytes of an entry in this cache's format."""
+        buffer = io.BytesIO()
+        if self.format == "npy":
+            np.save(buffer, image.contiguous().numpy())
+            return buffer.getvalue()
+        pixels = image.permute(1, 2, 0).numpy()
+        pil = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+        if self.format == "png":
+            pil.save(buffer, "PNG", compress_level=1)  # decode speed barely depends on the level
+        else:
+            pil.save(buffer, "JPEG", quality=self.settings["jpeg_quality"])
+        return buffer.getvalue()
+
+    def read_manifest(self) -> dict | None:
+        """The manifest, or ``None`` when there is none (or it is unreadable)."""
+        try:
+            return json.loads((self.dir / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_manifest(self, extra: dict) -> None:
+        """Record what the cache holds and how it was made (atomically)."""
+        record = {k: self.settings[k] for k in MATCH_KEYS} | extra
+        if self.format == "jpg":
+            record["jpeg_quality"] = self.settings["jpeg_quality"]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{MANIFEST}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(record, indent=2))
+        os.replace(tmp, self.dir / MANIFEST)
+
+    def mismatch(self, manifest: dict) -> str | None:
+        """Why a manifest does not fit this config (``None`` when it does)."""
+        for key in MATCH_KEYS:
+            if manifest.get(key) != self.settings[key]:
+                return f"{key} is {manifest.get(key)!r}, the config wants {self.settings[key]!r}"
+        return None
+
+
+def open_cache(cfg: Mapping, root: Path) -> ImageCache | None:
+    """The prepared cache for a ``data`` config when one exists and matches it, else ``None``
+    (a stale or foreign cache is ignored with a log line)."""
+    if not cfg.get("use_cache", True):
+        return None
+    cache = ImageCache(cache_settings(cfg, root))
+    manifest = cache.read_manifest()
+    if manifest is None:
+        return None
+    reason = cache.mismatch(manifest)
+    if reason:
+        log.warning("ignoring the image cache in %s: %s (rebuild: python -m hybrid.data.prepare)", cache.dir, reason)
+        return None
+    log.info("using the image cache in %s (%s images, %s)", cache.dir, manifest.get("count"), cache.format)
+    return cache
