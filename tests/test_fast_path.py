@@ -57,6 +57,27 @@ def test_colour_jitter_runs_on_training_batches_only():
     assert (jittered >= lowest - 1e-5).all() and (jittered <= highest + 1e-5).all()  # pixels stay in [0, 255]
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_jitter_equals_torchvision_step_by_step(channels_last):
+    """The one-pass jitter is brightness, contrast then saturation as torchvision applies them
+    (mid-range colours, so no step clips), then the normalization."""
+    images = torch.randint(70, 150, (4, 3, 12, 10), dtype=torch.uint8)
+    strengths = {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3}
+    prep = BatchPreparer(MEAN, STD, 3, strengths)
+    torch.manual_seed(3)
+    fused = prep(images, torch.device("cpu"), channels_last=channels_last, train=True)
+    torch.manual_seed(3)  # the same per-image factors, drawn in the same order
+    factors = [torch.empty(4, 1, 1).uniform_(0.7, 1.3).flatten() for _ in strengths]
+    expected = []
+    for i, image in enumerate(images.float() / 255):
+        image = v2.functional.adjust_brightness(image, factors[0][i].item())
+        image = v2.functional.adjust_contrast(image, factors[1][i].item())
+        image = v2.functional.adjust_saturation(image, factors[2][i].item())
+        expected.append(v2.functional.normalize(image, MEAN, STD))
+    torch.testing.assert_close(fused, torch.stack(expected), atol=1e-4, rtol=1e-4)
+    assert fused.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
 def test_runtime_needs_the_data_config_for_uint8_batches():
     runtime = Runtime("cpu", "32", False, False)
     with pytest.raises(ConfigError, match="mean/std"):

@@ -61,39 +61,60 @@ class BatchPreparer:
         if images.dtype != torch.uint8:
             return images
         if train and self.jitter:
-            return self.normalize(self.color_jitter(images.float().div_(255)) * 255)
-        return self.normalize(images.float())
+            return self.jitter_and_normalize(images)
+        return self.normalize(images.float())  # float() keeps the memory format
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """``(pixels / 255 - mean) / std`` for float pixels in [0, 255], in place."""
         device = pixels.device
         return pixels.mul_(self.scale.to(device)).add_(self.shift.to(device))
 
-    def color_jitter(self, images: torch.Tensor) -> torch.Tensor:
-        """Random brightness, contrast and saturation per image, on float images in [0, 1]."""
+    def colour_matrices(self, mean_colour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per image, the matrix ``A`` ``[B, C, C]`` and offset ``d`` ``[B, C]`` with
+        ``jitter(x) = A x + d`` for pixel colours ``x`` in [0, 255].
+
+        Brightness, contrast and saturation (in that order) are each linear in the colour, so their
+        composition is one affine map; contrast's offset needs each image's mean colour
+        (``mean_colour``, ``[B, C]``). Factors are drawn from ``U[max(0, 1 - s), 1 + s]`` per image.
+        """
+        count, channels = mean_colour.shape
+        device = mean_colour.device
+        identity = torch.eye(channels, device=device)
+        matrix, offset = identity.expand(count, channels, channels).clone(), torch.zeros(count, channels, device=device)
+        luma = torch.tensor(LUMA, device=device) if channels == 3 else torch.ones(1, device=device)
         for key in JITTER_KEYS:
-            if key in self.jitter:
-                strength = self.jitter[key]
-                factor = torch.empty(len(images), 1, 1, 1).uniform_(max(0.0, 1 - strength), 1 + strength)
-                images = _blend(images, _reference(images, key), factor.to(images.device))
-        return images
+            if key not in self.jitter:
+                continue
+            strength = self.jitter[key]
+            factor = torch.empty(count, 1, 1).uniform_(max(0.0, 1 - strength), 1 + strength).to(device)
+            if key == "brightness":  # x -> f x
+                matrix, offset = factor * matrix, factor[:, :, 0] * offset
+            elif key == "contrast":  # x -> f x + (1 - f) (mean gray level so far)
+                gray = ((matrix @ mean_colour.unsqueeze(2)).squeeze(2) + offset) @ luma
+                matrix = factor * matrix
+                offset = factor[:, :, 0] * offset + (1 - factor[:, :, 0]) * gray.unsqueeze(1)
+            else:  # saturation: x -> f x + (1 - f) gray(x)
+                towards_gray = factor * identity + (1 - factor) * luma.view(1, 1, -1)
+                matrix, offset = towards_gray @ matrix, (towards_gray @ offset.unsqueeze(2)).squeeze(2)
+        return matrix, offset
 
-
-def grayscale(images: torch.Tensor) -> torch.Tensor:
-    """Luma of float RGB images ``[B, 3, H, W]`` as ``[B, 1, H, W]`` (grayscale input is returned)."""
-    if images.shape[1] == 1:
-        return images
-    weights = torch.tensor(LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    return (images * weights).sum(dim=1, keepdim=True)
-
-
-def _reference(images: torch.Tensor, key: str) -> torch.Tensor:
-    """What each jitter blends towards: black, the mean gray level, or the grayscale image."""
-    if key == "brightness":
-        return torch.zeros((), device=images.device, dtype=images.dtype)
-    gray = grayscale(images)
-    return gray.mean(dim=(1, 2, 3), keepdim=True) if key == "contrast" else gray
-
-
-def _blend(images: torch.Tensor, reference: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return (factor * images + (1 - factor) * reference).clamp_(0, 1)
+    def jitter_and_normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Colour jitter then normalization of uint8 ``[B, C, H, W]`` as one affine map per image,
+        clamped to the valid colour range: one pass over the pixels instead of one per step, in the
+        batch's own memory format."""
+        count, channels, height, width = pixels.shape
+        colours = pixels.float()
+        matrix, offset = self.colour_matrices(colours.mean(dim=(2, 3)))
+        scale, shift = self.scale.to(pixels.device).view(1, -1), self.shift.to(pixels.device).view(1, -1)
+        # y = scale (A x + d) + shift; 0 and 255 land on these bounds per channel
+        matrix, offset = scale.unsqueeze(2) * matrix, scale * offset + shift
+        low, high = shift, 255 * scale + shift
+        if channels > 1 and colours.is_contiguous(memory_format=torch.channels_last):
+            flat = colours.permute(0, 2, 3, 1).reshape(count, height * width, channels)  # a view
+            out = torch.baddbmm(offset.unsqueeze(1), flat, matrix.transpose(1, 2))
+            out = torch.clamp(out, min=low.unsqueeze(1), max=high.unsqueeze(1), out=out)
+            return out.view(count, height, width, channels).permute(0, 3, 1, 2)
+        flat = colours.reshape(count, channels, height * width)
+        out = torch.baddbmm(offset.unsqueeze(2), matrix, flat)
+        out = torch.clamp(out, min=low.unsqueeze(2), max=high.unsqueeze(2), out=out)
+        return out.view(count, channels, height, width)

@@ -185,7 +185,8 @@ def predict(
         local = (torch.cat(probs).numpy(), torch.cat(targets).numpy(), torch.cat(indices).numpy())
     else:
         local = (np.zeros((0, spec.num_labels), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    if isinstance(loader.sampler, distributed.ShardSampler):
+    # Any iterable of batches works; only a DDP-sharded DataLoader needs its shares gathered.
+    if isinstance(getattr(loader, "sampler", None), distributed.ShardSampler):
         return gather_predictions(local, total_loss, forward_seconds, skipped)
     count = len(local[2])
     return Predictions(*local, total_loss / count if count else 0.0, forward_seconds, skipped)
