@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from hybrid.engine.outputs import pyplot
 from hybrid.errors import HybridError
 from hybrid.metrics import monitor_mode
 
@@ -148,9 +149,7 @@ def plot_against_parameters(path: Path, table: pd.DataFrame, best_column: str, k
     done = table[table["status"] == "ok"]
     if not keys or done.empty:
         return None
-    from hybrid.engine.outputs import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(len(keys), PLOTS_PER_ROW)
     rows = -(-len(keys) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), squeeze=False)

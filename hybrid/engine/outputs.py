@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 
-def _pyplot():
+def pyplot():
     """matplotlib's pyplot on the file-only backend (runs have no display), imported on first plot."""
     import matplotlib
 
@@ -49,7 +49,7 @@ def write_predictions(
 
 def plot_confusion_matrix(path: Path, matrix: np.ndarray, class_names: Sequence[str], title: str) -> Path:
     """Save a confusion matrix (counts, rows true, columns predicted) as a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
 
     size = max(3.5, 0.5 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
@@ -93,7 +93,7 @@ def format_class_table(metrics: Mapping, class_names: Sequence[str]) -> str:
 
 def plot_per_class(path: Path, metrics: Mapping, class_names: Sequence[str], title: str) -> Path:
     """Bar chart of per-class F1 (and F2 where computed) with the support under each class."""
-    plt = _pyplot()
+    plt = pyplot()
 
     series = [m for m in ("f1", "f2") if f"{m}/{class_names[0]}" in metrics]
     x = np.arange(len(class_names))
@@ -116,7 +116,7 @@ def plot_per_class(path: Path, metrics: Mapping, class_names: Sequence[str], tit
 def plot_history(path: Path, history: Sequence[Mapping], monitor: str) -> Path:
     """Training curves per epoch: losses, validation scores (the monitored one included) and the
     learning rate, side by side; replaced atomically so a reader never sees half a file."""
-    plt = _pyplot()
+    plt = pyplot()
     frame = pd.DataFrame(list(history))
     scores = [k for k in dict.fromkeys([monitor, "val/accuracy", "val/f1_macro", "val/f2_ciw"]) if k in frame]
     panels = [

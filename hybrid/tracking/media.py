@@ -17,9 +17,10 @@ from torch import nn
 
 from hybrid.data.labels import LabelSpec
 from hybrid.data.transforms import read_image
+from hybrid.engine.evaluation import predicted_labels
 from hybrid.engine.loop import to_probabilities
 from hybrid.engine.runtime import Runtime, autocast
-from hybrid.metrics import single_label_predictions
+from hybrid.metrics import THRESHOLD, single_label_predictions
 from hybrid.tracking.base import Tracker
 
 OVERLAY_ALPHA = 0.5  # heat map weight over the frame: the pipe must stay recognizable underneath
@@ -31,13 +32,6 @@ def label_text(target: np.ndarray, spec: LabelSpec) -> str:
     if spec.single_label:
         return spec.class_names[int(target)]
     return " ".join(np.array(spec.class_names)[np.asarray(target) > 0]) or "Normal"
-
-
-def predicted_text(probs: np.ndarray, spec: LabelSpec, threshold: float) -> str:
-    """A score row as text, decided at ``threshold`` as the metrics do."""
-    if spec.single_label:
-        return spec.class_names[int(single_label_predictions(probs[None], threshold)[0])]
-    return " ".join(np.array(spec.class_names)[probs >= threshold]) or "Normal"
 
 
 def sample_errors(probs: np.ndarray, targets: np.ndarray, single_label: bool) -> np.ndarray:
@@ -95,11 +89,12 @@ def attention_overlays(
     weights = attention.float().mean(dim=(1, 2)).cpu().numpy()  # [B, patches]
     grid = round(weights.shape[1] ** 0.5)
     results = []
-    for item, heat, scores in zip(items, weights, probs, strict=True):
+    guesses = predicted_labels(probs, spec, THRESHOLD)
+    for item, heat, guess in zip(items, weights, guesses, strict=True):
         i = int(item["index"])
         picture = overlay(thumbnail(dataset.paths[i], side), heat.reshape(grid, grid))
         caption = f"{dataset.names[i]}: true {label_text(dataset.targets[i], spec)}, "
-        caption += f"predicted {predicted_text(scores, spec, 0.5)}"
+        caption += f"predicted {guess}"
         results.append((picture, caption))
     return results
 
@@ -150,12 +145,13 @@ def report_evaluation(tracker: Tracker, split: str, evaluation, dataset, spec: L
     if tracker.sample_predictions <= 0 or not len(preds.probs):
         return
     errors = sample_errors(preds.probs, preds.targets, spec.single_label) if labelled else np.zeros(len(preds.probs))
+    selected = select_samples(errors, tracker.sample_predictions)
+    guesses = predicted_labels(preds.probs[selected], spec, evaluation.threshold)
     rows = []
-    for row in select_samples(errors, tracker.sample_predictions):
+    for row, guess in zip(selected, guesses, strict=True):
         i = int(preds.indices[row])
         scores = preds.probs[row]
         truth = label_text(dataset.targets[i], spec) if labelled else ""
-        guess = predicted_text(scores, spec, evaluation.threshold)
         image = thumbnail(dataset.paths[i], tracker.max_image_side)
         rows.append([image, dataset.names[i], truth, guess, truth == guess, *(float(s) for s in scores)])
     columns = ["image", "Filename", "label", "prediction", "correct", *spec.class_names]
