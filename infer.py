@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from hybrid.cli import run_entry
 from hybrid.infer import infer
+from hybrid.util.entry import run_entry
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")

@@ -5,9 +5,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from hybrid.cli import run_entry
 from hybrid.engine.distributed import worker_hydra_overrides
 from hybrid.train import train
+from hybrid.util.entry import run_entry
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -50,9 +50,8 @@ from hybrid.data.sewerml import CSV_HEADER  # noqa: E402
 from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels  # noqa: E402
 from hybrid.engine.loop import loss_function, predict, train_one_epoch  # noqa: E402
 from hybrid.engine.optim import build_optimizer, build_scheduler  # noqa: E402
-from hybrid.engine.runtime import autocast  # noqa: E402
+from hybrid.engine.runtime import Runtime, autocast  # noqa: E402
 from hybrid.models import build_model, parameter_report  # noqa: E402
-from hybrid.train import runtime_from  # noqa: E402
 
 # Untimed batch-1 forwards first (oneDNN builds its kernels for a new shape on the first calls).
 LATENCY_WARMUP = 3
@@ -167,9 +166,8 @@ class Path3:
 def hybrid_path(cfg, model_factory, args) -> tuple[Path3, Path3, object]:
     """(a): DataModule loaders + the engine's train_one_epoch / predict; and (d): the same loaders
     and batch preparation without the model, i.e. what the data path alone can deliver."""
-    data = DataModule(cfg.data, int(cfg.seed))
-    runtime = runtime_from(cfg.trainer, cfg.data)
-    runtime.progress = False
+    runtime = Runtime.from_config(cfg.trainer)
+    data = DataModule(cfg.data, int(cfg.seed), device=runtime.device, channels_last=runtime.channels_last)
     model = runtime.prepare(model_factory(cfg))
     train_set = data.dataset("train")
     criterion = loss_function(data.spec).to(runtime.device)
@@ -181,9 +179,9 @@ def hybrid_path(cfg, model_factory, args) -> tuple[Path3, Path3, object]:
     def train_round(n: int) -> float:
         clip = cfg.trainer.grad_clip
         warm = itertools.islice(train_batches, args.warmup)
-        train_one_epoch(model, warm, optimizer, scheduler, criterion, runtime, clip)
+        train_one_epoch(model, warm, optimizer, scheduler, criterion, runtime, grad_clip=clip)
         result = train_one_epoch(
-            model, itertools.islice(train_batches, n), optimizer, scheduler, criterion, runtime, clip
+            model, itertools.islice(train_batches, n), optimizer, scheduler, criterion, runtime, grad_clip=clip
         )
         return result.images / result.seconds
 
@@ -193,15 +191,13 @@ def hybrid_path(cfg, model_factory, args) -> tuple[Path3, Path3, object]:
         preds = predict(model, itertools.islice(test_batches, n), data.spec, runtime)
         return len(preds.indices) / (time.perf_counter() - start)
 
-    def drain(batches, train: bool) -> Callable[[int], int]:
-        def steps(n: int) -> int:
-            return sum(len(runtime.prepare_batch(b["image"], train)) for b in itertools.islice(batches, n))
+    def drain(batches) -> Callable[[int], int]:
+        def steps(n: int) -> int:  # the loader hands over batches ready for the model: just count them
+            return sum(len(b["image"]) for b in itertools.islice(batches, n))
 
         return steps
 
-    loader_only = Path3(
-        "d_loader", timed(drain(train_batches, True), args.warmup), timed(drain(test_batches, False), args.warmup)
-    )
+    loader_only = Path3("d_loader", timed(drain(train_batches), args.warmup), timed(drain(test_batches), args.warmup))
     return Path3("a_hybrid", train_round, infer_round), loader_only, runtime
 
 
@@ -268,8 +264,8 @@ def ceiling_path(cfg, model_factory, runtime, args) -> Path3:
 
     def train_round(n: int) -> float:
         clip = cfg.trainer.grad_clip
-        train_one_epoch(model, [batch] * args.warmup, optimizer, scheduler, criterion, runtime, clip)
-        result = train_one_epoch(model, [batch] * n, optimizer, scheduler, criterion, runtime, clip)
+        train_one_epoch(model, [batch] * args.warmup, optimizer, scheduler, criterion, runtime, grad_clip=clip)
+        result = train_one_epoch(model, [batch] * n, optimizer, scheduler, criterion, runtime, grad_clip=clip)
         return result.images / result.seconds
 
     def infer_round(n: int) -> float:

@@ -17,16 +17,18 @@ class CheckpointError(HybridError):
     """A checkpoint that is missing, foreign, or does not fit the configured model."""
 
 
-class PretrainedWeightsError(HybridError):
+class PretrainedWeightsError(ConfigError):
     """Pretrained weights were asked for but cannot be found offline."""
 
 
 class TrainingInterrupted(HybridError):
-    """SIGTERM / SIGINT stopped training after a step; ``last.pt`` was written for resuming.
+    """SIGTERM / SIGINT stopped training after a step; ``checkpoint`` (``last.pt``) was written for
+    resuming.
 
     ``exit_code`` follows the shell convention for death by signal (130 SIGINT, 143 SIGTERM).
     """
 
-    def __init__(self, message: str, exit_code: int):
+    def __init__(self, message: str, exit_code: int, checkpoint=None):
         super().__init__(message)
         self.exit_code = exit_code
+        self.checkpoint = checkpoint

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from hybrid.cli import run_entry
 from hybrid.data.dataset import check_file_names
 from hybrid.data.labels import check_columns
 from hybrid.data.sewerml import BINARY_CLASSES, DEFECT_CODES
 from hybrid.engine.outputs import format_class_table, write_json
 from hybrid.errors import DataError
-from hybrid.metrics import multilabel_metrics, single_label_metrics
+from hybrid.metrics import headline, multilabel_metrics, single_label_metrics
+from hybrid.util.entry import run_entry
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,7 @@ def evaluate_files(cfg: DictConfig) -> dict:
     )
     names = [k.removeprefix("f1/") for k in metrics if k.startswith("f1/")]
     log.info("per class:\n%s", format_class_table(metrics, names))
-    headline = {k: metrics[k] for k in ("f2_ciw", "f1_normal", "f1_defect", "f1_macro") if k in metrics}
-    log.info("%s", "  ".join(f"{k} {v:.4f}" for k, v in headline.items()))
+    log.info("%s", "  ".join(f"{k} {v:.4f}" for k, v in headline(metrics).items()))
     if cfg.output:
         write_json(Path(str(cfg.output)), metrics)
         log.info("metrics written to %s", cfg.output)

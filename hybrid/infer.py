@@ -9,13 +9,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hybrid.cli import command_line_overrides
-from hybrid.cli import run_dir as hydra_run_dir
 from hybrid.data.dataset import ImageFileDataset
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, eval_transform, folder_dataset, make_loader
-from hybrid.engine.checkpoint import load_checkpoint, load_model_weights
-from hybrid.engine.evaluation import replace_normal_scores, test_model
+from hybrid.engine.checkpoint import CheckpointRecord
+from hybrid.engine.evaluation import final_evaluation, replace_normal_scores
 from hybrid.engine.loop import predict
 from hybrid.engine.outputs import write_json
 from hybrid.engine.runtime import Runtime, configure_threads, peak_memory_mb
@@ -24,6 +22,8 @@ from hybrid.metrics import THRESHOLD, prefixed
 from hybrid.models import build_model
 from hybrid.tracking import build_tracker
 from hybrid.tracking.media import report_evaluation
+from hybrid.util.hydra_job import command_line_overrides
+from hybrid.util.hydra_job import run_dir as hydra_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +43,20 @@ def inference_data_config(trained: DictConfig, cfg: DictConfig, overrides: list[
     return data
 
 
-def model_from_checkpoint(payload: dict, ckpt_path: str, runtime: Runtime) -> torch.nn.Module:
+def model_from_checkpoint(record: CheckpointRecord, ckpt_path: str, runtime: Runtime) -> torch.nn.Module:
     """Rebuild the model a loaded checkpoint describes, with its weights, on the runtime's device."""
-    model = build_model(OmegaConf.create(payload["config"]["model"]), len(payload["class_names"]))
-    load_model_weights(model, payload, ckpt_path)
+    model = build_model(OmegaConf.create(record.config["model"]), len(record.class_names))
+    record.load_weights_into(model, ckpt_path)
     return runtime.prepare(model)
 
 
 def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Runtime) -> Callable:
     """The first stage of two-stage inference: the binary model's Defect score for every image,
-    computed with that model's own input size, and the rescoring it implies."""
-    payload = load_checkpoint(cfg.binary_ckpt_path)
-    trained = OmegaConf.create(payload["config"])
-    if payload["task"] != "binary":
-        raise ConfigError(f"binary_ckpt_path={cfg.binary_ckpt_path} is a {payload['task']} model, not binary")
+    computed with that model's own input size and normalization, and the rescoring it implies."""
+    record = CheckpointRecord.load(cfg.binary_ckpt_path)
+    trained = OmegaConf.create(record.config)
+    if record.task != "binary":
+        raise ConfigError(f"binary_ckpt_path={cfg.binary_ckpt_path} is a {record.task} model, not binary")
     own = ImageFileDataset(
         dataset.paths,
         dataset.names,
@@ -66,10 +66,12 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Ru
         dataset.on_bad_image,
         int(trained.data.img_size),
     )
-    runtime = runtime.with_data(trained.data)  # that model's own normalization
-    model = model_from_checkpoint(payload, cfg.binary_ckpt_path, runtime)
-    spec = resolve_label_spec("binary", None, payload["class_names"])
-    stage_one = predict(model, make_loader(own, trained.data, False, 0), spec, runtime, label="binary stage")
+    model = model_from_checkpoint(record, cfg.binary_ckpt_path, runtime)
+    spec = resolve_label_spec("binary", None, record.class_names)
+    loader = make_loader(
+        own, trained.data, train=False, seed=0, device=runtime.device, channels_last=runtime.channels_last
+    )
+    stage_one = predict(model, loader, spec, runtime, desc="binary stage", progress=bool(cfg.progress_bar))
     defect = np.full(len(dataset), np.nan)
     defect[stage_one.indices] = stage_one.probs[:, 1]
     log.info(
@@ -80,10 +82,10 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Ru
 
 def infer(cfg: DictConfig) -> dict:
     """Predict with ``ckpt_path``: the trained test split by default, or every image of ``input``."""
-    if not cfg.get("ckpt_path"):
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python infer.py ckpt_path=<run>/checkpoints/best.pt")
-    payload = load_checkpoint(cfg.ckpt_path)
-    trained = OmegaConf.create(payload["config"])
+    record = CheckpointRecord.load(cfg.ckpt_path)
+    trained = OmegaConf.create(record.config)
     with open_dict(cfg):
         cfg.model = trained.model  # data keys such as img_size interpolate the model's
     data_cfg = inference_data_config(trained, cfg, command_line_overrides())
@@ -92,27 +94,29 @@ def infer(cfg: DictConfig) -> dict:
     runtime = Runtime(
         cfg.device or trained.trainer.device,
         cfg.precision or trained.trainer.precision,
-        trained.trainer.channels_last,
-        cfg.progress_bar,
-        trained.trainer.get("compile", False) if cfg.get("compile") is None else cfg.compile,
-        data=data_cfg,  # the checkpoint's normalization (mean / std), unless overridden
+        channels_last=trained.trainer.channels_last,
+        compile=trained.trainer.compile if cfg.compile is None else cfg.compile,
     )
-    model = model_from_checkpoint(payload, cfg.ckpt_path, runtime)
-    class_names = list(payload["class_names"])
+    model = model_from_checkpoint(record, cfg.ckpt_path, runtime)
+    class_names = list(record.class_names)
     seed = int(trained.seed)
-    if cfg.get("input"):
-        spec = resolve_label_spec(payload["task"], data_cfg.label_columns, class_names)
+    progress = bool(cfg.progress_bar)
+    if cfg.input:
+        spec = resolve_label_spec(record.task, data_cfg.label_columns, class_names)
         dataset = folder_dataset(data_cfg, cfg.input)
-        loader, labelled, source = make_loader(dataset, data_cfg, False, seed), False, str(cfg.input)
+        loader = make_loader(
+            dataset, data_cfg, train=False, seed=seed, device=runtime.device, channels_last=runtime.channels_last
+        )
+        labelled, source = False, str(cfg.input)
     else:
-        data = DataModule(data_cfg, seed, class_names)
+        data = DataModule(data_cfg, seed, class_names, device=runtime.device, channels_last=runtime.channels_last)
         labelled = data.has_labels("test")
         spec, dataset = data.spec, data.dataset("test")
         loader, source = data.loader("test", dataset), str(data.csv_path("test"))
         if not labelled:
             log.warning("%s has no label columns %s: predictions only, no metrics", source, list(spec.label_columns))
     rescore = None
-    if cfg.get("binary_ckpt_path"):
+    if cfg.binary_ckpt_path:
         if spec.single_label:
             raise ConfigError("binary_ckpt_path (two-stage inference) needs a multilabel model in ckpt_path")
         rescore = binary_defect_scores(cfg, dataset, runtime)
@@ -120,7 +124,10 @@ def infer(cfg: DictConfig) -> dict:
     tracker = build_tracker(cfg, run_dir, "infer", [spec.task, str(trained.model.backbone)])
     exit_code = 1
     try:
-        result = test_model(model, loader, spec, runtime, run_dir, labelled, payload.get("threshold"), rescore)
+        result = final_evaluation(
+            model, loader, spec, runtime, run_dir,
+            labelled=labelled, tuned_threshold=record.threshold, rescore=rescore, progress=progress,
+        )  # fmt: skip
         report_evaluation(tracker, "test", result, dataset, spec, run_dir)
         metrics = {
             **prefixed(result.metrics, "test"),

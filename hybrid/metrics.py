@@ -24,10 +24,48 @@ from sklearn.metrics import (
 
 from hybrid.data.labels import LabelSpec
 from hybrid.data.sewerml import CIW_WEIGHTS
+from hybrid.errors import ConfigError
 
 THRESHOLD = 0.5  # the benchmark's decision threshold
 # Candidate thresholds for trainer.tune_threshold.
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+# The headline figures, in the order the Sewer-ML benchmark reports them: what logs, reports and
+# the tuned-threshold block show. All depend on the decision threshold.
+HEADLINE_METRICS = ("f2_ciw", "f1_normal", "f1_defect", "f1_macro", "f1_micro", "f2_macro", "accuracy")
+# Figures that rank scores without a threshold: they cannot drive threshold tuning.
+THRESHOLD_FREE = ("loss", "auroc", "map")
+_COMMON_SCORES = ("f1_macro", "accuracy", "loss", "auroc")
+_TASK_SCORES = {
+    "binary": (*_COMMON_SCORES, "f1_normal", "f1_defect"),
+    "multiclass": _COMMON_SCORES,
+    "multilabel": (*_COMMON_SCORES, "f2_ciw", "f1_normal", "f1_defect", "f1_micro", "f2_macro", "map"),
+}
+# What trainer.monitor may be, per data.task (validation figures the task computes).
+MONITORS = {task: tuple(f"val/{m}" for m in scores) for task, scores in _TASK_SCORES.items()}
+
+
+def headline(metrics: dict) -> dict:
+    """The :data:`HEADLINE_METRICS` present in ``metrics`` (unprefixed), in that order."""
+    return {name: metrics[name] for name in HEADLINE_METRICS if name in metrics}
+
+
+def check_monitor(monitor: str, task: str, label_columns) -> None:
+    """``trainer.monitor`` must be a validation figure that ``data.task`` computes (F2-CIW only
+    with Sewer-ML codes among the label columns)."""
+    allowed = list(MONITORS[task])
+    if monitor not in allowed:
+        raise ConfigError(f"trainer.monitor={monitor!r} does not apply to data.task={task}; choose one of {allowed}")
+    if monitor == "val/f2_ciw" and not set(label_columns or ()) & set(CIW_WEIGHTS):
+        raise ConfigError("trainer.monitor=val/f2_ciw needs Sewer-ML codes in data.label_columns")
+
+
+def check_threshold_tuning(task: str, monitor: str) -> None:
+    """Threshold tuning needs thresholded predictions (not argmax) and a thresholded figure to tune for."""
+    if task == "multiclass":
+        raise ConfigError("trainer.tune_threshold needs data.task=binary or multilabel (multiclass uses argmax)")
+    if monitor.removeprefix("val/") in THRESHOLD_FREE:
+        raise ConfigError(f"trainer.tune_threshold cannot tune for trainer.monitor={monitor}; monitor a score instead")
 
 
 def f2_ciw(f2_per_class: dict[str, float]) -> float:

@@ -20,18 +20,14 @@ from omegaconf import OmegaConf
 
 from hybrid.engine.outputs import pyplot
 from hybrid.errors import HybridError
-from hybrid.metrics import monitor_mode
+from hybrid.metrics import HEADLINE_METRICS, monitor_mode
 
 log = logging.getLogger("hybrid.report")
 
 # Final figures shown after the monitored one, when a job's metrics.json has them.
 REPORTED_METRICS = (
     "best_epoch",
-    "test/f2_ciw",
-    "test/f1_macro",
-    "test/f1_normal",
-    "test/f1_defect",
-    "test/accuracy",
+    *(f"test/{name}" for name in HEADLINE_METRICS),
     "test/num_samples",
     "train/images_per_s",
 )

@@ -67,6 +67,13 @@ def test_data_follows_model_input():
         ),
         (["trainer.monitor=val/loss", "trainer.tune_threshold=true"], "cannot tune for trainer.monitor=val/loss"),
         (["data.task=multilabel", "data.label_columns=[a,b]", "trainer.monitor=val/f2_ciw"], "needs Sewer-ML codes"),
+        # types, from each group's schema
+        (["trainer.lr=abc"], "trainer.lr='abc': expected a number"),
+        (["trainer.tune_threshold=maybe"], "trainer.tune_threshold='maybe': expected true or false"),
+        (["data.batch_size=many"], "data.batch_size='many': expected an integer"),
+        (["model.emb_dim=wide"], "model.emb_dim='wide': expected an integer"),
+        (["data.augment.rotation=x"], "data.augment.rotation='x': expected a number"),
+        (["data.label_columns=[a,b]"], "data.task=binary reads one label column"),
     ],
 )
 def test_bad_combinations_name_the_key(overrides, message):
@@ -83,18 +90,27 @@ def test_patch_stride_allows_overlap():
     assert build_model(cfg.model, 2).encoder.num_patches == 25
 
 
-def test_train_script_stops_with_one_line_before_any_work(tmp_path):
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.emb_dim=25", "model.emb_dim=25 is not divisible by model.num_heads=2"),
+        ("trainer.lr=abc", "trainer.lr='abc': expected a number"),
+        ("model.pretrained=true", "model.pretrained=true needs resnet18-"),
+    ],
+)
+def test_train_script_stops_with_one_line_before_any_work(tmp_path, override, message):
     run_dir = tmp_path / "run"
     result = run_script(
         "train.py",
-        "model.emb_dim=25",
+        override,
         f"data.root={tmp_path / 'never-made'}",
         "logger=none",
         f"hydra.run.dir={run_dir}",
+        env={"TORCH_HOME": str(tmp_path / "torch")},  # no cached weights
     )
     assert result.returncode == 2
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "model.emb_dim=25 is not divisible by model.num_heads=2" in errors[0]
+    assert len(errors) == 1 and message in errors[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "never-made").exists()  # no dataset was generated
     assert not (run_dir / "checkpoints").exists()

@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, index_images, read_label_csv
+from hybrid.data.device_loader import collate
 from hybrid.data.labels import resolve_label_spec
-from hybrid.data.loaders import DataModule, collate, sample_rows, split_ratio
+from hybrid.data.loaders import DataModule, sample_rows, split_ratio
 from hybrid.data.transforms import build_transform
 from hybrid.errors import DataError
 from tests.conftest import compose_config, tiny_overrides
@@ -137,5 +138,5 @@ def test_data_module_on_synthetic(tiny_data):
     cfg = compose_config(overrides=[*tiny_overrides(tiny_data), "data.sampling_ratio={train: 0.5}"])
     data = DataModule(cfg.data, seed=1)
     assert len(data.dataset("train")) == 24 and len(data.dataset("test")) == 26
-    batch = next(iter(data.loader("val")))
+    batch = next(iter(data.loader("val").loader))  # what the workers ship
     assert batch["image"].shape == (8, 3, 64, 64) and batch["image"].dtype == torch.uint8

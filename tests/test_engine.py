@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 
-from hybrid.engine.checkpoint import load_checkpoint, save_checkpoint
+from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.optim import build_optimizer, build_scheduler
 from hybrid.errors import CheckpointError
 from hybrid.metrics import monitor_mode, single_label_metrics
@@ -81,18 +81,18 @@ def test_monitor_mode():
 
 
 def test_checkpoint_round_trip_and_foreign_files(tmp_path):
-    save_checkpoint(tmp_path / "a.pt", {"model": {"w": torch.ones(2)}, "class_names": ["Normal", "Defect"]})
-    payload = load_checkpoint(tmp_path / "a.pt")
-    assert torch.equal(payload["model"]["w"], torch.ones(2)) and payload["class_names"] == ["Normal", "Defect"]
-    assert not list(tmp_path.glob(".*.tmp"))
+    CheckpointRecord(model={"w": torch.ones(2)}, class_names=["Normal", "Defect"]).save(tmp_path / "a.pt")
+    record = CheckpointRecord.load(tmp_path / "a.pt")
+    assert torch.equal(record.model["w"], torch.ones(2)) and record.class_names == ["Normal", "Defect"]
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]  # no temporary file left behind
     torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a hybrid checkpoint"):
-        load_checkpoint(tmp_path / "foreign.pt")
+        CheckpointRecord.load(tmp_path / "foreign.pt")
     (tmp_path / "junk.pt").write_text("junk")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        load_checkpoint(tmp_path / "junk.pt")
+        CheckpointRecord.load(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="no such file"):
-        load_checkpoint(tmp_path / "missing.pt")
+        CheckpointRecord.load(tmp_path / "missing.pt")
 
 
 def test_resume_continues_from_last(tiny_data, tmp_path):
@@ -105,7 +105,7 @@ def test_resume_continues_from_last(tiny_data, tmp_path):
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert pd.read_csv(run_dir / "history.csv").epoch.tolist() == [1, 2, 3]
-    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["epoch"] == 3
+    assert CheckpointRecord.load(run_dir / "checkpoints" / "last.pt").epoch == 3
     assert "test/f1_macro" in json.loads((run_dir / "metrics.json").read_text())
 
 

@@ -13,11 +13,11 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from hybrid.config import check_train_config
+from hybrid.data.batch import BatchPreparer
 from hybrid.data.cache import open_cache
 from hybrid.data.loaders import DataModule, resolve_workers
 from hybrid.data.prepare import prepare
 from hybrid.data.transforms import read_image, use_draft
-from hybrid.engine.batch import BatchPreparer
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
 from tests.conftest import compose_config, run_script, tiny_overrides
@@ -25,12 +25,18 @@ from tests.conftest import compose_config, run_script, tiny_overrides
 MEAN, STD = [0.523, 0.453, 0.345], [0.210, 0.199, 0.154]
 
 
-def test_loader_batches_are_uint8_at_model_size(tiny_data):
+def test_workers_ship_uint8_and_the_engine_gets_ready_batches(tiny_data):
     cfg = compose_config(overrides=tiny_overrides(tiny_data))
-    data = DataModule(cfg.data, seed=0)
+    data = DataModule(cfg.data, seed=0, channels_last=True)
     for split in ("train", "test"):
-        batch = next(iter(data.loader(split)))
-        assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (8, 3, 64, 64)
+        loader = data.loader(split)
+        raw = next(iter(loader.loader))
+        assert raw["image"].dtype == torch.uint8 and raw["image"].shape == (8, 3, 64, 64)
+        ready = next(iter(loader))
+        assert ready["image"].dtype == torch.float32 and ready["image"].shape == (8, 3, 64, 64)
+        assert ready["image"].is_contiguous(memory_format=torch.channels_last)
+    expected = BatchPreparer(MEAN, STD, 3)(raw["image"], torch.device("cpu"))
+    torch.testing.assert_close(ready["image"], expected)  # test split: normalized, not jittered
 
 
 @pytest.mark.parametrize("in_channels", [3, 1])
@@ -78,10 +84,15 @@ def test_fused_jitter_equals_torchvision_step_by_step(channels_last):
     assert fused.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
-def test_runtime_needs_the_data_config_for_uint8_batches():
-    runtime = Runtime("cpu", "32", False, False)
+def test_engine_refuses_batches_not_prepared_with_the_data_config():
+    from hybrid.data.labels import resolve_label_spec
+    from hybrid.engine.loop import predict
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    raw = {"image": torch.zeros(1, 3, 4, 4, dtype=torch.uint8), "target": torch.zeros(1, dtype=torch.long),
+           "index": torch.zeros(1, dtype=torch.long), "skipped": []}  # fmt: skip
     with pytest.raises(ConfigError, match="mean/std"):
-        runtime.prepare_batch(torch.zeros(1, 3, 4, 4, dtype=torch.uint8))
+        predict(model, [raw], resolve_label_spec("binary", None, None), Runtime("cpu", "32"))
 
 
 def _jpeg(path, size):
@@ -111,7 +122,7 @@ def test_jpeg_draft_only_when_source_is_twice_the_target(tmp_path, monkeypatch):
 
 def test_fp16_is_refused_on_cpu(tiny_data):
     with pytest.raises(ConfigError, match=r"trainer.precision=16 .*CUDA"):
-        Runtime("cpu", 16, True, False)
+        Runtime("cpu", 16, channels_last=True)
     cfg = compose_config(overrides=[*tiny_overrides(tiny_data), "trainer.precision=16", "trainer.device=cpu"])
     with pytest.raises(ConfigError, match=r"^trainer.precision=16"):
         check_train_config(cfg)
@@ -133,7 +144,7 @@ def test_new_defaults_and_workers(monkeypatch):
 def test_compiled_model_keeps_its_state_dict_keys():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
     keys = list(model.state_dict())
-    compiled = Runtime("cpu", "32", True, False, compile=True).prepare(model)
+    compiled = Runtime("cpu", "32", channels_last=True, compile=True).prepare(model)
     assert list(compiled.state_dict()) == keys  # checkpoints stay loadable without torch.compile
 
 
@@ -176,17 +187,16 @@ def test_stale_cache_is_ignored(tiny_data, tmp_path, caplog):
 def test_cache_is_used_transparently_with_identical_predictions(tiny_data, tmp_path):
     from hybrid.engine.loop import predict
     from hybrid.models import build_model
-    from hybrid.train import runtime_from
 
     cfg = compose_config(overrides=[*tiny_overrides(tiny_data), f"data.cache_dir={tmp_path / 'cache'}"])
     torch.manual_seed(0)
     model = build_model(cfg.model, 2)
-    runtime = runtime_from(cfg.trainer, cfg.data)
+    runtime = Runtime.from_config(cfg.trainer)
     model = runtime.prepare(model)
-    plain = DataModule(cfg.data, 0)
+    plain = DataModule(cfg.data, 0, channels_last=runtime.channels_last)
     assert plain.cache is None
     prepare(_prepare_cfg(tiny_data, tmp_path / "cache", "progress_bar=false"))
-    cached = DataModule(cfg.data, 0)
+    cached = DataModule(cfg.data, 0, channels_last=runtime.channels_last)
     assert cached.cache is not None
     reads = []
     read = cached.cache.read

@@ -22,7 +22,7 @@ from hybrid.data.dataset import CsvImageDataset, read_label_csv
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import sample_rows
 from hybrid.engine import checkpoint as checkpoint_module
-from hybrid.engine.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.interrupt import GracefulInterrupt
 from hybrid.engine.loop import NonFiniteLossError, train_one_epoch
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
@@ -87,26 +87,27 @@ def test_torchrun_two_processes_one_run_dir_every_test_image_once(tiny_data, tmp
     assert sorted(predictions.Filename) == sorted(expected.Filename)  # each once, none padded in
     assert epochs_in(run / "history.csv") == [1, 2]
     assert pd.read_csv(run / "history.csv")["val/num_samples"].tolist() == [24, 24]
-    assert load_checkpoint(run / "checkpoints" / "best.pt")["world_size"] == 2
+    assert CheckpointRecord.load(run / "checkpoints" / "best.pt").world_size == 2
     assert output.count("epoch 1/2  train/loss") == 1  # progress from rank 0 only
     assert "DDP: 2 processes" in (run / "train.log").read_text()
 
 
 def test_strategy_and_backend_are_checked():
-    from hybrid.config import check_trainer
+    from hybrid.engine.config import check_trainer_config
 
     cfg = compose_config(overrides=["trainer=ddp"])
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.max_epochs == 10  # extends the default trainer
     cfg.trainer.strategy = "horovod"
     with pytest.raises(ConfigError, match=r"trainer.strategy='horovod'"):
-        check_trainer(cfg.trainer, cfg.data)
+        check_trainer_config(cfg.trainer, cfg.data)
     cfg = compose_config(overrides=["trainer.backend=mpi"])
     with pytest.raises(ConfigError, match=r"trainer.backend='mpi'"):
-        check_trainer(cfg.trainer, cfg.data)
+        check_trainer_config(cfg.trainer, cfg.data)
 
 
 def test_non_zero_ranks_get_no_run_dir_of_their_own():
-    from hybrid.engine.distributed import DistInfo, ShardSampler, worker_hydra_overrides
+    from hybrid.data.samplers import ShardSampler
+    from hybrid.engine.distributed import DistInfo, worker_hydra_overrides
 
     assert worker_hydra_overrides(DistInfo(0, 0, 2)) == []
     assert "hydra.output_subdir=null" in worker_hydra_overrides(DistInfo(1, 1, 2))
@@ -128,7 +129,7 @@ def test_sigkill_after_first_epoch_then_resume(tiny_data, tmp_path):
     finally:
         proc.kill()
         proc.stdout.close()
-    done = load_checkpoint(run / "checkpoints" / "last.pt")["epoch"]
+    done = CheckpointRecord.load(run / "checkpoints" / "last.pt").epoch
     assert done == 1
     resumed = run_script(
         "train.py", *overrides, f"ckpt_path={run}/checkpoints/last.pt", f"hydra.run.dir={tmp_path / 'r'}"
@@ -136,18 +137,18 @@ def test_sigkill_after_first_epoch_then_resume(tiny_data, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     history = pd.read_csv(run / "history.csv")
     assert history.epoch.tolist() == [1, 2]  # every epoch exactly once
-    best = load_checkpoint(run / "checkpoints" / "best.pt")
-    assert best["best_value"] == pytest.approx(history["val/f1_macro"].max())
-    assert best["epoch"] == best["best_epoch"] == int(history["val/f1_macro"].idxmax()) + 1
+    best = CheckpointRecord.load(run / "checkpoints" / "best.pt")
+    assert best.best_value == pytest.approx(history["val/f1_macro"].max())
+    assert best.epoch == best.best_epoch == int(history["val/f1_macro"].idxmax()) + 1
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test/num_samples"] == 26 and metrics["val/f1_macro_best"] == best["best_value"]
+    assert metrics["test/num_samples"] == 26 and metrics["val/f1_macro_best"] == best.best_value
 
 
 def test_checkpoint_holds_rng_states_that_load_with_weights_only(tmp_path):
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
-    save_checkpoint(tmp_path / "c.pt", {"rng": [rng_state()]})
+    CheckpointRecord(rng=[rng_state()]).save(tmp_path / "c.pt")
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
-    set_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"][0])  # weights_only=True inside
+    set_rng_state(CheckpointRecord.load(tmp_path / "c.pt").rng[0])  # weights_only=True inside
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
 
 
@@ -167,7 +168,7 @@ def test_tracker_run_id_is_passed_on_resume(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "build_tracker", fake_build)
     base = [*tiny_overrides(tiny_data), f"paths.output_dir={tmp_path}", "trainer.max_epochs=1"]
     train_module.train(compose_config(overrides=base))
-    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["wandb_run_id"] == "abc123"
+    assert CheckpointRecord.load(tmp_path / "checkpoints" / "last.pt").tracker_run_id == "abc123"
     last = tmp_path / "checkpoints" / "last.pt"
     train_module.train(compose_config(overrides=[*base, f"ckpt_path={last}"]))  # nothing left but the test
     assert seen["resume_ids"] == [None, "abc123"]
@@ -193,8 +194,8 @@ def test_sigterm_mid_epoch_saves_last_and_prints_the_resume_command(tiny_data, t
     assert f"Resume with: python {ROOT / 'train.py'} ckpt_path={last.resolve()}" in output
     assert "trainer.max_epochs=1" in output.split("Resume with:")[1]  # the original overrides
     assert "Traceback" not in output
-    payload = load_checkpoint(last)
-    assert payload["interrupted_epoch"] == 1 and payload["epoch"] == 0 and 1 <= payload["interrupted_step"] < 48
+    record = CheckpointRecord.load(last)
+    assert record.interrupted_epoch == 1 and record.epoch == 0 and 1 <= record.interrupted_step < 48
     assert not (run / "checkpoints" / "best.pt").exists() and not (run / "metrics.json").exists()
     resumed = run_script("train.py", *overrides, f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'r'}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -304,7 +305,7 @@ def test_nan_loss_stops_before_the_weights_change():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     batch = {"image": torch.ones(2, 3, 4, 4), "target": torch.tensor([0, 1]), "skipped": []}
-    runtime = Runtime("cpu", 32, False, False)
+    runtime = Runtime("cpu", 32)
     with pytest.raises(NonFiniteLossError, match="training loss became nan at step 1"):
         train_one_epoch(model, [batch], optimizer, scheduler, torch.nn.CrossEntropyLoss(), runtime)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -328,7 +329,7 @@ def test_nan_loss_in_epoch_2_keeps_epoch_1_checkpoint(tiny_data, tmp_path, monke
     last = tmp_path / "checkpoints" / "last.pt"
     with pytest.raises(NonFiniteLossError, match=rf"epoch 2: training loss became nan .*last good checkpoint {last}"):
         train(cfg)
-    assert load_checkpoint(last)["epoch"] == 1 and load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert CheckpointRecord.load(last).epoch == 1 and CheckpointRecord.load(tmp_path / "checkpoints" / "best.pt")
     assert epochs_in(tmp_path / "history.csv") == [1]
 
 
@@ -359,17 +360,17 @@ def test_checkpoint_code_is_never_executed(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRID_TEST_MARKER", str(marker))
     torch.save({"format": "hybrid-checkpoint", "model": Payload()}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        load_checkpoint(tmp_path / "evil.pt")
+        CheckpointRecord.load(tmp_path / "evil.pt")
     assert not marker.exists()
 
 
 def test_weights_that_do_not_fit_say_which():
     model = torch.nn.Sequential(torch.nn.Linear(2, 3))
-    wrong_shape = {"model": {"0.weight": torch.zeros(4, 2), "0.bias": torch.zeros(4)}}
+    wrong_shape = CheckpointRecord(model={"0.weight": torch.zeros(4, 2), "0.bias": torch.zeros(4)})
     with pytest.raises(CheckpointError, match=r"do not fit the configured model \(size mismatch for 0.weight"):
-        load_model_weights(model, wrong_shape, "x.pt")
+        wrong_shape.load_weights_into(model, "x.pt")
     with pytest.raises(CheckpointError, match=r"Missing key\(s\) in state_dict: \"0.bias\""):
-        load_model_weights(model, {"model": {"0.weight": torch.zeros(3, 2)}}, "x.pt")
+        CheckpointRecord(model={"0.weight": torch.zeros(3, 2)}).load_weights_into(model, "x.pt")
 
 
 # --- atomic writes --------------------------------------------------------------------------
@@ -378,7 +379,7 @@ def test_weights_that_do_not_fit_say_which():
 def test_failed_save_leaves_the_old_checkpoints_intact(tmp_path, monkeypatch):
     ckpts = tmp_path / "checkpoints"
     for name in ("best.pt", "last.pt"):
-        save_checkpoint(ckpts / name, {"epoch": 1, "model": {"w": torch.ones(3)}})
+        CheckpointRecord(epoch=1, model={"w": torch.ones(3)}).save(ckpts / name)
 
     def dies_half_way(obj, path):
         Path(path).write_bytes(b"PK\x03\x04 half a file")
@@ -387,8 +388,8 @@ def test_failed_save_leaves_the_old_checkpoints_intact(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint_module.torch, "save", dies_half_way)
     for name in ("best.pt", "last.pt"):
         with pytest.raises(OSError, match="No space left"):
-            save_checkpoint(ckpts / name, {"epoch": 2, "model": {"w": torch.zeros(3)}})
+            CheckpointRecord(epoch=2, model={"w": torch.zeros(3)}).save(ckpts / name)
     monkeypatch.undo()
     for name in ("best.pt", "last.pt"):
-        payload = load_checkpoint(ckpts / name)
-        assert payload["epoch"] == 1 and torch.equal(payload["model"]["w"], torch.ones(3))
+        record = CheckpointRecord.load(ckpts / name)
+        assert record.epoch == 1 and torch.equal(record.model["w"], torch.ones(3))

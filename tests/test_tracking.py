@@ -255,9 +255,7 @@ def test_attention_overlays_on_validation_images(tiny_data):
     data = DataModule(cfg.data, 0)
     model = build_model(cfg.model, data.spec.num_labels)
     val = data.dataset("val")
-    images = attention_overlays(
-        model, val, [0, 5], data.spec, Runtime("cpu", "32", False, False, data=cfg.data), side=48
-    )
+    images = attention_overlays(model, data.loader("val", val), [0, 5], data.spec, Runtime("cpu", "32"), side=48)
     assert len(images) == 2
     assert images[0][0].size == (48, 48) and val.names[0] in images[0][1] and "predicted" in images[0][1]
 

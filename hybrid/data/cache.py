@@ -22,6 +22,7 @@ from PIL import Image
 
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError
+from hybrid.util.atomic import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,17 @@ def default_cache_dir(root: Path, img_size: int) -> Path:
     return root / ".cache" / str(int(img_size))
 
 
-def cache_settings(cfg: Mapping, root: Path) -> dict:
-    """The cache a ``data`` config asks for: its folder and the manifest fields it must match."""
-    fmt = str(cfg.get("cache_format", "npy"))
+def check_cache_format(fmt: str) -> str:
+    """``data.cache_format``: one of :data:`FORMATS`."""
     if fmt not in FORMATS:
         raise ConfigError(f"data.cache_format={fmt!r}; choose one of {list(FORMATS)}")
-    folder = cfg.get("cache_dir") or default_cache_dir(root, int(cfg["img_size"]))
+    return fmt
+
+
+def cache_settings(cfg: Mapping, root: Path) -> dict:
+    """The cache a ``data`` config asks for: its folder and the manifest fields it must match."""
+    fmt = check_cache_format(str(cfg["cache_format"]))
+    folder = cfg["cache_dir"] or default_cache_dir(root, int(cfg["img_size"]))
     return {
         "dir": Path(str(folder)).expanduser().resolve(),
         "version": CACHE_VERSION,
@@ -50,7 +56,7 @@ def cache_settings(cfg: Mapping, root: Path) -> dict:
         "in_channels": int(cfg["in_channels"]),
         "resize": ResizeUint8.method,
         "format": fmt,
-        "jpeg_quality": int(cfg.get("cache_jpeg_quality", 95)),
+        "jpeg_quality": int(cfg["cache_jpeg_quality"]),
     }
 
 
@@ -83,11 +89,7 @@ class ImageCache:
     def write(self, name: str, image: torch.Tensor) -> None:
         """Store ``image`` (uint8 ``[C, H, W]``) atomically: a temporary file renamed into place, so
         an interrupted run never leaves a truncated entry behind."""
-        path = self.path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(self.encode(image))
-        os.replace(tmp, path)
+        atomic_write_bytes(self.path(name), self.encode(image))
 
     def encode(self, image: torch.Tensor) -> bytes:
         """The file bytes of an entry in this cache's format."""
@@ -115,10 +117,7 @@ class ImageCache:
         record = {k: self.settings[k] for k in MATCH_KEYS} | extra
         if self.format == "jpg":
             record["jpeg_quality"] = self.settings["jpeg_quality"]
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{MANIFEST}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, self.dir / MANIFEST)
+        atomic_write_text(self.dir / MANIFEST, json.dumps(record, indent=2))
 
     def mismatch(self, manifest: dict) -> str | None:
         """Why a manifest does not fit this config (``None`` when it does)."""
@@ -131,7 +130,7 @@ class ImageCache:
 def open_cache(cfg: Mapping, root: Path) -> ImageCache | None:
     """The prepared cache for a ``data`` config when one exists and matches it, else ``None``
     (a stale or foreign cache is ignored with a log line)."""
-    if not cfg.get("use_cache", True):
+    if not cfg["use_cache"]:
         return None
     cache = ImageCache(cache_settings(cfg, root))
     manifest = cache.read_manifest()

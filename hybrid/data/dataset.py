@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from hybrid.data.cache import ImageCache
 from hybrid.data.labels import LabelSpec, check_columns, encode_targets
 from hybrid.data.transforms import read_image
-from hybrid.errors import DataError
+from hybrid.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def index_images(root: str) -> dict[str, str]:
         # Hidden folders are skipped: the prepared cache (.cache/) holds files of the same names.
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))  # a stable walk
         for name in sorted(files):
-            if name.lower().endswith(IMAGE_SUFFIXES):
+            # Hidden files are skipped too: a temporary file a killed writer left behind.
+            if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
                 if name in found:
                     duplicates += 1
                     continue
@@ -48,7 +49,14 @@ def index_images(root: str) -> dict[str, str]:
     return found
 
 
-def read_label_csv(csv_path: Path, label_columns: Sequence[str], require_labels: bool = True) -> pd.DataFrame:
+def check_bad_image_policy(policy: str) -> str:
+    """``data.on_bad_image``: ``skip`` (count and name the image) or ``error`` (stop on it)."""
+    if policy not in BAD_IMAGE_POLICIES:
+        raise ConfigError(f"data.on_bad_image={policy!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
+    return policy
+
+
+def read_label_csv(csv_path: Path, label_columns: Sequence[str], *, require_labels: bool = True) -> pd.DataFrame:
     """Read a label CSV, checking its ``Filename`` column (present, unique, no empty names, no
     path leaving the data root) and, when ``require_labels``, the label columns."""
     if not csv_path.is_file():
@@ -94,8 +102,7 @@ class ImageFileDataset(Dataset):
         img_size: int | None = None,
         cache: ImageCache | None = None,
     ):
-        if on_bad_image not in BAD_IMAGE_POLICIES:
-            raise DataError(f"data.on_bad_image={on_bad_image!r}; choose one of {list(BAD_IMAGE_POLICIES)}")
+        check_bad_image_policy(on_bad_image)
         self.paths = paths
         self.names = names
         self.targets = targets

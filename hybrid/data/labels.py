@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from hybrid.data.sewerml import BINARY_CLASSES
-from hybrid.errors import DataError
+from hybrid.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "multilabel")
 
@@ -37,14 +37,14 @@ class LabelSpec:
 def resolve_label_columns(task: str, label_columns: Sequence[str] | None) -> tuple[str, ...]:
     """The CSV columns holding the labels of ``data.task`` (binary defaults to ``Defect``)."""
     if task not in TASKS:
-        raise DataError(f"data.task={task!r} is unknown; choose one of {list(TASKS)}")
+        raise ConfigError(f"data.task={task!r} is unknown; choose one of {list(TASKS)}")
     columns = tuple(label_columns or ())
     if task == "binary":
         columns = columns or ("Defect",)
     if task != "multilabel" and len(columns) != 1:
-        raise DataError(f"data.task={task} reads one label column, got data.label_columns={list(columns)}")
+        raise ConfigError(f"data.task={task} reads one label column, got data.label_columns={list(columns)}")
     if not columns:
-        raise DataError("data.task=multilabel needs data.label_columns (one 0/1 column per class)")
+        raise ConfigError("data.task=multilabel needs data.label_columns (one 0/1 column per class)")
     return columns
 
 

@@ -1,4 +1,4 @@
-"""The data module: resolves the dataset, builds the splits and their loaders."""
+"""The data module: resolves the dataset, builds the splits and their device loaders."""
 
 from __future__ import annotations
 
@@ -13,15 +13,18 @@ import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
+from hybrid.data.batch import BatchPreparer
 from hybrid.data.cache import open_cache
 from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, read_label_csv
+from hybrid.data.device_loader import DeviceLoader, collate
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
+from hybrid.data.samplers import split_sampler
 from hybrid.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
 from hybrid.data.transforms import build_transform
-from hybrid.engine import distributed
 from hybrid.errors import ConfigError, DataError
+from hybrid.util import ranks
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +36,11 @@ AUTO_MAX_WORKERS = 8
 AUTO_SERIAL_MAX_CPUS = 2
 
 
-def collate(items: list[dict]) -> dict:
-    """Stack good samples; names of unreadable ones go to ``batch["skipped"]``."""
-    good = [it for it in items if "bad" not in it]
-    batch = {"skipped": [it["bad"] for it in items if "bad" in it]}
-    if good:
-        batch["image"] = torch.stack([it["image"] for it in good])
-        batch["target"] = torch.stack([it["target"] for it in good])
-        batch["index"] = torch.tensor([it["index"] for it in good])
-    return batch
-
-
 def split_ratio(sampling_ratio: float | Mapping, split: str) -> float:
     """``data.sampling_ratio`` for one split: a float for all, or a per-split map (default 1)."""
     ratio = sampling_ratio.get(split, 1.0) if isinstance(sampling_ratio, Mapping) else sampling_ratio
     if not 0 < float(ratio) <= 1:
-        raise DataError(f"data.sampling_ratio for {split} must be in (0, 1], got {ratio}")
+        raise ConfigError(f"data.sampling_ratio for {split} must be in (0, 1], got {ratio}")
     return float(ratio)
 
 
@@ -66,17 +58,6 @@ def _seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-
-
-def split_sampler(dataset: Dataset, train: bool, seed: int) -> Sampler | None:
-    """Which samples this process reads. Training: a shuffle that depends only on ``(seed, epoch)``
-    (the trainer calls ``set_epoch``, so a resumed run sees the same order), split over DDP ranks.
-    Evaluation under DDP: a :class:`~hybrid.engine.distributed.ShardSampler` (each sample once);
-    in a single process ``None`` (in order)."""
-    rank, world = distributed.rank(), distributed.world_size()
-    if train:
-        return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
-    return distributed.ShardSampler(len(dataset), rank, world) if world > 1 else None
 
 
 def available_cpus() -> int:
@@ -105,42 +86,65 @@ def resolve_workers(value) -> int:
     return workers
 
 
-def make_loader(
-    dataset: Dataset, cfg: DictConfig, train: bool, seed: int, sampler: Sampler | None = None
-) -> DataLoader:
-    """A DataLoader over ``dataset``: shuffled and seeded for training, in order otherwise;
-    ``sampler`` (see :func:`split_sampler`) replaces the shuffle.
+def check_batch_size(value) -> int:
+    """``data.batch_size``: a count of at least 1."""
+    if int(value) < 1:
+        raise ConfigError(f"data.batch_size must be at least 1, got {value}")
+    return int(value)
 
-    Batches are uint8; on CUDA they are pinned so the copy to the device is asynchronous.
+
+def make_loader(
+    dataset: Dataset,
+    cfg: DictConfig,
+    *,
+    train: bool,
+    seed: int,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+    sampler: Sampler | None = None,
+) -> DeviceLoader:
+    """A :class:`DeviceLoader` over ``dataset``: shuffled and seeded for training, in order
+    otherwise; ``sampler`` (see :func:`~hybrid.data.samplers.split_sampler`) replaces the shuffle.
+
+    Batches leave the workers as uint8 (pinned when the device is CUDA, so the copy is
+    asynchronous) and reach the caller on ``device``, normalized as ``cfg`` says.
     """
+    device = torch.device(device)
     generator = torch.Generator()
-    generator.manual_seed(seed + distributed.rank())  # different augmentation streams per rank
+    generator.manual_seed(seed + ranks.rank())  # different augmentation streams per rank
     workers = resolve_workers(cfg.num_workers)
+    batch_size = check_batch_size(cfg.batch_size)
     per_process = len(sampler) if sampler is not None else len(dataset)
-    return DataLoader(
+    loader = DataLoader(
         dataset,
-        batch_size=int(cfg.batch_size),
+        batch_size=batch_size,
         shuffle=train and sampler is None,
         sampler=sampler,
-        drop_last=train and per_process > int(cfg.batch_size),
+        drop_last=train and per_process > batch_size,
         num_workers=workers,
         persistent_workers=workers > 0 and train,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=device.type == "cuda",
         collate_fn=collate,
         worker_init_fn=_seed_worker,
         generator=generator,
     )
+    return DeviceLoader(loader, BatchPreparer.from_config(cfg), device, channels_last=channels_last, train=train)
 
 
-def dataset_root(cfg: DictConfig, progress: bool = True) -> Path:
-    """The data folder: generated first for synthetic data, otherwise it must exist."""
+def check_root(cfg: DictConfig) -> Path:
+    """``data.root`` of a real dataset must exist (a synthetic one is generated there on first use)."""
     root = Path(str(cfg.root)).expanduser().resolve()
-    synthetic = cfg.get("synthetic")
-    if synthetic:
-        spec = SyntheticSpec(**OmegaConf.to_container(synthetic, resolve=True))
+    if not cfg.synthetic and not root.is_dir():
+        raise ConfigError(f"data.root={cfg.root} does not exist; download the data there or set data.root")
+    return root
+
+
+def dataset_root(cfg: DictConfig, *, progress: bool = True) -> Path:
+    """The data folder: generated first for synthetic data, otherwise it must exist."""
+    root = check_root(cfg)
+    if cfg.synthetic:
+        spec = SyntheticSpec(**OmegaConf.to_container(cfg.synthetic, resolve=True))
         return ensure_synthetic_dataset(root, spec, progress).resolve()
-    if not root.is_dir():
-        raise DataError(f"data.root={root} does not exist; download the data there or set data.root")
     return root
 
 
@@ -156,15 +160,26 @@ def folder_dataset(cfg: DictConfig, folder: str | Path) -> FolderImageDataset:
 
 
 class DataModule:
-    """Builds the train / val / test datasets and loaders described by the ``data`` config."""
+    """Builds the train / val / test datasets and the loaders that hand their batches to the model
+    on ``device``, ready (see :class:`~hybrid.data.device_loader.DeviceLoader`)."""
 
-    def __init__(self, cfg: DictConfig, seed: int, class_names: list[str] | None = None):
+    def __init__(
+        self,
+        cfg: DictConfig,
+        seed: int,
+        class_names: list[str] | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+    ):
         self.cfg = cfg
         self.seed = seed
+        self.device = torch.device(device)
+        self.channels_last = channels_last
         self.root = dataset_root(cfg)
         self.label_columns = resolve_label_columns(cfg.task, cfg.label_columns)
         self._frames: dict[str, pd.DataFrame] = {}
-        names = class_names or cfg.get("class_names")
+        names = class_names or cfg.class_names
         needs_train_csv = cfg.task == "multiclass" and not names
         self.spec = resolve_label_spec(
             cfg.task, self.label_columns, names, self.frame("train") if needs_train_csv else None
@@ -175,7 +190,7 @@ class DataModule:
 
     def csv_path(self, split: str) -> Path:
         """Path of a split's label CSV (``data.*_csv`` is relative to ``data.root``)."""
-        value = self.cfg.get(CSV_KEYS[split])
+        value = self.cfg[CSV_KEYS[split]]
         if not value:
             raise DataError(f"data.{CSV_KEYS[split]} is not set")
         return self.root / str(value)
@@ -184,10 +199,10 @@ class DataModule:
         """Whether a split's CSV holds the label columns (a test CSV may not, at inference)."""
         return set(self.label_columns) <= set(self.frame(split, require_labels=False).columns)
 
-    def frame(self, split: str, require_labels: bool = True) -> pd.DataFrame:
+    def frame(self, split: str, *, require_labels: bool = True) -> pd.DataFrame:
         """The rows of a split after ``data.sampling_ratio``."""
         if split not in self._frames:
-            frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels)
+            frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels=require_labels)
             ratio = split_ratio(self.cfg.sampling_ratio, split)
             self._frames[split] = sample_rows(frame, ratio, self.seed, split)
         return self._frames[split]
@@ -207,10 +222,17 @@ class DataModule:
             self.cache,
         )
 
-    def loader(self, split: str, dataset: Dataset | None = None) -> DataLoader:
+    def loader(self, split: str, dataset: Dataset | None = None) -> DeviceLoader:
         """A loader for a split (or for ``dataset``, evaluated in order); under DDP each process
         reads its share (``data.batch_size`` is per process)."""
         dataset = dataset if dataset is not None else self.dataset(split)
         train = split == "train"
-        sampler = split_sampler(dataset, train, self.seed)
-        return make_loader(dataset, self.cfg, train=train, seed=self.seed, sampler=sampler)
+        return make_loader(
+            dataset,
+            self.cfg,
+            train=train,
+            seed=self.seed,
+            device=self.device,
+            channels_last=self.channels_last,
+            sampler=split_sampler(dataset, train=train, seed=self.seed),
+        )

@@ -17,12 +17,13 @@ import hydra
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from hybrid.cli import run_entry
 from hybrid.data.cache import ImageCache, cache_settings
+from hybrid.data.config import check_data_config
 from hybrid.data.dataset import index_images
 from hybrid.data.loaders import dataset_root
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError
+from hybrid.util.entry import run_entry
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def check_disk_space(cache: ImageCache, count: int) -> None:
 def prepare(cfg: DictConfig) -> dict:
     """Fill the cache the ``data`` config points at; returns what was done (counts)."""
     data = cfg.data
-    root = dataset_root(data, progress=bool(cfg.get("progress_bar", True)))
+    check_data_config(data)
+    root = dataset_root(data, progress=bool(cfg.progress_bar))
     settings = cache_settings(data, root)
     cache = ImageCache(settings)
     index = index_images(str(root))
@@ -63,7 +65,7 @@ def prepare(cfg: DictConfig) -> dict:
         log.warning("rebuilding the cache in %s: %s", cache.dir, stale)
     check_disk_space(cache, len(index))
     log.info("caching %d images from %s into %s (%s)", len(index), root, cache.dir, cache.format)
-    bar = tqdm(sorted(index.items()), desc="prepare", unit="img", disable=None if cfg.get("progress_bar") else True)
+    bar = tqdm(sorted(index.items()), desc="prepare", unit="img", disable=None if cfg.progress_bar else True)
     for name, path in bar:
         if not stale and cache.fresh(name, path) is not None:
             counts["kept"] += 1

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from hybrid.data.sewerml import CSV_HEADER, DEFECT_CODES
 from hybrid.errors import DataError
+from hybrid.util.atomic import atomic_write, atomic_write_text
 
 SPLIT_FILES = {"train": "SewerML_Train.csv", "val": "SewerML_Val.csv", "test": "SewerML_Test.csv"}
 META_FILE = "synthetic.json"
@@ -547,9 +548,8 @@ def _write_one(args: tuple[SyntheticSpec, int, str]) -> dict:
     path = Path(folder) / _file_name(index)
     if not path.is_file():
         pixels = render_image(rng, codes, water, spec)
-        tmp = path.with_suffix(".tmp.png")
-        Image.fromarray(pixels).save(tmp, optimize=False, compress_level=1)
-        os.replace(tmp, path)  # a killed run never leaves a half-written PNG under the real name
+        # A killed run never leaves a half-written PNG under the real name.
+        atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, optimize=False, compress_level=1))
     row = {col: 0 for col in CSV_HEADER}
     row.update(Filename=path.name, WaterLevel=water, Defect=int(bool(codes)), ND=int(not codes))
     row.update({code: 1 for code in codes})
@@ -587,7 +587,7 @@ def generate(root: str | os.PathLike, spec: SyntheticSpec, progress: bool = True
         frame = pd.DataFrame(rows[start : start + len(indices)], columns=list(CSV_HEADER))
         frame.to_csv(root / SPLIT_FILES[split], index=False)
         start += len(indices)
-    (root / META_FILE).write_text(json.dumps(spec.identity(), indent=2))
+    atomic_write_text(root / META_FILE, json.dumps(spec.identity(), indent=2))
     return root
 
 

@@ -2,7 +2,7 @@
 
 Samples leave the loader as uint8 ``[C, H, W]`` at the model's input size: a quarter of the bytes of
 float32 through the worker pipes, and the float conversion, normalization and colour jitter run once
-per batch in the engine (:mod:`hybrid.engine.batch`), vectorized, on the training device.
+per batch on the model's device (:mod:`hybrid.data.batch`), vectorized.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class RandomAffineUint8:
 
 def build_transform(img_size: int, in_channels: int, augment: Mapping | None = None) -> v2.Compose:
     """Resize to ``img_size`` square and, for training, apply the geometric augmentations; uint8 in
-    and out (normalization and colour jitter happen on the batch, see :mod:`hybrid.engine.batch`).
+    and out (normalization and colour jitter happen on the batch, see :mod:`hybrid.data.batch`).
 
     Resizing comes first so the augmentations work on the (usually smaller) model-sized image.
     ``augment`` keys used here: ``rotation`` (degrees), ``scale`` ([min, max]), ``hflip``
@@ -83,6 +83,6 @@ def build_transform(img_size: int, in_channels: int, augment: Mapping | None = N
     if augment:
         steps.append(RandomAffineUint8(augment["rotation"], augment["scale"]))
         steps.append(v2.RandomHorizontalFlip(augment["hflip"]))
-        if in_channels == 3 and augment.get("hue"):
+        if in_channels == 3 and augment["hue"]:
             steps.append(v2.ColorJitter(hue=augment["hue"]))
     return v2.Compose(steps)

@@ -1,44 +1,133 @@
-"""Checkpoints: written atomically, read without executing anything (``weights_only``)."""
+"""The checkpoint record and its one reader/writer.
+
+:class:`CheckpointRecord` is everything a checkpoint file holds: the resolved config and class names
+(so ``infer.py ckpt_path=...`` needs nothing else), the weights, the training state a resumed run
+continues from, and the tuned decision threshold. Files are written atomically and read without
+executing anything (``weights_only``). :class:`CheckpointSaver` owns a run's ``checkpoints/`` folder
+(``best.pt``, ``last.pt``): which file is written when, by which process.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from hybrid.errors import CheckpointError
+from hybrid.util.atomic import atomic_write
+from hybrid.util.ranks import rank_zero_only
 
 FORMAT = "hybrid-checkpoint"
-VERSION = 1
+VERSION = 2
+# Keys of version-1 files that the record names differently now.
+RENAMED_KEYS = {"wandb_run_id": "tracker_run_id"}
+# Config keys that version-1 files (and the configs of the time) may lack, with the meaning they had.
+V1_CONFIG_DEFAULTS = {
+    "data": {"synthetic": None, "use_cache": True, "cache_dir": None, "cache_format": "npy", "cache_jpeg_quality": 95},
+    "trainer": {"compile": False},
+}
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write ``payload`` to ``path`` through a temporary file, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-    os.replace(tmp, path)
+def upgrade_config(config: dict, version: int) -> dict:
+    """The resolved config of a checkpoint of ``version``, with the keys today's code reads."""
+    if version < 2:
+        for group, defaults in V1_CONFIG_DEFAULTS.items():
+            if isinstance(config.get(group), dict):
+                config[group] = {**defaults, **config[group]}
+    return config
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a hybrid checkpoint onto the CPU, or raise :class:`CheckpointError` saying why not."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"ckpt_path={path}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for foreign or corrupt files
-        raise CheckpointError(f"ckpt_path={path}: not a readable checkpoint ({type(err).__name__})") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"ckpt_path={path}: not a hybrid checkpoint (no '{FORMAT}' marker)")
-    return payload
+@dataclass
+class CheckpointRecord:
+    """One checkpoint. ``epoch`` is the last *completed* epoch; ``interrupted_epoch`` /
+    ``interrupted_step`` mark a file written when SIGTERM / SIGINT stopped an epoch part-way."""
+
+    config: dict = field(default_factory=dict)  # the resolved training config
+    class_names: list[str] = field(default_factory=list)
+    task: str = ""
+    model: dict = field(default_factory=dict)  # the model's state dict
+    epoch: int = 0
+    monitor: str | None = None
+    best_value: float | None = None
+    best_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    skipped_images: list[str] = field(default_factory=list)
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    scaler: dict | None = None  # float16's gradient scaler
+    rng: list[dict] | None = None  # one entry per rank
+    world_size: int = 1
+    tracker_run_id: str | None = None  # a resumed run continues its tracker run
+    threshold: float | None = None  # tuned on validation (trainer.tune_threshold)
+    interrupted_epoch: int | None = None
+    interrupted_step: int | None = None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the record to ``path`` through a temporary file, so a crash never leaves half a file."""
+        payload = {"format": FORMAT, "version": VERSION, **dataclasses.asdict(self)}
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> CheckpointRecord:
+        """Read a hybrid checkpoint onto the CPU, or raise :class:`CheckpointError` saying why not."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"ckpt_path={path}: no such file")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for foreign or corrupt files
+            raise CheckpointError(f"ckpt_path={path}: not a readable checkpoint ({type(err).__name__})") from err
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise CheckpointError(f"ckpt_path={path}: not a hybrid checkpoint (no '{FORMAT}' marker)")
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {RENAMED_KEYS.get(key, key): value for key, value in payload.items()}
+        values["config"] = upgrade_config(dict(values.get("config") or {}), int(payload.get("version", 1)))
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def load_weights_into(self, model: torch.nn.Module, path: str | os.PathLike) -> None:
+        """Load the record's weights (read from ``path``), with a clear message when they do not fit."""
+        try:
+            model.load_state_dict(self.model)
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+            raise CheckpointError(f"ckpt_path={path}: weights do not fit the configured model ({first})") from err
 
 
-def load_model_weights(model: torch.nn.Module, payload: dict, path: str | os.PathLike) -> None:
-    """Load a checkpoint's weights, with a clear message when they do not fit ``model``."""
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as err:
-        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-        raise CheckpointError(f"ckpt_path={path}: weights do not fit the configured model ({first})") from err
+class CheckpointSaver:
+    """A run's ``checkpoints/`` folder: ``best.pt`` (best monitored value) and ``last.pt`` (the end
+    of every epoch, or the step an interruption stopped at). Rank 0 writes; the others hold the
+    same weights."""
+
+    def __init__(self, run_dir: Path):
+        self.folder = Path(run_dir) / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        """``best.pt``."""
+        return self.folder / "best.pt"
+
+    @property
+    def last(self) -> Path:
+        """``last.pt``."""
+        return self.folder / "last.pt"
+
+    @rank_zero_only
+    def save_epoch(self, record: CheckpointRecord, *, improved: bool) -> None:
+        """The end of an epoch: ``best.pt`` first when it improved, then ``last.pt``, so a crash
+        between the two never leaves ``last.pt`` claiming a ``best.pt`` that was not written."""
+        if improved:
+            record.save(self.best)
+        record.save(self.last)
+
+    @rank_zero_only
+    def save_interrupted(self, record: CheckpointRecord, *, epoch: int, step: int) -> None:
+        """``last.pt`` for a run stopped in ``epoch`` after ``step`` optimizer steps."""
+        dataclasses.replace(record, interrupted_epoch=epoch, interrupted_step=step).save(self.last)
+
+    @rank_zero_only
+    def record_threshold(self, threshold: float) -> None:
+        """Store a decision threshold tuned after training in ``best.pt``, which inference reads."""
+        dataclasses.replace(CheckpointRecord.load(self.best), threshold=threshold).save(self.best)

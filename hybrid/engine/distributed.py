@@ -1,21 +1,20 @@
-"""Distributed data parallel helpers: process group from ``torchrun``'s environment, rank checks,
-gathering, and the Hydra settings that keep non-zero ranks from creating their own run dir.
+"""Distributed data parallel: the process group from ``torchrun``'s environment, the DDP wrapper's
+buffer sync, and the Hydra settings that keep non-zero ranks from creating their own run dir.
 
-Every helper also works in a plain single-process run (world size 1), so callers need no branches.
+Rank and world-size helpers and the collectives live one layer down, in :mod:`hybrid.util.ranks`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
 
 from hybrid.errors import ConfigError
+from hybrid.util import ranks
 
 log = logging.getLogger(__name__)
 
@@ -44,31 +43,23 @@ def env_info() -> DistInfo:
     )
 
 
-def is_initialized() -> bool:
-    """Whether a process group is up."""
-    return dist.is_available() and dist.is_initialized()
+def check_strategy(strategy: str) -> str:
+    """``trainer.strategy``: one of :data:`STRATEGIES`."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"trainer.strategy={strategy!r}; choose one of {list(STRATEGIES)}")
+    return strategy
 
 
-def rank() -> int:
-    """This process's global rank (0 without a process group)."""
-    return dist.get_rank() if is_initialized() else 0
-
-
-def world_size() -> int:
-    """Number of processes in the job (1 without a process group)."""
-    return dist.get_world_size() if is_initialized() else 1
-
-
-def is_rank_zero() -> bool:
-    """Whether this process writes files, logs and talks to the tracker."""
-    return rank() == 0
+def check_backend(backend: str) -> str:
+    """``trainer.backend``: one of :data:`BACKENDS`."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"trainer.backend={backend!r}; choose one of {list(BACKENDS)}")
+    return backend
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """``auto``: NCCL for CUDA devices, gloo for CPU."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"trainer.backend={backend!r}; choose one of {list(BACKENDS)}")
-    if backend == "auto":
+    if check_backend(backend) == "auto":
         return "nccl" if device.type == "cuda" else "gloo"
     return backend
 
@@ -78,8 +69,7 @@ def init_distributed(strategy: str, backend: str, device: torch.device) -> DistI
 
     Without ``torchrun`` (no ``WORLD_SIZE``) a ``ddp`` run trains in this one process.
     """
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"trainer.strategy={strategy!r}; choose one of {list(STRATEGIES)}")
+    check_strategy(strategy)
     info = env_info()
     if strategy != "ddp" or not info.enabled:
         if strategy == "ddp":
@@ -87,59 +77,15 @@ def init_distributed(strategy: str, backend: str, device: torch.device) -> DistI
         return DistInfo()
     if device.type == "cuda":
         torch.cuda.set_device(info.local_rank)
-    if not is_initialized():
+    if not ranks.is_initialized():
         dist.init_process_group(backend=resolve_backend(backend, device), init_method="env://")
     return info
 
 
 def cleanup() -> None:
     """Leave the process group (a no-op without one)."""
-    if is_initialized():
+    if ranks.is_initialized():
         dist.destroy_process_group()
-
-
-def barrier() -> None:
-    """Wait until every process gets here (a no-op without a process group)."""
-    if is_initialized():
-        dist.barrier()
-
-
-def broadcast_object(obj):
-    """Rank 0's ``obj`` on every rank."""
-    if not is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def all_gather_objects(obj) -> list:
-    """Every rank's ``obj``, in rank order (``[obj]`` without a process group)."""
-    if not is_initialized():
-        return [obj]
-    out = [None] * world_size()
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def any_rank(flag: bool) -> bool:
-    """Whether ``flag`` is true on any rank, so every rank takes the same branch (a stop, an error)."""
-    if not is_initialized():
-        return bool(flag)
-    backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    value = torch.tensor([1.0 if flag else 0.0], device=backend_device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
-
-
-def all_reduce_sum(values: list[float]) -> list[float]:
-    """Element-wise sum of ``values`` over ranks."""
-    if not is_initialized():
-        return list(values)
-    backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    tensor = torch.tensor(values, dtype=torch.float64, device=backend_device)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
 
 
 def broadcast_buffers(model: torch.nn.Module) -> None:
@@ -148,24 +94,10 @@ def broadcast_buffers(model: torch.nn.Module) -> None:
     DDP broadcasts them at the start of each training forward, so after the last step every rank
     holds statistics updated by its own last batch; evaluation must see one model.
     """
-    if not is_initialized():
+    if not ranks.is_initialized():
         return
     for buffer in model.buffers():
         dist.broadcast(buffer.data, src=0)
-
-
-class ShardSampler(Sampler[int]):
-    """Rank ``r`` of ``w`` takes indices ``r, r + w, ...``: every sample exactly once, no padding
-    (unlike :class:`~torch.utils.data.DistributedSampler`), so gathered metrics count each image once."""
-
-    def __init__(self, length: int, rank: int, world_size: int):
-        self.indices = range(rank, length, world_size)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
 
 def worker_hydra_overrides(info: DistInfo | None = None) -> list[str]:

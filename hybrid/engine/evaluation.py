@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from torch import nn
-from torch.utils.data import DataLoader
 
 from hybrid.data.labels import LabelSpec
-from hybrid.engine import distributed
 from hybrid.engine.loop import Predictions, predict
 from hybrid.engine.outputs import format_class_table, plot_confusion_matrix, plot_per_class, write_predictions
 from hybrid.engine.runtime import Runtime
-from hybrid.metrics import THRESHOLD, compute_metrics, single_label_confusion, single_label_predictions
+from hybrid.metrics import THRESHOLD, compute_metrics, headline, single_label_confusion, single_label_predictions
+from hybrid.util.ranks import rank_zero_only
 
 log = logging.getLogger(__name__)
-
-# Figures repeated under ``tuned/`` when a tuned threshold is in use.
-HEADLINE_METRICS = ("accuracy", "f1_macro", "f1_micro", "f1_normal", "f1_defect", "f2_ciw", "f2_macro")
 
 
 def predicted_labels(probs: np.ndarray, spec: LabelSpec, threshold: float) -> list[str]:
@@ -43,24 +39,23 @@ class Evaluation:
     threshold: float = THRESHOLD
 
 
-def evaluate(
+def validate(
     model: nn.Module,
-    loader: DataLoader,
+    loader: Iterable[dict],
     spec: LabelSpec,
     runtime: Runtime,
-    labelled: bool = True,
+    *,
     criterion: nn.Module | None = None,
-    label: str = "evaluate",
+    desc: str = "validate",
+    progress: bool = False,
 ) -> Evaluation:
-    """Predict every sample of ``loader``; metrics at the benchmark threshold when ``labelled``."""
-    preds = predict(model, loader, spec, runtime, criterion if labelled else None, label)
-    names = [loader.dataset.names[i] for i in preds.indices]
-    metrics = {}
-    if labelled:
-        metrics = compute_metrics(preds.probs, preds.targets, spec)
-        if criterion is not None:
-            metrics["loss"] = preds.loss
-    return Evaluation(preds, names, metrics)
+    """Predict every sample of a labelled ``loader``; metrics at the benchmark threshold (and the
+    mean loss with ``criterion``)."""
+    preds = predict(model, loader, spec, runtime, criterion=criterion, desc=desc, progress=progress)
+    metrics = compute_metrics(preds.probs, preds.targets, spec)
+    if criterion is not None:
+        metrics["loss"] = preds.loss
+    return Evaluation(preds, [loader.dataset.names[i] for i in preds.indices], metrics)
 
 
 def add_tuned_metrics(evaluation: Evaluation, spec: LabelSpec, threshold: float) -> None:
@@ -70,9 +65,10 @@ def add_tuned_metrics(evaluation: Evaluation, spec: LabelSpec, threshold: float)
         return
     tuned = compute_metrics(evaluation.predictions.probs, evaluation.predictions.targets, spec, threshold)
     evaluation.metrics["tuned/threshold"] = threshold
-    evaluation.metrics.update({f"tuned/{k}": tuned[k] for k in HEADLINE_METRICS if k in tuned})
+    evaluation.metrics.update({f"tuned/{k}": v for k, v in headline(tuned).items()})
 
 
+@rank_zero_only  # under DDP every rank holds the gathered predictions; one writes
 def write_evaluation(run_dir: Path, evaluation: Evaluation, spec: LabelSpec, title: str) -> None:
     """``predictions.csv``; with labels also the per-class table (log), ``per_class.png`` and, for
     single-label tasks, ``confusion_matrix.png``."""
@@ -97,28 +93,29 @@ def replace_normal_scores(probs: np.ndarray, defect_scores: np.ndarray, threshol
     return combined
 
 
-def test_model(
+def final_evaluation(
     model: nn.Module,
-    loader: DataLoader,
+    loader: Iterable[dict],
     spec: LabelSpec,
     runtime: Runtime,
     run_dir: Path,
+    *,
     labelled: bool = True,
     tuned_threshold: float | None = None,
     rescore: Callable[[Predictions], np.ndarray] | None = None,
+    progress: bool = False,
 ) -> Evaluation:
-    """The final evaluation of a run, shared by ``train.py`` and ``infer.py`` so their figures match:
+    """The last evaluation of a run, shared by ``train.py`` and ``infer.py`` so their figures match:
     predictions of ``loader`` (optionally rescored, e.g. by a two-stage combination), metrics when
     ``labelled`` (plus ``tuned/`` ones with a tuned threshold), and the files of
     :func:`write_evaluation` (rank 0 only)."""
-    evaluation = evaluate(model, loader, spec, runtime, labelled=False, label="test")
-    preds = evaluation.predictions
+    preds = predict(model, loader, spec, runtime, desc="test", progress=progress)
+    evaluation = Evaluation(preds, [loader.dataset.names[i] for i in preds.indices], {})
     if rescore is not None:
         preds.probs = rescore(preds)
     if labelled:
         evaluation.metrics = compute_metrics(preds.probs, preds.targets, spec)
     if tuned_threshold is not None:
         add_tuned_metrics(evaluation, spec, tuned_threshold)
-    if distributed.is_rank_zero():  # under DDP every rank holds the gathered predictions; one writes
-        write_evaluation(run_dir, evaluation, spec, title=f"test ({len(evaluation.names)} images)")
+    write_evaluation(run_dir, evaluation, spec, title=f"test ({len(evaluation.names)} images)")
     return evaluation

@@ -4,21 +4,41 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hybrid.data.labels import LabelSpec
-from hybrid.engine import distributed
 from hybrid.engine.runtime import Runtime, autocast
 from hybrid.errors import ConfigError, HybridError
+from hybrid.util import ranks
 
 CLASS_WEIGHTINGS = ("none", "positive_ratio", "effective_number")
+
+
+def check_class_weighting(weighting: str, task: str) -> str:
+    """``trainer.class_weighting``: one of :data:`CLASS_WEIGHTINGS`; ``positive_ratio`` (BCE's
+    ``pos_weight``) exists for multi-label tasks only."""
+    if weighting not in CLASS_WEIGHTINGS:
+        raise ConfigError(f"trainer.class_weighting={weighting!r}; choose one of {list(CLASS_WEIGHTINGS)}")
+    if weighting == "positive_ratio" and task != "multilabel":
+        raise ConfigError("trainer.class_weighting=positive_ratio applies to data.task=multilabel only")
+    return weighting
+
+
+def ready_images(batch: dict) -> torch.Tensor:
+    """The batch's images, which the data side must hand over ready (normalized float on the device)."""
+    images = batch["image"]
+    if images.dtype == torch.uint8:
+        raise ConfigError(
+            "uint8 images reached the engine: batches must arrive normalized with the data config's mean/std "
+            "(iterate a hybrid.data DeviceLoader, e.g. DataModule.loader or make_loader)"
+        )
+    return images
 
 
 def class_counts(targets: np.ndarray, spec: LabelSpec) -> np.ndarray:
@@ -37,14 +57,11 @@ def loss_function(
     as the official Sewer-ML code does; ``effective_number`` weights class ``c`` by
     ``(1 - beta) / (1 - beta ** N_c)`` (Cui et al., CVPR 2019), normalized to mean 1.
     """
-    if weighting not in CLASS_WEIGHTINGS:
-        raise ConfigError(f"trainer.class_weighting={weighting!r}; choose one of {list(CLASS_WEIGHTINGS)}")
+    check_class_weighting(weighting, spec.task)
     if weighting == "none":
         return nn.CrossEntropyLoss() if spec.single_label else nn.BCEWithLogitsLoss()
     counts = np.maximum(class_counts(train_targets, spec), 1.0)
     if weighting == "positive_ratio":
-        if spec.single_label:
-            raise ConfigError("trainer.class_weighting=positive_ratio applies to data.task=multilabel only")
         pos_weight = (len(train_targets) - counts) / counts
         return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
     weights = (1 - beta) / (1 - beta**counts)
@@ -81,54 +98,60 @@ class EpochResult:
 
 def train_one_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: Iterable[dict],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     criterion: nn.Module,
     runtime: Runtime,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
     grad_clip: float | None = None,
-    label: str = "train",
+    desc: str = "train",
+    progress: bool = False,
     stop_requested: Callable[[], bool] | None = None,
 ) -> EpochResult:
-    """Train over ``loader`` once, stepping the scheduler every batch.
+    """Train over ``loader`` (ready batches, see :mod:`hybrid.data.device_loader`) once, stepping
+    the scheduler every batch.
 
+    ``scaler`` scales the loss for float16 (a pass-through when ``None`` or disabled).
     ``stop_requested`` is asked after every optimizer step (a SIGTERM / SIGINT arrived); when it
     says yes on any process, the epoch ends early with ``interrupted=True``. A NaN or infinite loss
     on any process raises :class:`NonFiniteLossError` before the weights are touched.
     """
     model.train()
     device = runtime.device
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     total_loss, seen, steps, skipped, interrupted = 0.0, 0, 0, [], False
     start = time.perf_counter()
-    bar = tqdm(loader, desc=label, leave=False, disable=None if runtime.progress else True, unit="batch")
+    bar = tqdm(loader, desc=desc, leave=False, disable=None if progress else True, unit="batch")
     for batch in bar:
         skipped += batch["skipped"]
         if "image" not in batch:
             continue
-        images = runtime.prepare_batch(batch["image"], train=True)
-        targets = batch["target"].to(device, non_blocking=True)
+        images = ready_images(batch)
+        targets = batch["target"].to(device, non_blocking=True)  # a no-op for a DeviceLoader's batches
         with autocast(device, runtime.precision):
             loss = criterion(model(images), targets)
         # Every process takes the same branch, or the others would wait forever in backward's all-reduce.
-        if distributed.any_rank(not math.isfinite(loss.item())):
-            raise NonFiniteLossError(f"training loss became {loss.item()} at step {steps + 1} ({label})")
+        if ranks.any_rank(not math.isfinite(loss.item())):
+            raise NonFiniteLossError(f"training loss became {loss.item()} at step {steps + 1} ({desc})")
         optimizer.zero_grad(set_to_none=True)
-        runtime.scaler.scale(loss).backward()  # the scaler is a pass-through unless float16
+        scaler.scale(loss).backward()
         if grad_clip:
-            runtime.scaler.unscale_(optimizer)
+            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        runtime.scaler.step(optimizer)
-        runtime.scaler.update()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         total_loss += loss.item() * len(images)
         seen += len(images)
         steps += 1
         bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-        if stop_requested is not None and distributed.any_rank(stop_requested()):
+        if stop_requested is not None and ranks.any_rank(stop_requested()):
             interrupted = True
             break
     seconds = time.perf_counter() - start
-    total_loss, seen = distributed.all_reduce_sum([total_loss, seen])
+    total_loss, seen = ranks.all_reduce_sum([total_loss, seen])
     return EpochResult(total_loss / max(seen, 1), int(seen), seconds, skipped, steps, interrupted)
 
 
@@ -152,22 +175,28 @@ class Predictions:
 @torch.no_grad()
 def predict(
     model: nn.Module,
-    loader: DataLoader,
+    loader: Iterable[dict],
     spec: LabelSpec,
     runtime: Runtime,
+    *,
     criterion: Callable | None = None,
-    label: str = "predict",
+    desc: str = "predict",
+    progress: bool = False,
 ) -> Predictions:
-    """Run the model over ``loader`` in eval mode; with ``criterion`` the mean loss too."""
+    """Run the model over ``loader`` (ready batches) in eval mode; with ``criterion`` the mean loss too.
+
+    Any iterable of batches works; a loader that reads only this process's share (``sharded``,
+    evaluation under DDP) has every process's predictions gathered, in dataset order.
+    """
     model.eval()
     device = runtime.device
     probs, targets, indices, skipped = [], [], [], []
     total_loss, forward_seconds = 0.0, 0.0
-    for batch in tqdm(loader, desc=label, leave=False, disable=None if runtime.progress else True, unit="batch"):
+    for batch in tqdm(loader, desc=desc, leave=False, disable=None if progress else True, unit="batch"):
         skipped += batch["skipped"]
         if "image" not in batch:
             continue
-        images = runtime.prepare_batch(batch["image"])
+        images = ready_images(batch)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
@@ -176,17 +205,17 @@ def predict(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         forward_seconds += time.perf_counter() - start
+        target = batch["target"]
         if criterion is not None:
-            total_loss += criterion(logits.float(), batch["target"].to(device)).item() * len(images)
+            total_loss += criterion(logits.float(), target.to(device)).item() * len(images)
         probs.append(to_probabilities(logits, spec).cpu())
-        targets.append(batch["target"])
+        targets.append(target.cpu())
         indices.append(batch["index"])
     if probs:
         local = (torch.cat(probs).numpy(), torch.cat(targets).numpy(), torch.cat(indices).numpy())
     else:
         local = (np.zeros((0, spec.num_labels), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    # Any iterable of batches works; only a DDP-sharded DataLoader needs its shares gathered.
-    if isinstance(getattr(loader, "sampler", None), distributed.ShardSampler):
+    if getattr(loader, "sharded", False):
         return gather_predictions(local, total_loss, forward_seconds, skipped)
     count = len(local[2])
     return Predictions(*local, total_loss / count if count else 0.0, forward_seconds, skipped)
@@ -198,7 +227,7 @@ def gather_predictions(local: tuple, total_loss: float, forward_seconds: float, 
     Predictions are gathered rather than per-process metrics averaged, so F1 and friends are
     computed once over the whole split, each sample counted once.
     """
-    parts = distributed.all_gather_objects((*local, total_loss, forward_seconds, skipped))
+    parts = ranks.all_gather_objects((*local, total_loss, forward_seconds, skipped))
     filled = [p for p in parts if len(p[2])] or parts[:1]  # a rank may have no samples (split < world)
     probs, targets, indices = (np.concatenate([p[k] for p in filled]) for k in range(3))
     order = np.argsort(indices, kind="stable")

@@ -9,8 +9,6 @@ from omegaconf import DictConfig
 
 from hybrid.errors import ConfigError
 
-SCHEDULERS = ("none", "cosine", "cosine_restarts")
-
 
 def build_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters; no weight decay on biases and norm weights."""
@@ -25,29 +23,54 @@ def build_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=float(cfg.lr), betas=tuple(cfg.betas))
 
 
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """``trainer.scheduler.name``: ``none``, ``cosine`` (linear warmup then cosine decay to
-    ``min_lr_ratio``) or ``cosine_restarts`` (warm restarts every ``restart_epochs``)."""
+Scheduler = torch.optim.lr_scheduler.LRScheduler
+
+
+def constant_schedule(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int) -> Scheduler:
+    """``none``: the learning rate stays ``trainer.lr``."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int) -> Scheduler:
+    """``cosine``: linear warmup over ``warmup_epochs``, then cosine decay to ``min_lr_ratio``."""
     sched = cfg.scheduler
     total = max(1, int(cfg.max_epochs) * steps_per_epoch)
     warmup = round(float(sched.warmup_epochs) * steps_per_epoch)
     floor = float(sched.min_lr_ratio)
-    if sched.name == "none":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    if sched.name == "cosine":
 
-        def cosine(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    def cosine(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
-    if sched.name == "cosine_restarts":
-        period = max(1, round(float(sched.restart_epochs) * steps_per_epoch))
-        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            optimizer, T_0=period, T_mult=int(sched.restart_mult), eta_min=float(cfg.lr) * floor
-        )
-    raise ConfigError(f"trainer.scheduler.name={sched.name!r}; choose one of {list(SCHEDULERS)}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+
+
+def cosine_restarts_schedule(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int) -> Scheduler:
+    """``cosine_restarts``: cosine decay restarted every ``restart_epochs`` (growing by ``restart_mult``)."""
+    sched = cfg.scheduler
+    period = max(1, round(float(sched.restart_epochs) * steps_per_epoch))
+    return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        optimizer, T_0=period, T_mult=int(sched.restart_mult), eta_min=float(cfg.lr) * float(sched.min_lr_ratio)
+    )
+
+
+# trainer.scheduler.name -> builder
+SCHEDULERS = {
+    "none": constant_schedule,
+    "cosine": warmup_cosine_schedule,
+    "cosine_restarts": cosine_restarts_schedule,
+}
+
+
+def check_scheduler(name: str) -> str:
+    """``trainer.scheduler.name``: a key of :data:`SCHEDULERS`."""
+    if name not in SCHEDULERS:
+        raise ConfigError(f"trainer.scheduler.name={name!r}; choose one of {list(SCHEDULERS)}")
+    return name
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int) -> Scheduler:
+    """The schedule ``trainer.scheduler.name`` names, stepped once per training step."""
+    return SCHEDULERS[check_scheduler(cfg.scheduler.name)](optimizer, cfg, steps_per_epoch)

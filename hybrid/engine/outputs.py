@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from hybrid.util.atomic import atomic_write, atomic_write_text
 
 
 def pyplot():
@@ -23,16 +24,14 @@ def pyplot():
 
 def write_json(path: Path, data: Mapping) -> None:
     """Write ``data`` as indented JSON, replacing the file atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(dict(data), indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(dict(data), indent=2, sort_keys=False) + "\n")
 
 
 def write_history(path: Path, rows: Sequence[Mapping]) -> None:
     """One row per epoch; columns are the union of the rows' keys, ``epoch`` first."""
     frame = pd.DataFrame(list(rows))
     columns = ["epoch"] + [c for c in frame.columns if c != "epoch"]
-    frame[columns].to_csv(path, index=False)
+    atomic_write(path, lambda tmp: frame[columns].to_csv(tmp, index=False))
 
 
 def write_predictions(
@@ -43,7 +42,7 @@ def write_predictions(
     frame.insert(0, "Filename", list(names))
     frame["prediction"] = list(predicted)
     frame = frame.sort_values("Filename", kind="stable").reset_index(drop=True)
-    frame.to_csv(path, index=False, float_format="%.9g")  # round-trips float32 exactly
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.9g"))  # float32 round-trips
     return frame
 
 
@@ -134,8 +133,6 @@ def plot_history(path: Path, history: Sequence[Mapping], monitor: str) -> Path:
         if keys:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
     return path

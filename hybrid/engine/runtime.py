@@ -1,17 +1,17 @@
-"""Device, precision, seeding and thread settings shared by training and inference."""
+"""Where and how a model runs (device, precision, memory layout, compilation), plus seeding and
+thread settings shared by training and inference."""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import random
 import resource
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 
-from hybrid.engine.batch import BatchPreparer
 from hybrid.errors import ConfigError
 
 # "16" is float16 autocast with a gradient scaler; CUDA only (CPU kernels for it are slow or missing).
@@ -104,27 +104,25 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class Runtime:
-    """Where and how the model runs: device, precision, memory format, compilation, how batches
-    are prepared (:class:`BatchPreparer`, from the data config), progress bars.
+    """Where and how the model runs: device, precision (autocast), channels-last memory layout and
+    ``torch.compile``. Batches arrive ready for it from :mod:`hybrid.data` (normalized, on the
+    device, in the same layout)."""
 
-    Progress bars show on a terminal only, so logs of batch jobs stay readable.
-    """
-
-    def __init__(self, device: str, precision, channels_last: bool, progress: bool, compile: bool = False, data=None):
+    def __init__(self, device: str, precision, *, channels_last: bool = False, compile: bool = False):
         self.device = select_device(device)
         self.precision = check_precision(precision, self.device)
         self.channels_last = bool(channels_last)
-        self.progress = bool(progress)
         self.compile = bool(compile)
-        self.batch = BatchPreparer.from_config(data) if data is not None else None
-        # A no-op unless float16: then the loss is scaled so small gradients do not underflow.
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "16")
 
-    def with_data(self, data) -> Runtime:
-        """A copy that prepares batches as ``data`` (a data config) says, e.g. another model's."""
-        other = copy.copy(self)
-        other.batch = BatchPreparer.from_config(data)
-        return other
+    @classmethod
+    def from_config(cls, trainer_cfg: DictConfig) -> Runtime:
+        """The runtime a ``trainer`` config describes."""
+        return cls(
+            trainer_cfg.device,
+            trainer_cfg.precision,
+            channels_last=trainer_cfg.channels_last,
+            compile=trainer_cfg.compile,
+        )
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """Move the model to the device, in channels-last layout and compiled when asked.
@@ -137,12 +135,3 @@ class Runtime:
         if self.compile:
             model.compile()
         return model
-
-    def prepare_batch(self, images: torch.Tensor, train: bool = False) -> torch.Tensor:
-        """A loader batch on the device, ready for the model (normalized float, memory format)."""
-        if self.batch is None:
-            if images.dtype == torch.uint8:
-                raise ConfigError("uint8 batches need the data config's mean/std: build Runtime(..., data=cfg.data)")
-            images = images.to(self.device, non_blocking=True)
-            return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
-        return self.batch(images, self.device, self.channels_last, train)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid.cli import resume_command
 from hybrid.data.loaders import DataModule
 from hybrid.engine import distributed
-from hybrid.engine.checkpoint import load_model_weights, save_checkpoint
-from hybrid.engine.evaluation import evaluate
+from hybrid.engine.callbacks import Callback
+from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
+from hybrid.engine.evaluation import validate
 from hybrid.engine.interrupt import GracefulInterrupt
 from hybrid.engine.loop import NonFiniteLossError, loss_function, train_one_epoch
 from hybrid.engine.optim import build_optimizer, build_scheduler
@@ -22,10 +21,14 @@ from hybrid.engine.outputs import plot_history, write_history
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
 from hybrid.errors import DataError, TrainingInterrupted
 from hybrid.metrics import monitor_mode, prefixed
-from hybrid.tracking import Tracker
-from hybrid.tracking.media import attention_overlays
+from hybrid.util import ranks
+from hybrid.util.logs import RankedLogger
+from hybrid.util.ranks import rank_zero_only
 
-log = logging.getLogger(__name__)
+log = RankedLogger(__name__)
+
+# Figures of the one log line per epoch (the monitored one is added).
+EPOCH_LOG_KEYS = ("train/loss", "val/loss", "val/accuracy", "val/f1_macro")
 
 
 @dataclass
@@ -44,8 +47,23 @@ class FitResult:
         return int(self.history[-1]["epoch"]) if self.history else 0
 
 
+@dataclass
+class FitState:
+    """The bookkeeping a resumed run continues from."""
+
+    start: int = 1
+    best_value: float | None = None
+    best_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    skipped: set[str] = field(default_factory=set)
+
+
 class Trainer:
-    """Trains ``model`` on ``data`` as ``cfg.trainer`` says, keeping checkpoints in ``run_dir``."""
+    """Trains ``model`` on ``data`` as ``cfg.trainer`` says, keeping checkpoints in ``run_dir``.
+
+    ``callbacks`` hear of every finished epoch (e.g. a tracker); ``tracker_run_id`` is stored in the
+    checkpoints so a resumed run continues its tracker run.
+    """
 
     def __init__(
         self,
@@ -53,21 +71,26 @@ class Trainer:
         model: torch.nn.Module,
         data: DataModule,
         runtime: Runtime,
-        tracker: Tracker,
         run_dir: Path,
+        *,
+        callbacks: Sequence[Callback] = (),
+        tracker_run_id: str | None = None,
     ):
         self.cfg = cfg
         self.trainer_cfg = cfg.trainer
         self.model = model
         self.data = data
         self.runtime = runtime
-        self.tracker = tracker
         self.run_dir = run_dir
-        self.ckpt_dir = run_dir / "checkpoints"
+        self.saver = CheckpointSaver(run_dir)
+        self.callbacks = list(callbacks)
+        self.tracker_run_id = tracker_run_id
         self.monitor = str(cfg.trainer.monitor)
         self.mode = monitor_mode(self.monitor)
-        # fp16's gradient scaler (checkpointed so a resumed run keeps its loss scale); None otherwise
-        self.scaler = runtime.scaler if runtime.scaler.is_enabled() else None
+        self.progress = bool(cfg.trainer.progress_bar) and ranks.is_rank_zero()
+        # float16's gradient scaler (checkpointed so a resumed run keeps its loss scale); a
+        # pass-through otherwise.
+        self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "16")
 
     def _improved(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -78,7 +101,7 @@ class Trainer:
         """The module the training steps run: the model itself, or under DDP the model wrapped in
         :class:`~torch.nn.parallel.DistributedDataParallel` (SyncBatchNorm on CUDA when
         ``trainer.sync_batchnorm``; on CPU/gloo DDP broadcasts rank 0's batch-norm buffers instead)."""
-        if not distributed.is_initialized():
+        if not ranks.is_initialized():
             return self.model
         device = self.runtime.device
         if device.type == "cuda" and self.trainer_cfg.sync_batchnorm:
@@ -90,70 +113,57 @@ class Trainer:
             find_unused_parameters=bool(self.trainer_cfg.find_unused_parameters),
         )
 
-    def _payload(self, epoch: int, state: dict, optimizer, scheduler, rng: list) -> dict:
+    def _record(self, epoch: int, state: FitState, optimizer, scheduler, rng: list) -> CheckpointRecord:
         """Everything a resumed run needs; ``epoch`` is the last *completed* epoch."""
-        payload = {
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
-            "class_names": list(self.data.spec.class_names),
-            "task": self.data.spec.task,
-            "model": self.model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch,
-            "monitor": self.monitor,
-            "best_value": state["best_value"],
-            "best_epoch": state["best_epoch"],
-            "history": state["history"],
-            "skipped_images": sorted(state["skipped"]),
-            "rng": rng,  # one entry per rank
-            "world_size": distributed.world_size(),
-        }
-        if self.scaler is not None:
-            payload["scaler"] = self.scaler.state_dict()
-        if self.tracker.run_id is not None:
-            payload["wandb_run_id"] = self.tracker.run_id
-        return payload
-
-    def _restore(self, resume: dict, optimizer, scheduler) -> dict:
-        """Load a checkpoint's training state; returns the bookkeeping ``state`` to continue from."""
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        if self.scaler is not None and "scaler" in resume:
-            self.scaler.load_state_dict(resume["scaler"])
-        rng = resume.get("rng") or []
-        if len(rng) == distributed.world_size():  # another world size: keep the fresh seeds
-            set_rng_state(rng[distributed.rank()])
-        state = {
-            "start": resume["epoch"] + 1,
-            "best_value": resume["best_value"],
-            "best_epoch": resume["best_epoch"],
-            "history": list(resume["history"]),
-            "skipped": set(resume.get("skipped_images", [])),
-        }
-        if "interrupted_epoch" in resume:
-            log.info("epoch %d was interrupted at step %d: running it again from its start",
-                     resume["interrupted_epoch"], resume["interrupted_step"])  # fmt: skip
-        best = state["best_value"]
-        log.info("resuming after epoch %d (best %s=%s)", resume["epoch"], self.monitor, best)
-        return state
-
-    def _save(self, name: str, payload: dict) -> None:
-        """Rank 0 writes checkpoints; the others have the same weights."""
-        if distributed.is_rank_zero():
-            save_checkpoint(self.ckpt_dir / name, payload)
-
-    def _interrupted(self, signal_name: str, exit_code: int, epoch: int, steps: int, payload: dict):
-        """Write a mid-epoch ``last.pt`` and stop with the command that resumes the run."""
-        last = self.ckpt_dir / "last.pt"
-        self._save("last.pt", {**payload, "interrupted_epoch": epoch, "interrupted_step": steps})
-        distributed.barrier()
-        return TrainingInterrupted(
-            f"{signal_name}: stopped in epoch {epoch} after step {steps}; saved {last.resolve()} "
-            f"(resuming runs epoch {epoch} again from its start). Resume with: {resume_command(last)}",
-            exit_code,
+        return CheckpointRecord(
+            config=OmegaConf.to_container(self.cfg, resolve=True),
+            class_names=list(self.data.spec.class_names),
+            task=self.data.spec.task,
+            model=self.model.state_dict(),
+            epoch=epoch,
+            monitor=self.monitor,
+            best_value=state.best_value,
+            best_epoch=state.best_epoch,
+            history=state.history,
+            skipped_images=sorted(state.skipped),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            rng=rng,
+            world_size=ranks.world_size(),
+            tracker_run_id=self.tracker_run_id,
         )
 
-    def fit(self, resume: dict | None = None) -> FitResult:
+    def _restore(self, resume: CheckpointRecord, optimizer, scheduler) -> FitState:
+        """Load a checkpoint's training state; returns the bookkeeping to continue from."""
+        optimizer.load_state_dict(resume.optimizer)
+        scheduler.load_state_dict(resume.scheduler)
+        if self.scaler.is_enabled() and resume.scaler is not None:
+            self.scaler.load_state_dict(resume.scaler)
+        rng = resume.rng or []
+        if len(rng) == ranks.world_size():  # another world size: keep the fresh seeds
+            set_rng_state(rng[ranks.rank()])
+        if resume.interrupted_epoch is not None:
+            log.info("epoch %d was interrupted at step %d: running it again from its start",
+                     resume.interrupted_epoch, resume.interrupted_step)  # fmt: skip
+        log.info("resuming after epoch %d (best %s=%s)", resume.epoch, self.monitor, resume.best_value)
+        return FitState(
+            resume.epoch + 1, resume.best_value, resume.best_epoch, list(resume.history), set(resume.skipped_images)
+        )
+
+    def _interrupted(self, signal_name: str, exit_code: int, epoch: int, steps: int, record: CheckpointRecord):
+        """Write a mid-epoch ``last.pt``; the error names it (the app adds the resume command)."""
+        self.saver.save_interrupted(record, epoch=epoch, step=steps)
+        ranks.barrier()
+        last = self.saver.last.resolve()
+        return TrainingInterrupted(
+            f"{signal_name}: stopped in epoch {epoch} after step {steps}; saved {last} "
+            f"(resuming runs epoch {epoch} again from its start).",
+            exit_code,
+            checkpoint=last,
+        )
+
+    def fit(self, resume: CheckpointRecord | None = None) -> FitResult:
         """Run ``trainer.max_epochs`` epochs (continuing after ``resume``'s epoch if given).
 
         SIGTERM / SIGINT end the current step, write ``last.pt`` and raise
@@ -170,59 +180,54 @@ class Trainer:
         ).to(self.runtime.device)
         train_loader, val_loader = self.data.loader("train", train_set), self.data.loader("val", val_set)
         if resume is not None:
-            load_model_weights(self.model, resume, self.cfg.ckpt_path)
+            resume.load_weights_into(self.model, self.cfg.ckpt_path)
         train_model = self._wrap()
         optimizer = build_optimizer(self.model, self.trainer_cfg)
         scheduler = build_scheduler(optimizer, self.trainer_cfg, len(train_loader))
-        state = {"start": 1, "best_value": None, "best_epoch": 0, "history": [], "skipped": set()}
-        if resume is not None:
-            state = self._restore(resume, optimizer, scheduler)
-        state["skipped"] |= set(train_set.missing) | set(val_set.missing)
+        state = self._restore(resume, optimizer, scheduler) if resume is not None else FitState()
+        state.skipped |= set(train_set.missing) | set(val_set.missing)
         max_epochs = int(self.trainer_cfg.max_epochs)
         speeds = []
         # Installed before the first loader iteration, so DataLoader workers inherit it too.
         with GracefulInterrupt() as interrupt:
-            for epoch in range(state["start"], max_epochs + 1):
-                if hasattr(train_loader.sampler, "set_epoch"):
-                    train_loader.sampler.set_epoch(epoch)  # the shuffle depends on (seed, epoch) only
-                rng_before = distributed.all_gather_objects(rng_state())
+            for epoch in range(state.start, max_epochs + 1):
+                train_loader.sampler.set_epoch(epoch)  # the shuffle depends on (seed, epoch) only
+                rng_before = ranks.all_gather_objects(rng_state())
                 log.info("epoch %d/%d: %d steps per process", epoch, max_epochs, len(train_loader))
                 try:
                     result = train_one_epoch(
                         train_model, train_loader, optimizer, scheduler, self.criterion, self.runtime,
-                        self.trainer_cfg.grad_clip, f"epoch {epoch}/{max_epochs} train", interrupt.requested,
+                        scaler=self.scaler, grad_clip=self.trainer_cfg.grad_clip,
+                        desc=f"epoch {epoch}/{max_epochs} train", progress=self.progress,
+                        stop_requested=interrupt.requested,
                     )  # fmt: skip
                 except NonFiniteLossError as err:
-                    last = self.ckpt_dir / "last.pt"
+                    last = self.saver.last
                     kept = f"the last good checkpoint {last} is kept" if last.is_file() else "no checkpoint written"
                     raise NonFiniteLossError(f"epoch {epoch}: {err}; {kept}; try a lower trainer.lr") from err
-                state["skipped"].update(*distributed.all_gather_objects(result.skipped))
+                state.skipped.update(*ranks.all_gather_objects(result.skipped))
                 if result.interrupted:
-                    payload = self._payload(epoch - 1, state, optimizer, scheduler, rng_before)
-                    raise self._interrupted(interrupt.signal_name, interrupt.exit_code, epoch, result.steps, payload)
+                    record = self._record(epoch - 1, state, optimizer, scheduler, rng_before)
+                    raise self._interrupted(interrupt.signal_name, interrupt.exit_code, epoch, result.steps, record)
                 speeds.append(result.images_per_s)
                 self._end_epoch(epoch, max_epochs, result, val_loader, optimizer, scheduler, state)
-        distributed.barrier()  # best.pt is on disk before any rank reads it
+        ranks.barrier()  # best.pt is on disk before any rank reads it
         mean_speed = sum(speeds) / len(speeds) if speeds else 0.0
-        return FitResult(state["best_value"], state["best_epoch"], state["history"], mean_speed, state["skipped"])
+        return FitResult(state.best_value, state.best_epoch, state.history, mean_speed, state.skipped)
 
-    def _log_attention(self, epoch: int, val_set) -> None:
-        """Attention overlays on a fixed handful of validation images, every few epochs (the
-        tracker of rank 0 only wants them)."""
-        every, count = self.tracker.attention_every_n_epochs, self.tracker.attention_images
-        if not self.tracker.wants_media or every <= 0 or count <= 0 or epoch % every:
-            return
-        indices = np.unique(np.linspace(0, len(val_set) - 1, count).round().astype(int))
-        overlays = attention_overlays(
-            self.model, val_set, indices, self.data.spec, self.runtime, self.tracker.max_image_side
-        )
-        self.tracker.log_images("val/attention", overlays, step=epoch)
+    @rank_zero_only
+    def _write_history(self, history: list[dict]) -> None:
+        write_history(self.run_dir / "history.csv", history)
+        plot_history(self.run_dir / "training_curves.png", history, self.monitor)
 
-    def _end_epoch(self, epoch, max_epochs, result, val_loader, optimizer, scheduler, state) -> None:
-        """Validate, then (rank 0) write best.pt before last.pt, history.csv and the tracker's row."""
+    def _end_epoch(self, epoch, max_epochs, result, val_loader, optimizer, scheduler, state: FitState) -> None:
+        """Validate, then write best.pt before last.pt, history.csv and tell the callbacks."""
         distributed.broadcast_buffers(self.model)  # one set of batch-norm statistics for evaluation
-        val = evaluate(self.model, val_loader, self.data.spec, self.runtime, True, self.criterion, f"epoch {epoch} val")
-        state["skipped"].update(val.predictions.skipped)
+        val = validate(
+            self.model, val_loader, self.data.spec, self.runtime, criterion=self.criterion,
+            desc=f"epoch {epoch} val", progress=self.progress,
+        )  # fmt: skip
+        state.skipped.update(val.predictions.skipped)
         row = {
             "epoch": epoch,
             "train/loss": result.loss,
@@ -230,23 +235,17 @@ class Trainer:
             "lr": optimizer.param_groups[0]["lr"],
             **prefixed(val.metrics, "val"),
         }
-        state["history"].append(row)
+        state.history.append(row)
         value = row[self.monitor]
-        improved = self._improved(value, state["best_value"])
+        improved = self._improved(value, state.best_value)
         if improved:
-            state["best_value"], state["best_epoch"] = value, epoch
-        payload = self._payload(epoch, state, optimizer, scheduler, distributed.all_gather_objects(rng_state()))
-        # best.pt first: a crash between the two writes then never leaves last.pt claiming a best.pt
-        # that was not written.
-        if improved:
-            self._save("best.pt", payload)
-        self._save("last.pt", payload)
-        if distributed.is_rank_zero():
-            write_history(self.run_dir / "history.csv", state["history"])
-            plot_history(self.run_dir / "training_curves.png", state["history"], self.monitor)
-        self._log_attention(epoch, val_loader.dataset)
-        self.tracker.log_metrics({**row, f"{self.monitor}_best": state["best_value"]}, step=epoch)
-        shown = dict.fromkeys(["train/loss", "val/loss", "val/accuracy", "val/f1_macro", self.monitor])
+            state.best_value, state.best_epoch = value, epoch
+        record = self._record(epoch, state, optimizer, scheduler, ranks.all_gather_objects(rng_state()))
+        self.saver.save_epoch(record, improved=improved)
+        self._write_history(state.history)
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, row, state.best_value, self.model, val_loader)
+        shown = dict.fromkeys([*EPOCH_LOG_KEYS, self.monitor])
         log.info(
             "epoch %d/%d  %s%s  (%.1f img/s)",
             epoch, max_epochs, "  ".join(f"{k} {row[k]:.4f}" for k in shown),

@@ -2,6 +2,7 @@
 
 from hybrid.models.backbones import BACKBONES, available_backbones, build_backbone
 from hybrid.models.classifier import Classifier
+from hybrid.models.contract import AttentionMaps, ClassifierModel, supports_attention
 from hybrid.models.decoder import CatsDecoder
 from hybrid.models.encoder import PatchConvEncoder
 from hybrid.models.factory import build_model, flops_per_image, format_parameter_report, parameter_report
@@ -9,8 +10,10 @@ from hybrid.models.hybrid_model import HybridModel
 
 __all__ = [
     "BACKBONES",
+    "AttentionMaps",
     "CatsDecoder",
     "Classifier",
+    "ClassifierModel",
     "HybridModel",
     "PatchConvEncoder",
     "available_backbones",
@@ -19,4 +22,5 @@ __all__ = [
     "flops_per_image",
     "format_parameter_report",
     "parameter_report",
+    "supports_attention",
 ]

@@ -81,9 +81,21 @@ def cached_weights_file(weights: tvm.WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
-def _load_state_dict(spec: BackboneSpec, pretrained: bool | str) -> dict | None:
+def check_backbone(name: str, in_channels: int) -> BackboneSpec:
+    """A registered backbone, fed 3 (RGB) or 1 (grayscale) channels."""
+    if name not in BACKBONES:
+        raise ConfigError(f"model.backbone={name!r} is unknown; choose one of {available_backbones()}")
+    if int(in_channels) not in (1, 3):
+        raise ConfigError(f"model.in_channels must be 1 or 3, got {in_channels}")
+    return BACKBONES[name]
+
+
+def pretrained_weights_file(name: str, pretrained: bool | str | None) -> Path | None:
+    """The local file ``model.pretrained`` points at for backbone ``name`` (``None``: no weights), or
+    raise :class:`PretrainedWeightsError` saying which file to place where (nothing is downloaded)."""
     if pretrained is False or pretrained is None:
         return None
+    spec = BACKBONES[name]
     if pretrained is True:
         path = cached_weights_file(spec.weights)
         if not path.is_file():
@@ -92,11 +104,11 @@ def _load_state_dict(spec: BackboneSpec, pretrained: bool | str) -> dict | None:
                 f"downloaded here: place it at {path} (from {spec.weights.url}) or set "
                 "model.pretrained=/path/to/weights.pth"
             )
-    else:
-        path = Path(pretrained).expanduser()
-        if not path.is_file():
-            raise PretrainedWeightsError(f"model.pretrained: no weights file at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+        return path
+    path = Path(str(pretrained)).expanduser()
+    if not path.is_file():
+        raise PretrainedWeightsError(f"model.pretrained={pretrained}: no such weights file")
+    return path
 
 
 def _average_first_conv_to_gray(front: nn.Sequential, conv_path: str) -> None:
@@ -133,12 +145,11 @@ def build_backbone(name: str, pretrained: bool | str = False, in_channels: int =
     Returns:
         The front and the number of channels it outputs.
     """
-    if name not in BACKBONES:
-        raise ConfigError(f"model.backbone={name!r} is unknown; choose one of {available_backbones()}")
-    spec = BACKBONES[name]
+    spec = check_backbone(name, in_channels)
     net = getattr(tvm, spec.arch)(weights=None)
-    state = _load_state_dict(spec, pretrained)
-    if state is not None:
+    weights_file = pretrained_weights_file(name, pretrained)
+    if weights_file is not None:
+        state = torch.load(weights_file, map_location="cpu", weights_only=True)
         missing, _ = net.load_state_dict(state, strict=False)
         if missing:
             raise PretrainedWeightsError(
@@ -148,8 +159,6 @@ def build_backbone(name: str, pretrained: bool | str = False, in_channels: int =
     front = spec.cut(net)
     if in_channels == 1:
         _average_first_conv_to_gray(front, spec.first_conv)
-    elif in_channels != 3:
-        raise ConfigError(f"model.in_channels must be 1 or 3, got {in_channels}")
     with torch.no_grad():
         out_channels = front.eval()(torch.zeros(1, in_channels, 64, 64)).shape[1]
     front.train()

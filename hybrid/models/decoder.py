@@ -13,10 +13,44 @@ from hybrid.errors import ConfigError
 POSITIONAL_ENCODINGS = ("learnable", "sincos2d", "none")
 
 
+def check_heads(emb_dim: int, num_heads: int) -> None:
+    """The decoder width splits evenly over the attention heads."""
+    if int(emb_dim) % int(num_heads):
+        raise ConfigError(f"model.emb_dim={emb_dim} is not divisible by model.num_heads={num_heads}")
+
+
+def check_positional_encoding(kind: str, emb_dim: int) -> None:
+    """A known position code; the 2D sine-cosine table needs the width in quarters (two axes, sin and cos)."""
+    if kind not in POSITIONAL_ENCODINGS:
+        raise ConfigError(f"model.positional_encoding={kind!r}; choose one of {list(POSITIONAL_ENCODINGS)}")
+    if kind == "sincos2d" and int(emb_dim) % 4:
+        raise ConfigError(f"model.positional_encoding=sincos2d needs model.emb_dim divisible by 4, got {emb_dim}")
+
+
+def check_query_masking(start_prob: float, end_prob: float) -> None:
+    """Query-adaptive masking rates are probabilities below 1 (a query must survive sometimes)."""
+    for name, value in (("qam_start", start_prob), ("qam_end", end_prob)):
+        if not 0.0 <= float(value) < 1.0:
+            raise ConfigError(f"model.{name} must be in [0, 1), got {value}")
+
+
+def check_num_layers(num_layers: int) -> None:
+    """At least one cross-attention layer."""
+    if int(num_layers) < 1:
+        raise ConfigError(f"model.num_layers must be at least 1, got {num_layers}")
+
+
+def check_decoder(emb_dim: int, num_heads: int, num_layers: int, positional_encoding: str, qam_start, qam_end) -> None:
+    """Every rule on the decoder's hyperparameters (run before building, and by the decoder itself)."""
+    check_heads(emb_dim, num_heads)
+    check_num_layers(num_layers)
+    check_positional_encoding(positional_encoding, emb_dim)
+    check_query_masking(qam_start, qam_end)
+
+
 def sincos_2d(grid_size: int, dim: int) -> torch.Tensor:
     """Fixed 2D sine-cosine table ``[grid_size**2, dim]`` (half the channels per axis)."""
-    if dim % 4:
-        raise ConfigError(f"model.positional_encoding=sincos2d needs model.emb_dim divisible by 4, got {dim}")
+    check_positional_encoding("sincos2d", dim)
     quarter = dim // 4
     omega = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter))
     ys, xs = torch.meshgrid(
@@ -35,10 +69,7 @@ class PositionalEncoding(nn.Module):
 
     def __init__(self, kind: str, grid_size: int, dim: int):
         super().__init__()
-        if kind not in POSITIONAL_ENCODINGS:
-            raise ConfigError(
-                f"model.positional_encoding={kind!r} is unknown; choose one of {list(POSITIONAL_ENCODINGS)}"
-            )
+        check_positional_encoding(kind, dim)
         self.kind = kind
         num_patches = grid_size**2
         if kind == "learnable":
@@ -62,9 +93,7 @@ class QueryAdaptiveMasking(nn.Module):
 
     def __init__(self, start_prob: float = 0.1, end_prob: float = 0.5):
         super().__init__()
-        for name, value in (("qam_start", start_prob), ("qam_end", end_prob)):
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"model.{name} must be in [0, 1), got {value}")
+        check_query_masking(start_prob, end_prob)
         self.start_prob = start_prob
         self.end_prob = end_prob
 
@@ -95,8 +124,7 @@ class CrossAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, attn_dropout: float):
         super().__init__()
-        if dim % num_heads:
-            raise ConfigError(f"model.emb_dim={dim} is not divisible by model.num_heads={num_heads}")
+        check_heads(dim, num_heads)
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.q = nn.Linear(dim, dim)
@@ -186,8 +214,7 @@ class CatsDecoder(nn.Module):
         super().__init__()
         if grid_size**2 != num_patches:
             raise ConfigError(f"num_patches={num_patches} is not grid_size**2 for grid_size={grid_size}")
-        if num_layers < 1:
-            raise ConfigError(f"model.num_layers must be at least 1, got {num_layers}")
+        check_decoder(emb_dim, num_heads, num_layers, positional_encoding, qam_start, qam_end)
         self.featured_patch_dim = featured_patch_dim
         self.num_queries = math.ceil(num_labels / featured_patch_dim)
         self.out_features = self.num_queries * featured_patch_dim
@@ -203,7 +230,7 @@ class CatsDecoder(nn.Module):
         self.head = nn.Linear(emb_dim, featured_patch_dim)
 
     def forward(
-        self, patches: torch.Tensor, return_attention: bool = False
+        self, patches: torch.Tensor, *, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Decode; with ``return_attention`` also return the last layer's weights ``[B, H, Q, N]``."""
         memory = self.positional_encoding(self.W_feat2emb(patches))

@@ -5,30 +5,46 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from hybrid.errors import HybridError
+from hybrid.models.contract import ClassifierModel, FeatureDecoder, PatchEncoder, check_contract
 from hybrid.models.hybrid_model import HybridModel
 
 
+def instantiate_part(node: DictConfig, **sizes) -> nn.Module:
+    """``hydra.utils.instantiate`` of one ``_target_`` block; a :class:`HybridError` raised by the
+    target reaches the user as itself (one line), not wrapped in Hydra's "Error in call to target"."""
+    try:
+        return instantiate(node, **sizes)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, HybridError):
+            raise err.__cause__ from None
+        raise
+
+
 def build_model(model_cfg: DictConfig | Mapping, num_labels: int) -> HybridModel:
-    """Instantiate encoder, decoder and classifier from ``model_cfg`` (each has a ``_target_``).
+    """Instantiate encoder, decoder and classifier from ``model_cfg`` (each has a ``_target_``) and
+    check each against its contract (:mod:`hybrid.models.contract`).
 
     Sizes that follow from the architecture (patch count, query count, classifier input) are
     passed here rather than configured, so they can never disagree.
     """
     cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
-    encoder = instantiate(cfg.encoder)
-    decoder = instantiate(
-        cfg.decoder,
-        num_patches=encoder.num_patches,
-        grid_size=encoder.grid_size,
-        num_labels=num_labels,
+    encoder = instantiate_part(cfg.encoder)
+    check_contract(encoder, PatchEncoder, "model.encoder")
+    decoder = instantiate_part(
+        cfg.decoder, num_patches=encoder.num_patches, grid_size=encoder.grid_size, num_labels=num_labels
     )
-    classifier = instantiate(cfg.classifier, in_features=decoder.out_features, num_labels=num_labels)
-    return HybridModel(encoder, decoder, classifier)
+    check_contract(decoder, FeatureDecoder, "model.decoder")
+    classifier = instantiate_part(cfg.classifier, in_features=decoder.out_features, num_labels=num_labels)
+    model = HybridModel(encoder, decoder, classifier, num_labels)
+    check_contract(model, ClassifierModel, "model")
+    return model
 
 
 def count_trainable(part: nn.Module | nn.Parameter) -> int:
@@ -38,15 +54,9 @@ def count_trainable(part: nn.Module | nn.Parameter) -> int:
     return sum(p.numel() for p in part.parameters() if p.requires_grad)
 
 
-def parameter_report(model: HybridModel) -> dict[str, int]:
-    """Trainable parameters per part, keyed ``encoder/cnn`` ... ``classifier`` and ``total``."""
-    report: dict[str, int] = {}
-    for name in ("encoder", "decoder"):
-        part = getattr(model, name)
-        for group, module in part.parameter_groups().items():
-            report[f"{name}/{group}"] = count_trainable(module)
-        report[name] = count_trainable(part)
-    report["classifier"] = count_trainable(model.classifier)
+def parameter_report(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters per part of the model's ``parameter_groups()`` and ``total``."""
+    report = {name: count_trainable(part) for name, part in model.parameter_groups().items()}
     report["total"] = count_trainable(model)
     return report
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from hybrid.errors import ConfigError
 from hybrid.tracking.base import Tracker
 from hybrid.tracking.run_info import run_identity, run_metadata
+from hybrid.util.hydra_job import command_line_overrides
 
 BACKENDS = ("wandb", "none")
 
@@ -36,12 +37,11 @@ def build_tracker(
         return Tracker()
     if backend != "wandb":
         raise ConfigError(f"logger.backend={backend!r}; choose one of {list(BACKENDS)}")
-    from hybrid.cli import command_line_overrides
     from hybrid.tracking.wandb_tracker import WandbTracker
 
     config = OmegaConf.to_container(cfg, resolve=True)
     config["run"] = run_metadata(command_line_overrides())
-    identity = run_identity(cfg.logger, str(cfg.get("task_name", job_type)), run_dir, list(tags))
+    identity = run_identity(cfg.logger, str(cfg.task_name), run_dir, list(tags))
     return WandbTracker(cfg.logger, run_dir, config, job_type, identity, monitor, resume_id)
 
 

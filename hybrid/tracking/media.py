@@ -15,12 +15,14 @@ from PIL import Image
 from sklearn.metrics import precision_recall_curve
 from torch import nn
 
+from hybrid.data.device_loader import DeviceLoader
 from hybrid.data.labels import LabelSpec
 from hybrid.data.transforms import read_image
 from hybrid.engine.evaluation import predicted_labels
 from hybrid.engine.loop import to_probabilities
 from hybrid.engine.runtime import Runtime, autocast
 from hybrid.metrics import THRESHOLD, single_label_predictions
+from hybrid.models.contract import supports_attention
 from hybrid.tracking.base import Tracker
 
 OVERLAY_ALPHA = 0.5  # heat map weight over the frame: the pipe must stay recognizable underneath
@@ -70,28 +72,29 @@ def overlay(image: Image.Image, heat: np.ndarray) -> Image.Image:
 
 @torch.no_grad()
 def attention_overlays(
-    model: nn.Module, dataset, indices: Sequence[int], spec: LabelSpec, runtime: Runtime, side: int
+    model: nn.Module, loader: DeviceLoader, indices: Sequence[int], spec: LabelSpec, runtime: Runtime, side: int
 ) -> list[tuple[Image.Image, str]]:
-    """The CATS queries' attention over the patch grid (last layer, mean over heads and queries)
-    drawn over ``dataset`` images ``indices``, captioned with truth and prediction."""
+    """The queries' attention over the patch grid (last layer, mean over heads and queries) drawn
+    over the images of ``loader``'s dataset rows ``indices``, captioned with truth and prediction.
+    Empty for a model without attention maps (see :mod:`hybrid.models.contract`)."""
+    if not supports_attention(model):
+        return []
     core = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    items = [dataset[i] for i in indices]
-    items = [item for item in items if "image" in item]
-    if not items:
+    batch = loader.batch_of(indices)
+    if "image" not in batch:
         return []
     was_training = core.training
     core.eval()
-    images = runtime.prepare_batch(torch.stack([item["image"] for item in items]))
     with autocast(runtime.device, runtime.precision):
-        logits, attention = core.forward_with_attention(images)
+        logits, attention = core.forward_with_attention(batch["image"])
     core.train(was_training)
     probs = to_probabilities(logits, spec).cpu().numpy()
     weights = attention.float().mean(dim=(1, 2)).cpu().numpy()  # [B, patches]
     grid = round(weights.shape[1] ** 0.5)
+    dataset = loader.dataset
     results = []
     guesses = predicted_labels(probs, spec, THRESHOLD)
-    for item, heat, guess in zip(items, weights, guesses, strict=True):
-        i = int(item["index"])
+    for i, heat, guess in zip(batch["index"].tolist(), weights, guesses, strict=True):
         picture = overlay(thumbnail(dataset.paths[i], side), heat.reshape(grid, grid))
         caption = f"{dataset.names[i]}: true {label_text(dataset.targets[i], spec)}, "
         caption += f"predicted {guess}"

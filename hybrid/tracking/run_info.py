@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from hybrid.cli import multirun_job
+from hybrid.util.hydra_job import multirun_job
 
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the checkout hybrid runs from
 
@@ -64,10 +64,10 @@ def run_identity(logger_cfg: DictConfig, task_name: str, run_dir: Path, tags: li
     named by its overrides (``model.emb_dim=48``), a single run by its run dir.
     """
     job = multirun_job()
-    group = logger_cfg.get("group") or (f"{task_name}-{job.sweep_dir.name}" if job else None)
+    group = logger_cfg.group or (f"{task_name}-{job.sweep_dir.name}" if job else None)
     job_name = (job.swept or f"job {job.number}") if job else run_dir.name
-    name = logger_cfg.get("name") or job_name
-    all_tags = [*(logger_cfg.get("tags") or []), *tags]
+    name = logger_cfg.name or job_name
+    all_tags = [*(logger_cfg.tags or []), *tags]
     if job:
         all_tags.append("sweep")
     return {"group": group, "name": name, "tags": list(dict.fromkeys(str(t) for t in all_tags))}

@@ -75,7 +75,7 @@ class WandbTracker(Tracker):
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=cfg.project,
-            entity=cfg.get("entity"),
+            entity=cfg.entity,
             group=identity["group"],
             tags=identity["tags"],
             name=identity["name"],

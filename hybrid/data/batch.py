@@ -1,8 +1,10 @@
-"""Batch preparation on the training device: uint8 images to normalized float, colour jitter.
+"""Batch preparation on the model's device: uint8 images to normalized float, colour jitter.
 
-The loader hands over uint8 batches at the model's input size; the work that is the same for every
-pixel (scaling to [0, 1], normalizing with the data config's mean / std, colour jitter) runs here
-once per batch, vectorized on the device, instead of per sample in the loader workers.
+The DataLoader hands over uint8 batches at the model's input size; the work that is the same for
+every pixel (scaling to [0, 1], normalizing with the data config's mean / std, colour jitter) runs
+here once per batch, vectorized on the device, instead of per sample in the loader workers.
+:class:`hybrid.data.device_loader.DeviceLoader` applies it to every batch, so the engine only ever
+sees batches ready for the model.
 """
 
 from __future__ import annotations
@@ -47,11 +49,11 @@ class BatchPreparer:
     @classmethod
     def from_config(cls, data_cfg: Mapping) -> BatchPreparer:
         """The preparer a ``data`` config describes (its mean, std, channels and augment block)."""
-        augment = data_cfg.get("augment") or {}
+        augment = data_cfg["augment"] or {}
         return cls(data_cfg["mean"], data_cfg["std"], int(data_cfg["in_channels"]), augment)
 
     def __call__(
-        self, images: torch.Tensor, device: torch.device, channels_last: bool = False, train: bool = False
+        self, images: torch.Tensor, device: torch.device, *, channels_last: bool = False, train: bool = False
     ) -> torch.Tensor:
         """The batch on ``device``, float32, normalized, jittered when ``train``, in the requested
         memory format."""

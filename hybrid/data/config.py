@@ -1,0 +1,74 @@
+"""The ``data`` config group: its typed schema and the checks run before any work.
+
+Each rule lives with the code that applies it (the task in :mod:`~hybrid.data.labels`, the image
+policy in :mod:`~hybrid.data.dataset`, ...); :func:`check_data_config` only calls them, so a bad
+value is refused before data is generated or a model is built, with the same line either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig
+
+from hybrid.data.cache import check_cache_format
+from hybrid.data.dataset import check_bad_image_policy
+from hybrid.data.labels import resolve_label_columns
+from hybrid.data.loaders import SPLITS, check_batch_size, check_root, resolve_workers, split_ratio
+from hybrid.util.schema import check_types
+
+
+@dataclass
+class AugmentSchema:
+    """``data.augment``: training-split augmentation strengths."""
+
+    rotation: float = 0.0
+    scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    hflip: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+
+
+@dataclass
+class DataSchema:
+    """Types of the ``data`` keys (``num_workers``: a count or ``auto``; ``sampling_ratio``: a
+    number or a per-split map; their owners check those)."""
+
+    root: str = "???"
+    train_csv: str | None = None
+    valid_csv: str | None = None
+    test_csv: str | None = None
+    task: str = "binary"
+    label_columns: list[str] | None = None
+    class_names: list[str] | None = None
+    batch_size: int = 16
+    num_workers: Any = "auto"
+    sampling_ratio: Any = 1.0
+    on_bad_image: str = "skip"
+    use_cache: bool = True
+    cache_dir: str | None = None
+    cache_format: str = "npy"
+    cache_jpeg_quality: int = 95
+    img_size: int = 480
+    in_channels: int = 3
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    augment: AugmentSchema | None = None
+    synthetic: Any = None
+
+
+def check_data_config(data: DictConfig) -> None:
+    """Every ``data`` value that can be checked without reading the dataset, including that a real
+    dataset's folder exists."""
+    check_types(data, DataSchema, "data")
+    resolve_label_columns(data.task, data.label_columns)
+    check_bad_image_policy(data.on_bad_image)
+    resolve_workers(data.num_workers)
+    check_cache_format(data.cache_format)
+    check_batch_size(data.batch_size)
+    for split in SPLITS:
+        split_ratio(data.sampling_ratio, split)
+    check_root(data)

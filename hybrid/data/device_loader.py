@@ -1,0 +1,88 @@
+"""The loader the engine iterates: batches on the model's device, ready for the model.
+
+Modelled on timm's ``PrefetchLoader``: the data package owns everything between the files and the
+model input (decode, resize, augmentation, the move to the device, uint8 -> float, normalization,
+colour jitter, memory format), so the training and evaluation loops never see mean / std.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+
+from hybrid.data.batch import BatchPreparer
+from hybrid.data.samplers import ShardSampler
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack good samples; names of unreadable ones go to ``batch["skipped"]``."""
+    good = [it for it in items if "bad" not in it]
+    batch = {"skipped": [it["bad"] for it in items if "bad" in it]}
+    if good:
+        batch["image"] = torch.stack([it["image"] for it in good])
+        batch["target"] = torch.stack([it["target"] for it in good])
+        batch["index"] = torch.tensor([it["index"] for it in good])
+    return batch
+
+
+class DeviceLoader:
+    """Wraps a :class:`~torch.utils.data.DataLoader` of uint8 batches (see :func:`collate`).
+
+    Each batch comes out with ``image`` on ``device`` as normalized float in the requested memory
+    format (colour-jittered when ``train``) and ``target`` on ``device``; ``index`` (dataset rows)
+    and ``skipped`` (names of unreadable images) stay on the CPU. A batch of only unreadable images
+    has no ``image`` key.
+    """
+
+    def __init__(
+        self,
+        loader: DataLoader,
+        preparer: BatchPreparer,
+        device: torch.device,
+        *,
+        channels_last: bool = False,
+        train: bool = False,
+    ):
+        self.loader = loader
+        self.preparer = preparer
+        self.device = torch.device(device)
+        self.channels_last = channels_last
+        self.train = train
+
+    def ready(self, batch: dict) -> dict:
+        """``batch`` (from :func:`collate`) moved to the device and prepared for the model."""
+        if "image" in batch:
+            batch["image"] = self.preparer(
+                batch["image"], self.device, channels_last=self.channels_last, train=self.train
+            )
+            batch["target"] = batch["target"].to(self.device, non_blocking=True)
+        return batch
+
+    def batch_of(self, indices: Sequence[int]) -> dict:
+        """A ready batch of the dataset rows ``indices`` (e.g. the images a tracker shows)."""
+        return self.ready(collate([self.dataset[int(i)] for i in indices]))
+
+    def __iter__(self) -> Iterator[dict]:
+        for batch in self.loader:
+            yield self.ready(batch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    @property
+    def dataset(self):
+        """The wrapped loader's dataset."""
+        return self.loader.dataset
+
+    @property
+    def sampler(self):
+        """The wrapped loader's sampler (the trainer sets its epoch)."""
+        return self.loader.sampler
+
+    @property
+    def sharded(self) -> bool:
+        """Whether this process reads only its share of the samples (evaluation under DDP), so
+        predictions must be gathered from every process."""
+        return isinstance(self.loader.sampler, ShardSampler)

@@ -1,0 +1,69 @@
+"""The ``model`` config group: a typed schema and the checks run before any work, per architecture
+(``model.name``). Each rule lives with the part that applies it when built (the patch grid in the
+encoder, heads and position codes in the decoder, backbones and weights in the backbone registry);
+this module only calls them, so a bad value is refused before data or a model is built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig
+
+from hybrid.errors import ConfigError
+from hybrid.models.backbones import check_backbone, pretrained_weights_file
+from hybrid.models.decoder import check_decoder
+from hybrid.models.encoder import patch_grid
+from hybrid.util.schema import check_types
+
+
+@dataclass
+class CatsHybridSchema:
+    """Types of the ``model`` keys of ``model=cats_hybrid`` (``pretrained``: a bool or a path)."""
+
+    name: str = "cats_hybrid"
+    img_size: int = 480
+    patch_size: int = 120
+    patch_stride: int | None = None
+    in_channels: int = 3
+    backbone: str = "resnet18_layer1"
+    pretrained: Any = False
+    featured_patch_dim: int = 32
+    emb_dim: int = 24
+    num_heads: int = 2
+    num_layers: int = 1
+    ffn_ratio: float = 4.0
+    positional_encoding: str = "learnable"
+    residual_attention: bool = False
+    qam_start: float = 0.1
+    qam_end: float = 0.5
+    query_init_std: float = 0.02
+    dropout: float = 0.1
+    attn_dropout: float = 0.0
+    classifier_dropout: float = 0.1
+
+
+def check_cats_hybrid(model: DictConfig) -> None:
+    """Architecture values of the CNN-Transformer hybrid that cannot work together."""
+    patch_grid(int(model.img_size), int(model.patch_size), model.patch_stride)
+    check_decoder(
+        model.emb_dim, model.num_heads, model.num_layers, model.positional_encoding, model.qam_start, model.qam_end
+    )
+    check_backbone(model.backbone, model.in_channels)
+    pretrained_weights_file(model.backbone, model.pretrained)
+
+
+# model.name -> (typed schema, architecture checks); a new architecture registers its own.
+ARCHITECTURES: dict[str, tuple[type, Callable[[DictConfig], None]]] = {
+    "cats_hybrid": (CatsHybridSchema, check_cats_hybrid),
+}
+
+
+def check_model_config(model: DictConfig) -> None:
+    """The types and rules of the ``model`` group's architecture."""
+    if model.name not in ARCHITECTURES:
+        raise ConfigError(f"model.name={model.name!r} is unknown; choose one of {sorted(ARCHITECTURES)}")
+    schema, check = ARCHITECTURES[model.name]
+    check_types(model, schema, "model")
+    check(model)

@@ -1,0 +1,111 @@
+"""The architecture as a rule: imports only go down the layers (README, Development).
+
+    errors -> util -> models | data -> metrics -> engine -> tracking | config
+           -> train | infer | evaluate | report -> entry points (train.py, infer.py, bench/)
+
+A module may import its own component (``hybrid.engine.*`` inside the engine) and anything in a
+lower layer; never a sibling of its own layer (models and data stay independent, so do the apps)
+nor a higher one.
+Every import statement counts, including those inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "hybrid"
+
+# component (a module or a package under hybrid/) -> layer; higher layers may import lower ones.
+LAYERS = {
+    "hybrid": 0,  # the package's own __init__
+    "hybrid.errors": 0,
+    "hybrid.util": 1,
+    "hybrid.models": 2,
+    "hybrid.data": 2,
+    "hybrid.metrics": 3,
+    "hybrid.engine": 4,
+    "hybrid.tracking": 5,
+    "hybrid.config": 5,  # the owners' config checks, composed
+    "hybrid.train": 6,
+    "hybrid.infer": 6,
+    "hybrid.evaluate": 6,
+    "hybrid.report": 6,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def component(module: str) -> str:
+    """The longest key of :data:`LAYERS` that ``module`` is or lies in."""
+    matches = [name for name in LAYERS if module == name or module.startswith(name + ".")]
+    if not matches:
+        raise AssertionError(f"{module} belongs to no layer: add it to LAYERS (and the README's line)")
+    return max(matches, key=len)
+
+
+def is_module(dotted: str) -> bool:
+    path = ROOT.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def hybrid_imports(path: Path, text: str | None = None) -> list[tuple[int, str]]:
+    """``(line, module)`` for every import of a hybrid module in the file at ``path`` (or in ``text``,
+    read as that file)."""
+    tree = ast.parse(path.read_text() if text is None else text, filename=str(path))
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:  # `from hybrid.engine import distributed` imports a module
+                dotted = f"{base}.{alias.name}"
+                found.append((node.lineno, dotted if is_module(dotted) else base))
+    return [(line, name) for line, name in found if name == "hybrid" or name.startswith("hybrid.")]
+
+
+def upward_imports(path: Path, text: str | None = None) -> list[str]:
+    """The imports of ``path`` that break the layering, as ``file:line imports module (layer)``."""
+    source = component(module_name(path))
+    wrong = []
+    for line, imported in hybrid_imports(path, text):
+        target = component(imported)
+        if target != source and LAYERS[target] >= LAYERS[source]:
+            wrong.append(f"{path.relative_to(ROOT)}:{line} imports {imported} ({target}, layer {LAYERS[target]})")
+    return wrong
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_only_go_down(path):
+    assert upward_imports(path) == []
+
+
+def test_the_rule_catches_upward_and_sideways_imports():
+    """The checker itself, on made-up modules: the engine importing tracking, data importing models."""
+    engine_probe = PACKAGE / "engine" / "probe.py"
+    assert upward_imports(engine_probe, "def f():\n    from hybrid.tracking import Tracker\n") == [
+        "hybrid/engine/probe.py:2 imports hybrid.tracking (hybrid.tracking, layer 5)"
+    ]
+    data_probe = PACKAGE / "data" / "probe.py"
+    assert upward_imports(data_probe, "from ..models import backbones\n") == [
+        "hybrid/data/probe.py:1 imports hybrid.models.backbones (hybrid.models, layer 2)"
+    ]
+    assert upward_imports(data_probe, "from hybrid.util import ranks\nfrom . import labels\n") == []
+
+
+def test_every_module_has_a_layer():
+    assert {component(module_name(p)) for p in MODULES} <= set(LAYERS)
