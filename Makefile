@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test bench lint format clean-outputs
+.PHONY: quickstart test bench lint format clean-outputs wheels gpu-check
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,23 @@ test: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/throughput.py $(BENCH_ARGS)
+
+# A GPU machine without a package registry: its Python has torch and torchvision; the project's other
+# (pure-Python) dependencies travel as wheels, at the versions this venv pinned (setup.cfg).
+WHEELS := .wheels
+WHEEL_PACKAGES := hydra-core|omegaconf|antlr4-python3-runtime
+wheels: $(STAMP)
+	mkdir -p $(WHEELS)
+	$(PY) -m pip freeze | grep -iE '^($(WHEEL_PACKAGES))==' > $(WHEELS)/requirements.txt
+	$(PY) -m pip wheel --quiet --no-deps -w $(WHEELS) -r $(WHEELS)/requirements.txt
+	@ls $(WHEELS)
+
+# The CUDA check (bench/gpu_check.py): cuda tests, throughput, one JSON + one markdown table. Runs with
+# the machine's own Python (torch preinstalled); refuses in one line where there is no CUDA device.
+GPU_PYTHON ?= $(shell test -x $(PY) && echo $(PY) || echo python3)
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(GPU_PYTHON) bench/gpu_check.py --wheels $(WHEELS) $(GPU_CHECK_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -71,7 +71,10 @@ def train(cfg: DictConfig) -> float:
         if info.enabled:
             if runtime.device.type == "cuda":
                 runtime.device = torch.device("cuda", info.local_rank)
-            log.info("DDP: %d processes, data.batch_size=%d per process", info.world_size, cfg.data.batch_size)
+            log.info(
+                "DDP over %s: %d process%s, data.batch_size=%d per process",
+                info.backend, info.world_size, "" if info.world_size == 1 else "es", cfg.data.batch_size,
+            )  # fmt: skip
         return _train(cfg, runtime)
     except TrainingInterrupted as err:
         command = resume_command(err.checkpoint)

@@ -30,6 +30,18 @@ def tiny_overrides(data_root: Path) -> list[str]:
     ]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` need an NVIDIA GPU: they skip elsewhere (CI), and run in ``make gpu-check``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (run make gpu-check on a GPU machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A generated tiny synthetic Sewer-ML dataset, shared by the session."""
@@ -62,3 +74,28 @@ def run_script(
         text=True,
         timeout=600,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_jpegs(tmp_path_factory) -> Path:
+    """A Sewer-ML style dataset of 24 JPEG frames (160x120) and one PNG, all in one CSV."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from hybrid.data.sewerml import CSV_HEADER
+    from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels
+
+    root = tmp_path_factory.mktemp("jpegs")
+    spec = SyntheticSpec(width=160, height=120)
+    rows = []
+    for index in range(25):
+        rng = np.random.default_rng([3, index])
+        codes, water = sample_labels(rng, spec.defect_rate)
+        name = f"{index:08d}.{'png' if index == 7 else 'jpg'}"
+        Image.fromarray(render_image(rng, codes, water, spec)).save(root / name, quality=90)
+        row = dict.fromkeys(CSV_HEADER, 0)
+        row.update(Filename=name, WaterLevel=water, Defect=int(bool(codes)), ND=int(not codes))
+        rows.append(row)
+    pd.DataFrame(rows, columns=CSV_HEADER).to_csv(root / "labels.csv", index=False)
+    return root

@@ -89,7 +89,7 @@ def test_torchrun_two_processes_one_run_dir_every_test_image_once(tiny_data, tmp
     assert pd.read_csv(run / "history.csv")["val/num_samples"].tolist() == [24, 24]
     assert CheckpointRecord.load(run / "checkpoints" / "best.pt").world_size == 2
     assert output.count("epoch 1/2  train/loss") == 1  # progress from rank 0 only
-    assert "DDP: 2 processes" in (run / "train.log").read_text()
+    assert "DDP over gloo: 2 processes" in (run / "train.log").read_text()
 
 
 def test_strategy_and_backend_are_checked():

@@ -234,7 +234,9 @@ def test_precision_recall_points_skip_classes_without_positives():
     rows = precision_recall_points(probs, targets, ["RB", "OB", "PF"], single_label=False, max_points=2)
     assert {r[0] for r in rows} == {"RB", "OB"}
     assert all(len([r for r in rows if r[0] == c]) <= 2 for c in ("RB", "OB"))
-    true, predicted, names = confusion_counts_inputs(probs, targets, ["RB", "OB", "PF"], False, 0.5)
+    true, predicted, names = confusion_counts_inputs(
+        probs, targets, ["RB", "OB", "PF"], single_label=False, threshold=0.5
+    )
     assert names == ["Normal", "Defect"] and true == [1, 1, 1] and predicted == [1, 1, 1]
 
 

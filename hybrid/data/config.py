@@ -48,6 +48,7 @@ class DataSchema:
     num_workers: Any = "auto"
     sampling_ratio: Any = 1.0
     on_bad_image: str = "skip"
+    decode: str = "cpu"
     use_cache: bool = True
     cache_dir: str | None = None
     cache_format: str = "npy"

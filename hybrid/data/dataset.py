@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hybrid.data.cache import ImageCache
+from hybrid.data.decode import read_jpeg_bytes
 from hybrid.data.labels import LabelSpec, check_columns, encode_targets
 from hybrid.data.transforms import read_image
 from hybrid.errors import ConfigError, DataError
@@ -89,6 +90,8 @@ class ImageFileDataset(Dataset):
     :func:`hybrid.data.loaders.collate` drops and counts; with ``"error"`` it raises naming the file.
     ``img_size`` (the side the transform resizes to) lets large JPEGs decode at a reduced scale;
     with a prepared ``cache`` an image is read from its fresh cache entry when there is one.
+    With ``decode_on_device`` (set by the loader for ``data.decode=cuda``) a JPEG source yields its
+    file bytes as ``{"encoded", "target", "index"}``, for :class:`~hybrid.data.decode.DeviceDecoder`.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class ImageFileDataset(Dataset):
         self.on_bad_image = on_bad_image
         self.img_size = img_size
         self.cache = cache
+        self.decode_on_device = False
         self.missing: list[str] = []
 
     def __len__(self) -> int:
@@ -118,12 +122,27 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         try:
+            encoded = self.encoded(i) if self.decode_on_device else None
+            if encoded is not None:
+                return {"encoded": encoded, "target": torch.as_tensor(self.targets[i]), "index": i}
             image = self.decode(i)
         except (RuntimeError, OSError, ValueError) as err:
             if self.on_bad_image == "error":
                 raise DataError(f"cannot read image {self.paths[i]}: {err}") from err
             return {"bad": self.names[i]}
         return {"image": self.transform(image), "target": torch.as_tensor(self.targets[i]), "index": i}
+
+    def source(self, i: int) -> str:
+        """Where image ``i`` is read from: its fresh cache entry, else the source file."""
+        if self.cache is not None:
+            cached = self.cache.fresh(self.names[i], self.paths[i])
+            if cached is not None:
+                return str(cached)
+        return self.paths[i]
+
+    def encoded(self, i: int) -> torch.Tensor | None:
+        """The bytes of image ``i`` when it is a JPEG (a source file or a ``jpg`` cache entry)."""
+        return read_jpeg_bytes(self.source(i))
 
     def decode(self, i: int) -> torch.Tensor:
         """Image ``i`` as uint8 ``[C, H, W]``: its cache entry when fresh, else the source file."""

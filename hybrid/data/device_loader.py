@@ -13,15 +13,22 @@ import torch
 from torch.utils.data import DataLoader
 
 from hybrid.data.batch import BatchPreparer
+from hybrid.data.decode import DeviceDecoder
 from hybrid.data.samplers import ShardSampler
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack good samples; names of unreadable ones go to ``batch["skipped"]``."""
+    """Stack good samples; names of unreadable ones go to ``batch["skipped"]``. Samples left
+    encoded for the device (``data.decode=cuda``) come as the lists ``encoded`` / ``decoded`` (one
+    of the two set per sample) instead of ``image``."""
     good = [it for it in items if "bad" not in it]
     batch = {"skipped": [it["bad"] for it in items if "bad" in it]}
     if good:
-        batch["image"] = torch.stack([it["image"] for it in good])
+        if any("encoded" in it for it in good):
+            batch["encoded"] = [it.get("encoded") for it in good]
+            batch["decoded"] = [it.get("image") for it in good]
+        else:
+            batch["image"] = torch.stack([it["image"] for it in good])
         batch["target"] = torch.stack([it["target"] for it in good])
         batch["index"] = torch.tensor([it["index"] for it in good])
     return batch
@@ -33,7 +40,8 @@ class DeviceLoader:
     Each batch comes out with ``image`` on ``device`` as normalized float in the requested memory
     format (colour-jittered when ``train``) and ``target`` on ``device``; ``index`` (dataset rows)
     and ``skipped`` (names of unreadable images) stay on the CPU. A batch of only unreadable images
-    has no ``image`` key.
+    has no ``image`` key. With a ``decoder`` (``data.decode=cuda``) JPEG bytes are decoded, resized
+    and augmented on the device first.
     """
 
     def __init__(
@@ -44,21 +52,38 @@ class DeviceLoader:
         *,
         channels_last: bool = False,
         train: bool = False,
+        decoder: DeviceDecoder | None = None,
     ):
         self.loader = loader
         self.preparer = preparer
+        self.decoder = decoder
         self.device = torch.device(device)
         self.channels_last = channels_last
         self.train = train
 
     def ready(self, batch: dict) -> dict:
         """``batch`` (from :func:`collate`) moved to the device and prepared for the model."""
+        if "encoded" in batch:
+            self._decode(batch)
         if "image" in batch:
             batch["image"] = self.preparer(
                 batch["image"], self.device, channels_last=self.channels_last, train=self.train
             )
             batch["target"] = batch["target"].to(self.device, non_blocking=True)
         return batch
+
+    def _decode(self, batch: dict) -> None:
+        """Decode the batch's JPEG bytes on the device; undecodable ones join ``skipped``."""
+        images, bad = self.decoder(batch.pop("encoded"), batch.pop("decoded"))
+        if bad:
+            keep = torch.ones(len(batch["index"]), dtype=torch.bool)
+            keep[bad] = False
+            batch["skipped"] += [self.dataset.names[int(i)] for i in batch["index"][~keep]]
+            batch["target"], batch["index"] = batch["target"][keep], batch["index"][keep]
+        if images is None:
+            del batch["target"], batch["index"]
+        else:
+            batch["image"] = images
 
     def batch_of(self, indices: Sequence[int]) -> dict:
         """A ready batch of the dataset rows ``indices`` (e.g. the images a tracker shows)."""

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hybrid.data.batch import BatchPreparer
 from hybrid.data.cache import open_cache
-from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, read_label_csv
+from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, ImageFileDataset, read_label_csv
+from hybrid.data.decode import DeviceDecoder
 from hybrid.data.device_loader import DeviceLoader, collate
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
 from hybrid.data.samplers import split_sampler
@@ -107,9 +108,15 @@ def make_loader(
     otherwise; ``sampler`` (see :func:`~hybrid.data.samplers.split_sampler`) replaces the shuffle.
 
     Batches leave the workers as uint8 (pinned when the device is CUDA, so the copy is
-    asynchronous) and reach the caller on ``device``, normalized as ``cfg`` says.
+    asynchronous) and reach the caller on ``device``, normalized as ``cfg`` says. With
+    ``data.decode=cuda`` the workers ship JPEG bytes, decoded on ``device``.
     """
     device = torch.device(device)
+    decoder = None
+    if cfg.decode == "cuda" and isinstance(dataset, ImageFileDataset):
+        dataset.decode_on_device = True
+        on_device = build_transform(cfg.img_size, cfg.in_channels, cfg.augment if train else None, on_device=True)
+        decoder = DeviceDecoder(on_device, cfg.in_channels, device)
     generator = torch.Generator()
     generator.manual_seed(seed + ranks.rank())  # different augmentation streams per rank
     workers = resolve_workers(cfg.num_workers)
@@ -128,7 +135,8 @@ def make_loader(
         worker_init_fn=_seed_worker,
         generator=generator,
     )
-    return DeviceLoader(loader, BatchPreparer.from_config(cfg), device, channels_last=channels_last, train=train)
+    preparer = BatchPreparer.from_config(cfg)
+    return DeviceLoader(loader, preparer, device, channels_last=channels_last, train=train, decoder=decoder)
 
 
 def check_root(cfg: DictConfig) -> Path:
@@ -144,7 +152,7 @@ def dataset_root(cfg: DictConfig, *, progress: bool = True) -> Path:
     root = check_root(cfg)
     if cfg.synthetic:
         spec = SyntheticSpec(**OmegaConf.to_container(cfg.synthetic, resolve=True))
-        return ensure_synthetic_dataset(root, spec, progress).resolve()
+        return ensure_synthetic_dataset(root, spec, progress=progress).resolve()
     return root
 
 

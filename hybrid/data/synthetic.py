@@ -556,7 +556,7 @@ def _write_one(args: tuple[SyntheticSpec, int, str]) -> dict:
     return row
 
 
-def generate(root: str | os.PathLike, spec: SyntheticSpec, progress: bool = True) -> Path:
+def generate(root: str | os.PathLike, spec: SyntheticSpec, *, progress: bool = True) -> Path:
     """Write (or finish writing) a synthetic Sewer-ML dataset under ``root``.
 
     Images go to ``root/<split>/``; the label CSVs and ``synthetic.json`` are written last, so a
@@ -591,7 +591,7 @@ def generate(root: str | os.PathLike, spec: SyntheticSpec, progress: bool = True
     return root
 
 
-def ensure_synthetic_dataset(root: str | os.PathLike, spec: SyntheticSpec, progress: bool = True) -> Path:
+def ensure_synthetic_dataset(root: str | os.PathLike, spec: SyntheticSpec, *, progress: bool = True) -> Path:
     """Generate the dataset on first use; reuse it when it matches ``spec``.
 
     A folder made with other settings is never overwritten: the error says what differs.
@@ -607,7 +607,7 @@ def ensure_synthetic_dataset(root: str | os.PathLike, spec: SyntheticSpec, progr
                 f"(stored, requested: {diff}); delete that folder or set another data.root"
             )
         return root
-    return generate(root, spec, progress)
+    return generate(root, spec, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -71,9 +71,13 @@ class RandomAffineUint8:
         return out.unsqueeze(0) if out.ndim == 2 else out.permute(2, 0, 1)
 
 
-def build_transform(img_size: int, in_channels: int, augment: Mapping | None = None) -> v2.Compose:
+def build_transform(
+    img_size: int, in_channels: int, augment: Mapping | None = None, *, on_device: bool = False
+) -> v2.Compose:
     """Resize to ``img_size`` square and, for training, apply the geometric augmentations; uint8 in
     and out (normalization and colour jitter happen on the batch, see :mod:`hybrid.data.batch`).
+    ``on_device``: for images decoded on the GPU (:mod:`hybrid.data.decode`), the warp runs as a
+    tensor op there instead of through PIL.
 
     Resizing comes first so the augmentations work on the (usually smaller) model-sized image.
     ``augment`` keys used here: ``rotation`` (degrees), ``scale`` ([min, max]), ``hflip``
@@ -81,7 +85,8 @@ def build_transform(img_size: int, in_channels: int, augment: Mapping | None = N
     """
     steps: list = [ResizeUint8(img_size)]
     if augment:
-        steps.append(RandomAffineUint8(augment["rotation"], augment["scale"]))
+        affine = v2.RandomAffine if on_device else RandomAffineUint8
+        steps.append(affine(degrees=augment["rotation"], scale=tuple(augment["scale"])))
         steps.append(v2.RandomHorizontalFlip(augment["hflip"]))
         if in_channels == 3 and augment["hue"]:
             steps.append(v2.ColorJitter(hue=augment["hue"]))

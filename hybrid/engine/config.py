@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from hybrid.data.decode import check_decode
 from hybrid.engine.distributed import check_backend, check_strategy
 from hybrid.engine.loop import check_class_weighting
 from hybrid.engine.optim import check_scheduler
@@ -69,7 +70,9 @@ def check_trainer_config(trainer: DictConfig, data: DictConfig) -> None:
     """Training values: types, precision on the device, strategy, schedule, monitored metric for
     ``data.task``, class weighting, threshold tuning."""
     check_types(trainer, TrainerSchema, "trainer")
-    check_precision(trainer.precision, select_device(trainer.device))
+    device = select_device(trainer.device)
+    check_precision(trainer.precision, device)
+    check_decode(data.decode, device)  # decoding on the GPU needs the model there
     check_strategy(trainer.strategy)
     check_backend(trainer.backend)
     check_max_epochs(trainer.max_epochs)

@@ -24,16 +24,23 @@ BACKENDS = ("auto", "nccl", "gloo")
 
 @dataclass(frozen=True)
 class DistInfo:
-    """This process's place in the job (``torchrun`` sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``)."""
+    """This process's place in the job (``torchrun`` sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``);
+    ``backend`` is set once it joined a process group."""
 
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    backend: str | None = None
 
     @property
     def enabled(self) -> bool:
-        """Whether more than one process trains together."""
-        return self.world_size > 1
+        """Whether this process trains in a process group (DDP), even one of a single process."""
+        return self.backend is not None
+
+
+def launched_by_torchrun() -> bool:
+    """Whether ``torchrun`` (or another launcher setting its variables) started this process."""
+    return "WORLD_SIZE" in os.environ
 
 
 def env_info() -> DistInfo:
@@ -67,19 +74,22 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 def init_distributed(strategy: str, backend: str, device: torch.device) -> DistInfo:
     """Join the ``torchrun`` process group when ``trainer.strategy=ddp``; returns this process's place.
 
-    Without ``torchrun`` (no ``WORLD_SIZE``) a ``ddp`` run trains in this one process.
+    Without ``torchrun`` (no ``WORLD_SIZE``) a ``ddp`` run trains in this one process; under
+    ``torchrun`` it joins the group even alone (``--nproc_per_node=1``), so DDP, SyncBatchNorm and
+    the backend run as they will with more processes.
     """
     check_strategy(strategy)
-    info = env_info()
-    if strategy != "ddp" or not info.enabled:
+    if strategy != "ddp" or not launched_by_torchrun():
         if strategy == "ddp":
             log.warning("trainer.strategy=ddp without torchrun: training in one process (see README)")
         return DistInfo()
+    info = env_info()
     if device.type == "cuda":
         torch.cuda.set_device(info.local_rank)
+    chosen = resolve_backend(backend, device)
     if not ranks.is_initialized():
-        dist.init_process_group(backend=resolve_backend(backend, device), init_method="env://")
-    return info
+        dist.init_process_group(backend=chosen, init_method="env://")
+    return DistInfo(info.rank, info.local_rank, info.world_size, chosen)
 
 
 def cleanup() -> None:

@@ -106,6 +106,7 @@ class Trainer:
         device = self.runtime.device
         if device.type == "cuda" and self.trainer_cfg.sync_batchnorm:
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            log.info("SyncBatchNorm: batch-norm statistics over the global batch of %d processes", ranks.world_size())
         return torch.nn.parallel.DistributedDataParallel(
             self.model,
             device_ids=[device.index] if device.type == "cuda" else None,

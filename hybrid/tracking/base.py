@@ -45,6 +45,7 @@ class Tracker:
         probs: np.ndarray,
         targets: np.ndarray,
         class_names: Sequence[str],
+        *,
         single_label: bool,
         threshold: float,
     ) -> None:

@@ -36,7 +36,7 @@ def label_text(target: np.ndarray, spec: LabelSpec) -> str:
     return " ".join(np.array(spec.class_names)[np.asarray(target) > 0]) or "Normal"
 
 
-def sample_errors(probs: np.ndarray, targets: np.ndarray, single_label: bool) -> np.ndarray:
+def sample_errors(probs: np.ndarray, targets: np.ndarray, *, single_label: bool) -> np.ndarray:
     """How wrong each prediction is: 1 - p(true class), or the mean absolute error over codes."""
     if single_label:
         return 1.0 - probs[np.arange(len(probs)), targets]
@@ -103,7 +103,7 @@ def attention_overlays(
 
 
 def precision_recall_points(
-    probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str], single_label: bool, max_points: int
+    probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str], *, single_label: bool, max_points: int
 ) -> list[list]:
     """Rows ``[class, recall, precision]`` of each class's one-vs-rest PR curve, at most
     ``max_points`` per class; classes without positives are left out."""
@@ -119,7 +119,7 @@ def precision_recall_points(
 
 
 def confusion_counts_inputs(
-    probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str], single_label: bool, threshold: float
+    probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str], *, single_label: bool, threshold: float
 ) -> tuple[list[int], list[int], list[str]]:
     """True and predicted class per image for a confusion matrix. Multi-label tasks get the
     benchmark's implicit Normal/Defect split (normal: no code reaches ``threshold``)."""
@@ -140,14 +140,23 @@ def report_evaluation(tracker: Tracker, split: str, evaluation, dataset, spec: L
     labelled = bool(evaluation.metrics)
     if labelled and len(preds.probs):
         tracker.log_classification(
-            split, preds.probs, preds.targets, spec.class_names, spec.single_label, evaluation.threshold
+            split,
+            preds.probs,
+            preds.targets,
+            spec.class_names,
+            single_label=spec.single_label,
+            threshold=evaluation.threshold,
         )
     for plot in ("confusion_matrix", "per_class"):
         if (run_dir / f"{plot}.png").exists():
             tracker.log_image(f"{split}/{plot}_plot", run_dir / f"{plot}.png")
     if tracker.sample_predictions <= 0 or not len(preds.probs):
         return
-    errors = sample_errors(preds.probs, preds.targets, spec.single_label) if labelled else np.zeros(len(preds.probs))
+    errors = (
+        sample_errors(preds.probs, preds.targets, single_label=spec.single_label)
+        if labelled
+        else np.zeros(len(preds.probs))
+    )
     selected = select_samples(errors, tracker.sample_predictions)
     guesses = predicted_labels(preds.probs[selected], spec, evaluation.threshold)
     rows = []

@@ -121,13 +121,18 @@ class WandbTracker(Tracker):
         probs: np.ndarray,
         targets: np.ndarray,
         class_names: Sequence[str],
+        *,
         single_label: bool,
         threshold: float,
     ) -> None:
-        true, predicted, names = confusion_counts_inputs(probs, targets, class_names, single_label, threshold)
+        true, predicted, names = confusion_counts_inputs(
+            probs, targets, class_names, single_label=single_label, threshold=threshold
+        )
         table = self.wandb.Table(
             columns=["class", "recall", "precision"],
-            data=precision_recall_points(probs, targets, class_names, single_label, self.pr_curve_points),
+            data=precision_recall_points(
+                probs, targets, class_names, single_label=single_label, max_points=self.pr_curve_points
+            ),
         )
         self.run.log(
             {

@@ -1,0 +1,78 @@
+"""JPEG decoding on the model's device (``data.decode=cuda``): the loader workers only read file
+bytes, and ``torchvision.io.decode_jpeg`` (nvJPEG on CUDA) decodes a whole batch on the GPU, where
+the resize and the training augmentations follow.
+
+Only JPEGs travel encoded (source files, or entries of a ``jpg`` prepared cache); other formats are
+decoded by the workers as with ``data.decode=cpu``. PIL's reduced-scale JPEG decoding (draft mode,
+for sources at least twice the input size) has no GPU counterpart: such sources are decoded in full
+and resized, which is slower on the CPU path and not bit-identical to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from hybrid.errors import ConfigError
+
+DECODES = ("cpu", "cuda")
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def check_decode(decode: str, device: torch.device) -> str:
+    """``data.decode``: ``cpu`` (loader workers) or ``cuda`` (on the training device, which must be a GPU)."""
+    if decode not in DECODES:
+        raise ConfigError(f"data.decode={decode!r}; choose one of {list(DECODES)}")
+    if decode == "cuda" and device.type != "cuda":
+        raise ConfigError(f"data.decode=cuda decodes on the GPU, but the model runs on {device.type}; use cpu")
+    return decode
+
+
+def read_jpeg_bytes(path: str) -> torch.Tensor | None:
+    """The bytes of ``path`` as a uint8 tensor if it is a JPEG file, else ``None``."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if not data.startswith(JPEG_MAGIC):
+        return None
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+class DeviceDecoder:
+    """Turns a batch's items into one uint8 ``[B, C, S, S]`` tensor on ``device``: JPEG bytes are
+    decoded there in one call and passed through ``transform`` (resize, and in training the
+    augmentations, as tensor ops on the device); items the workers decoded are only moved."""
+
+    def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor], in_channels: int, device: torch.device):
+        self.transform = transform
+        self.mode = ImageReadMode.GRAY if int(in_channels) == 1 else ImageReadMode.RGB
+        self.device = torch.device(device)
+
+    def decode(self, encoded: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
+        """Decode every JPEG of ``encoded`` on the device; ``None`` for one that fails to decode."""
+        try:
+            return list(decode_jpeg(list(encoded), mode=self.mode, device=self.device))
+        except RuntimeError:  # one bad file fails the batch call: find it
+            return [self._decode_one(data) for data in encoded]
+
+    def _decode_one(self, data: torch.Tensor) -> torch.Tensor | None:
+        try:
+            return decode_jpeg(data, mode=self.mode, device=self.device)
+        except RuntimeError:
+            return None
+
+    def __call__(
+        self, encoded: Sequence[torch.Tensor | None], decoded: Sequence[torch.Tensor | None]
+    ) -> tuple[torch.Tensor | None, list[int]]:
+        """The batch's images in item order, and the positions of items that could not be decoded
+        (left out of the tensor; ``None`` when none is left)."""
+        positions = [i for i, data in enumerate(encoded) if data is not None]
+        images: list[torch.Tensor | None] = [
+            None if item is None else item.to(self.device, non_blocking=True) for item in decoded
+        ]
+        for position, image in zip(positions, self.decode([encoded[i] for i in positions]), strict=True):
+            images[position] = None if image is None else self.transform(image)
+        bad = [i for i, image in enumerate(images) if image is None]
+        good = [image for image in images if image is not None]
+        return (torch.stack(good) if good else None), bad
