@@ -137,6 +137,49 @@ def make_dataset(folder: Path, count: int) -> Path:
     return throughput.make_dataset(folder, count)  # the CSV (images already there are kept)
 
 
+def decode_parity(folder: Path) -> dict:
+    """How far ``data.decode=cuda`` (nvJPEG) lands from the CPU path (PIL / libjpeg): per-value
+    differences of the test batches, for JPEGs with 4:2:0 (PIL's default) and 4:4:4 chroma."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from hybrid.data.loaders import DataModule
+    from hybrid.data.sewerml import CSV_HEADER
+    from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels
+
+    stats = {}
+    for name, subsampling in (("4:2:0", 2), ("4:4:4", 0)):
+        root = folder / f"parity_{name.replace(':', '')}"
+        root.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for index in range(32):
+            rng = np.random.default_rng([5, index])
+            codes, water = sample_labels(rng, 0.5)
+            image = render_image(rng, codes, water, SyntheticSpec(width=640, height=480))
+            Image.fromarray(image).save(root / f"{index:08d}.jpg", quality=90, subsampling=subsampling)
+            rows.append({**dict.fromkeys(CSV_HEADER, 0), "Filename": f"{index:08d}.jpg"})
+        pd.DataFrame(rows, columns=CSV_HEADER).to_csv(root / "labels.csv", index=False)
+        overrides = [
+            "data=csv", f"data.root={root}", "data.test_csv=labels.csv", "data.train_csv=labels.csv",
+            "data.valid_csv=labels.csv", "model.img_size=480", "model.patch_size=120", "data.batch_size=32",
+            "data.num_workers=0", "data.use_cache=false",
+        ]  # fmt: skip
+        cpu = next(iter(DataModule(compose_config([*overrides, "data.decode=cpu"]).data, 0).loader("test").loader))
+        loader = DataModule(compose_config([*overrides, "data.decode=cuda"]).data, 0, device="cuda").loader("test")
+        raw = next(iter(loader.loader))
+        gpu, _ = loader.decoder(raw["encoded"], raw["decoded"])
+        difference = (cpu["image"].float() - gpu.cpu().float()).abs()
+        stats[name] = {
+            "max": difference.max().item(),
+            "mean": difference.mean().item(),
+            "within_1": (difference <= 1).float().mean().item(),
+            "within_2": (difference <= 2).float().mean().item(),
+        }
+    print(f"decode parity (640x480 JPEG -> 480 px, nvJPEG vs PIL): {json.dumps(stats)}", flush=True)
+    return stats
+
+
 def compose_config(overrides: list[str], name: str = "train"):
     """A real config from ``conf/`` (``train`` or ``prepare``), as the entry points compose it."""
     from hydra import compose, initialize_config_dir
@@ -204,6 +247,7 @@ def throughput_rows(data_dir: Path, args, rows: list[dict], save) -> None:
         "prepared cache (npy)": [],
         "JPEG, CPU decode": no_cache,
         "JPEG, GPU decode": [*no_cache, "data.decode=cuda"],
+        "prepared cache (npy), GPU augment": ["data.decode=cuda"],
     }
     batches = [int(b) for b in args.batch_sizes.split(",")]
     # CUDA context, cuDNN and allocator warm-up, so the first setting measured is not penalized.
@@ -250,6 +294,11 @@ def markdown(results: dict) -> str:
             f"| {r['peak_cuda_mb']:.0f} |"
         )
     s, t = results["setup"], results.get("tests", {})
+    for chroma, d in results.get("decode_parity", {}).items():
+        lines.append(
+            f"\ndata.decode=cuda vs cpu, {chroma} JPEGs: {d['within_1']:.2%} of values within 1 level, "
+            f"{d['within_2']:.2%} within 2, mean {d['mean']:.3f}, max {d['max']:.0f}"
+        )
     lines += [
         "",
         f"{s['gpu']} ({s['gpu_memory_gb']:.0f} GB), {s['cpus']} CPU cores, torch {s['torch']} / torchvision "
@@ -291,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_tests:
         results["tests"] = run_cuda_tests(out)
         save()
+    results["decode_parity"] = decode_parity(Path(args.data) if args.data else out / "data")
+    save()
     data_dir = make_dataset(Path(args.data) if args.data else out / "data", args.images)
     prepare_cache(data_dir)
     print(f"dataset and cache ready ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -75,3 +75,15 @@ def test_decode_values_are_checked():
         check_decode("gpu", torch.device("cpu"))
     with pytest.raises(ConfigError, match=r"data\.decode=cuda decodes on the GPU, but the model runs on cpu"):
         check_decode("cuda", torch.device("cpu"))
+
+
+def test_batch_augment_is_the_identity_a_flip_or_a_warp():
+    from hybrid.data.transforms import BatchAugment
+
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(BatchAugment(0, (1.0, 1.0), hflip=0.0)(images), images)
+    assert torch.equal(BatchAugment(0, (1.0, 1.0), hflip=1.0)(images), images.flip(-1))
+    torch.manual_seed(0)
+    warped = BatchAugment(30, (0.5, 0.6), hflip=0.5)(images)
+    assert warped.dtype == torch.uint8 and warped.shape == images.shape and not torch.equal(warped, images)
+    assert (warped[:, :, 0, 0] == 0).all() and (warped[:, :, -1, -1] == 0).all()  # shrunk: zero-filled corners

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from hybrid.data.cache import ImageCache
 from hybrid.data.decode import read_jpeg_bytes
 from hybrid.data.labels import LabelSpec, check_columns, encode_targets
-from hybrid.data.transforms import read_image
+from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ class ImageFileDataset(Dataset):
     ``img_size`` (the side the transform resizes to) lets large JPEGs decode at a reduced scale;
     with a prepared ``cache`` an image is read from its fresh cache entry when there is one.
     With ``decode_on_device`` (set by the loader for ``data.decode=cuda``) a JPEG source yields its
-    file bytes as ``{"encoded", "target", "index"}``, for :class:`~hybrid.data.decode.DeviceDecoder`.
+    file bytes as ``{"encoded", "target", "index"}`` and any other image is only resized: decoding
+    the rest and augmenting happen on the device (:class:`~hybrid.data.decode.DeviceDecoder`).
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class ImageFileDataset(Dataset):
         self.img_size = img_size
         self.cache = cache
         self.decode_on_device = False
+        self.resize = ResizeUint8(img_size) if img_size else None
         self.missing: list[str] = []
 
     def __len__(self) -> int:
@@ -130,7 +132,8 @@ class ImageFileDataset(Dataset):
             if self.on_bad_image == "error":
                 raise DataError(f"cannot read image {self.paths[i]}: {err}") from err
             return {"bad": self.names[i]}
-        return {"image": self.transform(image), "target": torch.as_tensor(self.targets[i]), "index": i}
+        image = self.resize(image) if self.decode_on_device else self.transform(image)
+        return {"image": image, "target": torch.as_tensor(self.targets[i]), "index": i}
 
     def source(self, i: int) -> str:
         """Where image ``i`` is read from: its fresh cache entry, else the source file."""

@@ -1,11 +1,12 @@
-"""JPEG decoding on the model's device (``data.decode=cuda``): the loader workers only read file
-bytes, and ``torchvision.io.decode_jpeg`` (nvJPEG on CUDA) decodes a whole batch on the GPU, where
-the resize and the training augmentations follow.
+"""Decoding and augmenting on the model's device (``data.decode=cuda``): the loader workers only
+read files (JPEG bytes, or the raw pixels of an ``npy`` prepared cache), and the batch is decoded
+by ``torchvision.io.decode_jpeg`` (nvJPEG on CUDA), resized and augmented on the GPU.
 
-Only JPEGs travel encoded (source files, or entries of a ``jpg`` prepared cache); other formats are
-decoded by the workers as with ``data.decode=cpu``. PIL's reduced-scale JPEG decoding (draft mode,
-for sources at least twice the input size) has no GPU counterpart: such sources are decoded in full
-and resized, which is slower on the CPU path and not bit-identical to it.
+Other formats (PNG sources, ``png`` cache entries) are decoded by the workers as with
+``data.decode=cpu`` and augmented on the device with the rest. PIL's reduced-scale JPEG decoding
+(draft mode, for sources at least twice the input size) has no GPU counterpart: such sources are
+decoded in full, then resized. nvJPEG's IDCT and chroma upsampling are not libjpeg's, so pixels
+differ slightly from the CPU path (README, GPU).
 """
 
 from __future__ import annotations
@@ -39,13 +40,18 @@ def read_jpeg_bytes(path: str) -> torch.Tensor | None:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
 class DeviceDecoder:
     """Turns a batch's items into one uint8 ``[B, C, S, S]`` tensor on ``device``: JPEG bytes are
-    decoded there in one call and passed through ``transform`` (resize, and in training the
-    augmentations, as tensor ops on the device); items the workers decoded are only moved."""
+    decoded there in one call and resized (``resize``, per image: sources differ in size); images
+    the workers decoded are moved; then ``augment`` (training: :class:`~hybrid.data.transforms.BatchAugment`)
+    runs on the whole batch."""
 
-    def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor], in_channels: int, device: torch.device):
-        self.transform = transform
+    def __init__(self, resize: Transform, augment: Transform | None, in_channels: int, device: torch.device):
+        self.resize = resize
+        self.augment = augment
         self.mode = ImageReadMode.GRAY if int(in_channels) == 1 else ImageReadMode.RGB
         self.device = torch.device(device)
 
@@ -62,6 +68,11 @@ class DeviceDecoder:
         except RuntimeError:
             return None
 
+    def finish(self, images: torch.Tensor) -> torch.Tensor:
+        """A stacked uint8 batch moved to the device and augmented (in training)."""
+        images = images.to(self.device, non_blocking=True)
+        return self.augment(images) if self.augment is not None else images
+
     def __call__(
         self, encoded: Sequence[torch.Tensor | None], decoded: Sequence[torch.Tensor | None]
     ) -> tuple[torch.Tensor | None, list[int]]:
@@ -72,7 +83,7 @@ class DeviceDecoder:
             None if item is None else item.to(self.device, non_blocking=True) for item in decoded
         ]
         for position, image in zip(positions, self.decode([encoded[i] for i in positions]), strict=True):
-            images[position] = None if image is None else self.transform(image)
+            images[position] = None if image is None else self.resize(image)
         bad = [i for i, image in enumerate(images) if image is None]
         good = [image for image in images if image is not None]
-        return (torch.stack(good) if good else None), bad
+        return (self.finish(torch.stack(good)) if good else None), bad

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from hybrid.data.batch import BatchPreparer
 from hybrid.data.decode import DeviceDecoder
@@ -28,8 +28,9 @@ def collate(items: list[dict]) -> dict:
             batch["encoded"] = [it.get("encoded") for it in good]
             batch["decoded"] = [it.get("image") for it in good]
         else:
-            batch["image"] = torch.stack([it["image"] for it in good])
-        batch["target"] = torch.stack([it["target"] for it in good])
+            # default_collate stacks into shared memory inside a worker: no extra copy on the way out
+            batch["image"] = default_collate([it["image"] for it in good])
+        batch["target"] = default_collate([it["target"] for it in good])
         batch["index"] = torch.tensor([it["index"] for it in good])
     return batch
 
@@ -63,7 +64,7 @@ class DeviceLoader:
 
     def ready(self, batch: dict) -> dict:
         """``batch`` (from :func:`collate`) moved to the device and prepared for the model."""
-        if "encoded" in batch:
+        if self.decoder is not None:
             self._decode(batch)
         if "image" in batch:
             batch["image"] = self.preparer(
@@ -73,7 +74,12 @@ class DeviceLoader:
         return batch
 
     def _decode(self, batch: dict) -> None:
-        """Decode the batch's JPEG bytes on the device; undecodable ones join ``skipped``."""
+        """Decode the batch's JPEG bytes and augment it on the device; undecodable ones join ``skipped``."""
+        if "image" in batch:  # nothing left encoded (e.g. an npy cache): moved and augmented only
+            batch["image"] = self.decoder.finish(batch["image"])
+            return
+        if "encoded" not in batch:  # only unreadable images
+            return
         images, bad = self.decoder(batch.pop("encoded"), batch.pop("decoded"))
         if bad:
             keep = torch.ones(len(batch["index"]), dtype=torch.bool)

@@ -23,7 +23,7 @@ from hybrid.data.device_loader import DeviceLoader, collate
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
 from hybrid.data.samplers import split_sampler
 from hybrid.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
-from hybrid.data.transforms import build_transform
+from hybrid.data.transforms import BatchAugment, ResizeUint8, build_transform
 from hybrid.errors import ConfigError, DataError
 from hybrid.util import ranks
 
@@ -114,9 +114,9 @@ def make_loader(
     device = torch.device(device)
     decoder = None
     if cfg.decode == "cuda" and isinstance(dataset, ImageFileDataset):
-        dataset.decode_on_device = True
-        on_device = build_transform(cfg.img_size, cfg.in_channels, cfg.augment if train else None, on_device=True)
-        decoder = DeviceDecoder(on_device, cfg.in_channels, device)
+        dataset.decode_on_device = True  # the workers only read (and resize what they must decode)
+        augment = BatchAugment.from_config(cfg.augment, int(cfg.in_channels)) if train and cfg.augment else None
+        decoder = DeviceDecoder(ResizeUint8(cfg.img_size), augment, cfg.in_channels, device)
     generator = torch.Generator()
     generator.manual_seed(seed + ranks.rank())  # different augmentation streams per rank
     workers = resolve_workers(cfg.num_workers)
@@ -129,7 +129,7 @@ def make_loader(
         sampler=sampler,
         drop_last=train and per_process > batch_size,
         num_workers=workers,
-        persistent_workers=workers > 0 and train,
+        persistent_workers=workers > 0,  # validation every epoch (and benchmarks) keep their workers
         pin_memory=device.type == "cuda",
         collate_fn=collate,
         worker_init_fn=_seed_worker,

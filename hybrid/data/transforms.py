@@ -7,10 +7,12 @@ per batch on the model's device (:mod:`hybrid.data.batch`), vectorized.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import v2
 
@@ -71,13 +73,9 @@ class RandomAffineUint8:
         return out.unsqueeze(0) if out.ndim == 2 else out.permute(2, 0, 1)
 
 
-def build_transform(
-    img_size: int, in_channels: int, augment: Mapping | None = None, *, on_device: bool = False
-) -> v2.Compose:
+def build_transform(img_size: int, in_channels: int, augment: Mapping | None = None) -> v2.Compose:
     """Resize to ``img_size`` square and, for training, apply the geometric augmentations; uint8 in
     and out (normalization and colour jitter happen on the batch, see :mod:`hybrid.data.batch`).
-    ``on_device``: for images decoded on the GPU (:mod:`hybrid.data.decode`), the warp runs as a
-    tensor op there instead of through PIL.
 
     Resizing comes first so the augmentations work on the (usually smaller) model-sized image.
     ``augment`` keys used here: ``rotation`` (degrees), ``scale`` ([min, max]), ``hflip``
@@ -85,9 +83,45 @@ def build_transform(
     """
     steps: list = [ResizeUint8(img_size)]
     if augment:
-        affine = v2.RandomAffine if on_device else RandomAffineUint8
-        steps.append(affine(degrees=augment["rotation"], scale=tuple(augment["scale"])))
+        steps.append(RandomAffineUint8(augment["rotation"], augment["scale"]))
         steps.append(v2.RandomHorizontalFlip(augment["hflip"]))
         if in_channels == 3 and augment["hue"]:
             steps.append(v2.ColorJitter(hue=augment["hue"]))
     return v2.Compose(steps)
+
+
+class BatchAugment:
+    """The training augmentations of :func:`build_transform` on a whole uint8 batch ``[B, C, S, S]``
+    at once, on its device (``data.decode=cuda``): per image a rotation in ``[-rotation, rotation]``
+    degrees and a scale in ``scale`` about the centre (nearest neighbour, zero fill, as
+    ``RandomAffine``), a horizontal flip with probability ``hflip``, and ``hue`` per image. One
+    ``grid_sample`` call replaces a PIL warp per image in the loader workers."""
+
+    def __init__(self, rotation: float, scale: tuple[float, float], hflip: float, hue: float = 0.0):
+        self.rotation = math.radians(float(rotation))
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.hflip = float(hflip)
+        self.hue = v2.ColorJitter(hue=hue) if hue else None
+
+    @classmethod
+    def from_config(cls, augment: Mapping, in_channels: int) -> BatchAugment:
+        """The augmentation a ``data.augment`` block describes (hue only for RGB)."""
+        hue = augment["hue"] if in_channels == 3 else 0.0
+        return cls(augment["rotation"], augment["scale"], augment["hflip"], hue)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        count, device = images.shape[0], images.device
+        angle = torch.empty(count).uniform_(-self.rotation, self.rotation)
+        scale = torch.empty(count).uniform_(*self.scale)
+        flip = torch.rand(count) < self.hflip
+        # affine_grid maps output to input coordinates: the inverse of rotate-then-scale.
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.zeros(count, 2, 3)
+        theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
+        theta[:, :, 0] *= torch.where(flip, -1.0, 1.0).unsqueeze(1)  # out(x, y) = warped(-x, y): the flip
+        grid = F.affine_grid(theta.to(device), list(images.shape), align_corners=False)
+        warped = F.grid_sample(images.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        out = warped.to(torch.uint8)
+        if self.hue is not None:
+            out = torch.stack([self.hue(image) for image in out])
+        return out
