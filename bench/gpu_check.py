@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_tests:
         results["tests"] = run_cuda_tests(out)
         save()
-    results["decode_parity"] = decode_parity(Path(args.data) if args.data else out / "data")
+    results["decode_parity"] = decode_parity((Path(args.data) if args.data else out / "data").parent / "decode_parity")
     save()
     data_dir = make_dataset(Path(args.data) if args.data else out / "data", args.images)
     prepare_cache(data_dir)
