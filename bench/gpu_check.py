@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", default="64,128")
     p.add_argument("--skip-tests", action="store_true")
     p.add_argument("--skip-compile", action="store_true")
+    p.add_argument("--sources", default="", help="measure only these sources (names as in the table, ';'-separated)")
     return p.parse_args(argv)
 
 
@@ -188,12 +189,24 @@ def compose_config(overrides: list[str], name: str = "train"):
         return compose(config_name=name, overrides=overrides)
 
 
-def prepare_cache(data_dir: Path) -> None:
-    """The npy prepared cache at 480 px, as ``python -m hybrid.data.prepare`` builds it."""
+def jpg_cache_overrides(data_dir: Path) -> list[str]:
+    """The ``jpg`` prepared cache, in its own folder (one manifest per folder)."""
+    return ["data.cache_format=jpg", f"data.cache_dir={data_dir / '.cache' / 'jpg'}"]
+
+
+def prepare_caches(data_dir: Path) -> None:
+    """The npy (default) and jpg prepared caches at 480 px, as ``python -m hybrid.data.prepare`` builds them."""
     from hybrid.data.prepare import prepare
 
-    overrides = ["data=csv", f"data.root={data_dir}", "model.img_size=480", "model.patch_size=120"]
-    prepare(compose_config([*overrides, "progress_bar=false"], name="prepare"))
+    overrides = [
+        "data=csv",
+        f"data.root={data_dir}",
+        "model.img_size=480",
+        "model.patch_size=120",
+        "progress_bar=false",
+    ]
+    prepare(compose_config(overrides, name="prepare"))
+    prepare(compose_config([*overrides, *jpg_cache_overrides(data_dir)], name="prepare"))
 
 
 def measure(base: list[str], label: dict, args, ceiling: bool = False) -> dict:
@@ -248,7 +261,10 @@ def throughput_rows(data_dir: Path, args, rows: list[dict], save) -> None:
         "JPEG, CPU decode": no_cache,
         "JPEG, GPU decode": [*no_cache, "data.decode=cuda"],
         "prepared cache (npy), GPU augment": ["data.decode=cuda"],
+        "prepared cache (jpg), GPU decode": [*jpg_cache_overrides(data_dir), "data.decode=cuda"],
     }
+    if args.sources:
+        sources = {name: extra for name, extra in sources.items() if name in args.sources.split(";")}
     batches = [int(b) for b in args.batch_sizes.split(",")]
     # CUDA context, cuDNN and allocator warm-up, so the first setting measured is not penalized.
     measure([*jpeg, f"data.batch_size={batches[0]}"], {"source": "warm-up"}, args, ceiling=True)
@@ -343,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     results["decode_parity"] = decode_parity((Path(args.data) if args.data else out / "data").parent / "decode_parity")
     save()
     data_dir = make_dataset(Path(args.data) if args.data else out / "data", args.images)
-    prepare_cache(data_dir)
+    prepare_caches(data_dir)
     print(f"dataset and cache ready ({time.perf_counter() - started:.0f} s)", flush=True)
     throughput_rows(data_dir, args, results["throughput"], save)
     print("\n" + markdown(results) + f"\nwritten to {out / 'gpu_check.json'} and {out / 'gpu_check.md'} "
