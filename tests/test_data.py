@@ -140,3 +140,33 @@ def test_data_module_on_synthetic(tiny_data):
     assert len(data.dataset("train")) == 24 and len(data.dataset("test")) == 26
     batch = next(iter(data.loader("val").loader))  # what the workers ship
     assert batch["image"].shape == (8, 3, 64, 64) and batch["image"].dtype == torch.uint8
+
+
+def test_prefetching_gives_the_same_batches_and_stops_cleanly(tiny_data):
+    import threading
+
+    from hybrid.data.loaders import make_loader
+
+    cfg = compose_config(overrides=tiny_overrides(tiny_data))
+    dataset = DataModule(cfg.data, seed=0).dataset("test")
+    plain = make_loader(dataset, cfg.data, train=False, seed=0)
+    ahead = make_loader(dataset, cfg.data, train=False, seed=0)
+    ahead.prefetch = True
+    assert not plain.prefetch  # off on the CPU by default
+    pairs = list(zip(plain, ahead, strict=True))
+    assert len(pairs) == 4
+    for a, b in pairs:
+        assert torch.equal(a["image"], b["image"]) and a["index"].tolist() == b["index"].tolist()
+    for _ in zip(range(1), ahead, strict=False):  # leave after the first batch
+        pass
+    assert not [t for t in threading.enumerate() if t.name == "hybrid-prefetch"]
+
+
+def test_prefetching_raises_the_loader_error_in_the_consumer():
+    from hybrid.data.prefetch import prefetched
+
+    def broken(batch):
+        raise DataError("cannot read image x.png")
+
+    with pytest.raises(DataError, match=r"x\.png"):
+        list(prefetched([{"n": 1}], broken, torch.device("cpu")))

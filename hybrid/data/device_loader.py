@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from hybrid.data.batch import BatchPreparer
 from hybrid.data.decode import DeviceDecoder
+from hybrid.data.prefetch import prefetched
 from hybrid.data.samplers import ShardSampler
 
 
@@ -42,7 +43,8 @@ class DeviceLoader:
     format (colour-jittered when ``train``) and ``target`` on ``device``; ``index`` (dataset rows)
     and ``skipped`` (names of unreadable images) stay on the CPU. A batch of only unreadable images
     has no ``image`` key. With a ``decoder`` (``data.decode=cuda``) JPEG bytes are decoded, resized
-    and augmented on the device first.
+    and augmented on the device first. ``prefetch`` (default: on CUDA) prepares the next batches in
+    a background thread while the model works (:mod:`hybrid.data.prefetch`).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class DeviceLoader:
         channels_last: bool = False,
         train: bool = False,
         decoder: DeviceDecoder | None = None,
+        prefetch: bool | None = None,
     ):
         self.loader = loader
         self.preparer = preparer
@@ -61,6 +64,7 @@ class DeviceLoader:
         self.device = torch.device(device)
         self.channels_last = channels_last
         self.train = train
+        self.prefetch = self.device.type == "cuda" if prefetch is None else prefetch
 
     def ready(self, batch: dict) -> dict:
         """``batch`` (from :func:`collate`) moved to the device and prepared for the model."""
@@ -96,6 +100,9 @@ class DeviceLoader:
         return self.ready(collate([self.dataset[int(i)] for i in indices]))
 
     def __iter__(self) -> Iterator[dict]:
+        if self.prefetch:
+            yield from prefetched(self.loader, self.ready, self.device)
+            return
         for batch in self.loader:
             yield self.ready(batch)
 
