@@ -118,9 +118,9 @@ def test_non_zero_ranks_get_no_run_dir_of_their_own():
 # --- resume -------------------------------------------------------------------------------
 
 
-def test_sigkill_after_first_epoch_then_resume(tiny_data, tmp_path):
+def test_sigkill_after_first_epoch_then_resume(tiny_data, tmp_path, uninterrupted):
     run = tmp_path / "run"
-    overrides = [*tiny_overrides(tiny_data), "trainer.max_epochs=2"]
+    overrides = EXACT_OVERRIDES(tiny_data)
     proc = start_training(*overrides, f"hydra.run.dir={run}")
     try:
         wait_for(lambda: 1 in epochs_in(run / "history.csv"), proc)
@@ -130,18 +130,17 @@ def test_sigkill_after_first_epoch_then_resume(tiny_data, tmp_path):
         proc.kill()
         proc.stdout.close()
     done = CheckpointRecord.load(run / "checkpoints" / "last.pt").epoch
-    assert done == 1
+    assert done in (1, 2)  # killed after last.pt of epoch 1 (maybe 2), before the run ended
     resumed = run_script(
         "train.py", *overrides, f"ckpt_path={run}/checkpoints/last.pt", f"hydra.run.dir={tmp_path / 'r'}"
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     history = pd.read_csv(run / "history.csv")
-    assert history.epoch.tolist() == [1, 2]  # every epoch exactly once
+    assert history.epoch.tolist() == [1, 2, 3]  # every epoch exactly once
     best = CheckpointRecord.load(run / "checkpoints" / "best.pt")
     assert best.best_value == pytest.approx(history["val/f1_macro"].max())
     assert best.epoch == best.best_epoch == int(history["val/f1_macro"].idxmax()) + 1
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test/num_samples"] == 26 and metrics["val/f1_macro_best"] == best.best_value
+    same_figures(run, uninterrupted)
 
 
 def test_checkpoint_holds_rng_states_that_load_with_weights_only(tmp_path):
@@ -196,11 +195,67 @@ def test_sigterm_mid_epoch_saves_last_and_prints_the_resume_command(tiny_data, t
     assert "Traceback" not in output
     record = CheckpointRecord.load(last)
     assert record.interrupted_epoch == 1 and record.epoch == 0 and 1 <= record.interrupted_step < 48
+    assert record.epoch_progress[0]["steps"] == record.interrupted_step == record.epoch_progress[0]["images"]
     assert not (run / "checkpoints" / "best.pt").exists() and not (run / "metrics.json").exists()
     resumed = run_script("train.py", *overrides, f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'r'}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert epochs_in(run / "history.csv") == [1]  # the interrupted epoch ran again from its start
+    assert "continuing from there" in resumed.stdout + resumed.stderr
+    assert f"epoch 1/1: {48 - record.interrupted_step} steps" in resumed.stdout + resumed.stderr  # the rest only
+    assert epochs_in(run / "history.csv") == [1]
     assert json.loads((run / "metrics.json").read_text())["test/num_samples"] == 26
+
+
+TIMING = ("train/images_per_s",)  # the only figures an interruption may change
+
+
+def same_figures(a: Path, b: Path) -> None:
+    """``history.csv`` and ``metrics.json`` of two runs are equal, timing aside."""
+    history_a, history_b = (pd.read_csv(run / "history.csv").drop(columns=list(TIMING)) for run in (a, b))
+    pd.testing.assert_frame_equal(history_a, history_b, check_exact=True)
+    metrics_a, metrics_b = (json.loads((run / "metrics.json").read_text()) for run in (a, b))
+    for key in TIMING:
+        metrics_a.pop(key), metrics_b.pop(key)
+    assert metrics_a == metrics_b
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_data, tmp_path_factory) -> Path:
+    """A three-epoch run with augmentation and a warmup-cosine schedule, never stopped."""
+    run = tmp_path_factory.mktemp("uninterrupted")
+    done = run_script("train.py", *EXACT_OVERRIDES(tiny_data), f"hydra.run.dir={run}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run
+
+
+def EXACT_OVERRIDES(data_root) -> list[str]:
+    return [
+        *tiny_overrides(data_root),
+        "data.batch_size=4",
+        "trainer.max_epochs=3",
+        "trainer.scheduler.warmup_epochs=1",
+    ]
+
+
+def test_sigint_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_data, tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    proc = start_training(*EXACT_OVERRIDES(tiny_data), f"hydra.run.dir={run}")
+    try:  # in epoch 2, once epoch 1 is on record
+        wait_for(lambda: 1 in epochs_in(run / "history.csv"), proc)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output[-3000:]
+    record = CheckpointRecord.load(run / "checkpoints" / "last.pt")
+    assert record.interrupted_step is not None and record.interrupted_step < 12  # part-way through an epoch
+    resumed = run_script(
+        "train.py",
+        *EXACT_OVERRIDES(tiny_data),
+        f"ckpt_path={run}/checkpoints/last.pt",
+        f"hydra.run.dir={tmp_path / 'r'}",
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    same_figures(run, uninterrupted)
 
 
 def test_signal_handlers_are_restored():

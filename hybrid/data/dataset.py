@@ -122,7 +122,9 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """Sample ``key``: a row index, or (training) ``(row index, seed of its augmentation)``."""
+        i, seed = key if isinstance(key, tuple) else (key, None)
         try:
             encoded = self.encoded(i) if self.decode_on_device else None
             if encoded is not None:
@@ -132,8 +134,17 @@ class ImageFileDataset(Dataset):
             if self.on_bad_image == "error":
                 raise DataError(f"cannot read image {self.paths[i]}: {err}") from err
             return {"bad": self.names[i]}
-        image = self.resize(image) if self.decode_on_device else self.transform(image)
+        image = self.resize(image) if self.decode_on_device else self.augmented(image, seed)
         return {"image": image, "target": torch.as_tensor(self.targets[i]), "index": i}
+
+    def augmented(self, image: torch.Tensor, seed: int | None) -> torch.Tensor:
+        """``transform(image)``, with its random draws seeded by ``seed`` when given (and the
+        process's own random state left as it was)."""
+        if seed is None:
+            return self.transform(image)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.transform(image)
 
     def source(self, i: int) -> str:
         """Where image ``i`` is read from: its fresh cache entry, else the source file."""

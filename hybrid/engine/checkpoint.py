@@ -43,7 +43,8 @@ def upgrade_config(config: dict, version: int) -> dict:
 @dataclass
 class CheckpointRecord:
     """One checkpoint. ``epoch`` is the last *completed* epoch; ``interrupted_epoch`` /
-    ``interrupted_step`` mark a file written when SIGTERM / SIGINT stopped an epoch part-way."""
+    ``interrupted_step`` / ``epoch_progress`` mark a file written when SIGTERM / SIGINT stopped an
+    epoch part-way, with the weights, optimizer, schedule and random states of that step."""
 
     config: dict = field(default_factory=dict)  # the resolved training config
     class_names: list[str] = field(default_factory=list)
@@ -64,6 +65,7 @@ class CheckpointRecord:
     threshold: float | None = None  # tuned on validation (trainer.tune_threshold)
     interrupted_epoch: int | None = None
     interrupted_step: int | None = None
+    epoch_progress: list[dict] | None = None  # per rank: the interrupted epoch's steps and running sums
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the record to ``path`` through a temporary file, so a crash never leaves half a file."""

@@ -80,8 +80,19 @@ class NonFiniteLossError(HybridError):
 
 
 @dataclass
+class EpochProgress:
+    """How far one process got in an epoch: optimizer steps, and the running sums of its loss and
+    images, so an epoch interrupted part-way reports the same figures when resumed."""
+
+    steps: int = 0
+    loss_sum: float = 0.0
+    images: int = 0
+
+
+@dataclass
 class EpochResult:
-    """What one training epoch measured."""
+    """What one training epoch measured: the loss over the whole epoch, the images (all processes)
+    and seconds of this call (the part after an interruption, for a resumed epoch)."""
 
     loss: float
     images: int
@@ -89,6 +100,7 @@ class EpochResult:
     skipped: list[str] = field(default_factory=list)
     steps: int = 0
     interrupted: bool = False
+    progress: EpochProgress | None = None  # this process's running sums (where an interruption stopped)
 
     @property
     def images_per_s(self) -> float:
@@ -109,6 +121,7 @@ def train_one_epoch(
     desc: str = "train",
     progress: bool = False,
     stop_requested: Callable[[], bool] | None = None,
+    start: EpochProgress | None = None,
 ) -> EpochResult:
     """Train over ``loader`` (ready batches, see :mod:`hybrid.data.device_loader`) once, stepping
     the scheduler every batch.
@@ -116,13 +129,15 @@ def train_one_epoch(
     ``scaler`` scales the loss for float16 (a pass-through when ``None`` or disabled).
     ``stop_requested`` is asked after every optimizer step (a SIGTERM / SIGINT arrived); when it
     says yes on any process, the epoch ends early with ``interrupted=True``. A NaN or infinite loss
-    on any process raises :class:`NonFiniteLossError` before the weights are touched.
+    on any process raises :class:`NonFiniteLossError` before the weights are touched. ``start``
+    continues an epoch an interruption stopped (the loader then holds only its remaining batches).
     """
     model.train()
     device = runtime.device
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
-    total_loss, seen, steps, skipped, interrupted = 0.0, 0, 0, [], False
-    start = time.perf_counter()
+    start = start or EpochProgress()
+    total_loss, seen, steps, skipped, interrupted = start.loss_sum, start.images, start.steps, [], False
+    started = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=None if progress else True, unit="batch")
     for batch in bar:
         skipped += batch["skipped"]
@@ -150,9 +165,10 @@ def train_one_epoch(
         if stop_requested is not None and ranks.any_rank(stop_requested()):
             interrupted = True
             break
-    seconds = time.perf_counter() - start
-    total_loss, seen = ranks.all_reduce_sum([total_loss, seen])
-    return EpochResult(total_loss / max(seen, 1), int(seen), seconds, skipped, steps, interrupted)
+    seconds = time.perf_counter() - started
+    local = EpochProgress(steps, total_loss, seen)
+    total_loss, seen, trained = ranks.all_reduce_sum([total_loss, seen, seen - start.images])
+    return EpochResult(total_loss / max(seen, 1), int(trained), seconds, skipped, steps, interrupted, local)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from hybrid.engine.callbacks import Callback
 from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
 from hybrid.engine.evaluation import validate
 from hybrid.engine.interrupt import GracefulInterrupt
-from hybrid.engine.loop import NonFiniteLossError, loss_function, train_one_epoch
+from hybrid.engine.loop import EpochProgress, NonFiniteLossError, loss_function, train_one_epoch
 from hybrid.engine.optim import build_optimizer, build_scheduler
 from hybrid.engine.outputs import plot_history, write_history
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
@@ -49,13 +50,15 @@ class FitResult:
 
 @dataclass
 class FitState:
-    """The bookkeeping a resumed run continues from."""
+    """The bookkeeping a resumed run continues from; ``progress``: how far an interruption got in
+    epoch ``start``."""
 
     start: int = 1
     best_value: float | None = None
     best_epoch: int = 0
     history: list[dict] = field(default_factory=list)
     skipped: set[str] = field(default_factory=set)
+    progress: EpochProgress | None = None
 
 
 class Trainer:
@@ -142,15 +145,21 @@ class Trainer:
         if self.scaler.is_enabled() and resume.scaler is not None:
             self.scaler.load_state_dict(resume.scaler)
         rng = resume.rng or []
-        if len(rng) == ranks.world_size():  # another world size: keep the fresh seeds
+        same_world = len(rng) == ranks.world_size()
+        if same_world:  # another world size: keep the fresh seeds
             set_rng_state(rng[ranks.rank()])
-        if resume.interrupted_epoch is not None:
-            log.info("epoch %d was interrupted at step %d: running it again from its start",
-                     resume.interrupted_epoch, resume.interrupted_step)  # fmt: skip
-        log.info("resuming after epoch %d (best %s=%s)", resume.epoch, self.monitor, resume.best_value)
-        return FitState(
+        state = FitState(
             resume.epoch + 1, resume.best_value, resume.best_epoch, list(resume.history), set(resume.skipped_images)
         )
+        if resume.interrupted_epoch is not None and resume.epoch_progress and same_world:
+            state.progress = EpochProgress(**resume.epoch_progress[ranks.rank()])
+            log.info("epoch %d was interrupted after step %d: continuing from there",
+                     resume.interrupted_epoch, resume.interrupted_step)  # fmt: skip
+        elif resume.interrupted_epoch is not None:
+            log.info("epoch %d was interrupted: running it again from its start (another number of processes)",
+                     resume.interrupted_epoch)  # fmt: skip
+        log.info("resuming after epoch %d (best %s=%s)", resume.epoch, self.monitor, resume.best_value)
+        return state
 
     def _interrupted(self, signal_name: str, exit_code: int, epoch: int, steps: int, record: CheckpointRecord):
         """Write a mid-epoch ``last.pt``; the error names it (the app adds the resume command)."""
@@ -159,7 +168,7 @@ class Trainer:
         last = self.saver.last.resolve()
         return TrainingInterrupted(
             f"{signal_name}: stopped in epoch {epoch} after step {steps}; saved {last} "
-            f"(resuming runs epoch {epoch} again from its start).",
+            f"(resuming continues epoch {epoch} from step {steps + 1}).",
             exit_code,
             checkpoint=last,
         )
@@ -193,22 +202,25 @@ class Trainer:
         with GracefulInterrupt() as interrupt:
             for epoch in range(state.start, max_epochs + 1):
                 train_loader.sampler.set_epoch(epoch)  # the shuffle depends on (seed, epoch) only
-                rng_before = ranks.all_gather_objects(rng_state())
+                start, state.progress = state.progress, None
+                if start is not None:  # the batches of this epoch not trained on before the interruption
+                    train_loader.sampler.skip_first(start.steps * int(self.data.cfg.batch_size))
                 log.info("epoch %d/%d: %d steps per process", epoch, max_epochs, len(train_loader))
                 try:
                     result = train_one_epoch(
                         train_model, train_loader, optimizer, scheduler, self.criterion, self.runtime,
                         scaler=self.scaler, grad_clip=self.trainer_cfg.grad_clip,
                         desc=f"epoch {epoch}/{max_epochs} train", progress=self.progress,
-                        stop_requested=interrupt.requested,
+                        stop_requested=interrupt.requested, start=start,
                     )  # fmt: skip
                 except NonFiniteLossError as err:
                     last = self.saver.last
                     kept = f"the last good checkpoint {last} is kept" if last.is_file() else "no checkpoint written"
                     raise NonFiniteLossError(f"epoch {epoch}: {err}; {kept}; try a lower trainer.lr") from err
                 state.skipped.update(*ranks.all_gather_objects(result.skipped))
-                if result.interrupted:
-                    record = self._record(epoch - 1, state, optimizer, scheduler, rng_before)
+                if result.interrupted:  # everything as of this step, so a resumed run continues right here
+                    record = self._record(epoch - 1, state, optimizer, scheduler, ranks.all_gather_objects(rng_state()))
+                    record.epoch_progress = ranks.all_gather_objects(dataclasses.asdict(result.progress))
                     raise self._interrupted(interrupt.signal_name, interrupt.exit_code, epoch, result.steps, record)
                 speeds.append(result.images_per_s)
                 self._end_epoch(epoch, max_epochs, result, val_loader, optimizer, scheduler, state)
