@@ -15,7 +15,7 @@ from hybrid.data.loaders import DataModule, eval_transform, folder_dataset, make
 from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.evaluation import final_evaluation, replace_normal_scores
 from hybrid.engine.loop import predict
-from hybrid.engine.outputs import write_json
+from hybrid.engine.outputs import report_skipped, write_json
 from hybrid.engine.runtime import Runtime, configure_threads, peak_memory_mb
 from hybrid.errors import ConfigError
 from hybrid.metrics import THRESHOLD, prefixed
@@ -81,7 +81,9 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Ru
 
 
 def infer(cfg: DictConfig) -> dict:
-    """Predict with ``ckpt_path``: the trained test split by default, or every image of ``input``."""
+    """Predict with ``ckpt_path``: the trained test split by default, or ``input`` (a folder of
+    images, or one image). Images that are missing or cannot be read are named in the log and in
+    ``skipped.csv``."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python infer.py ckpt_path=<run>/checkpoints/best.pt")
     record = CheckpointRecord.load(cfg.ckpt_path)
@@ -136,6 +138,9 @@ def infer(cfg: DictConfig) -> dict:
             "infer/peak_memory_mb": peak_memory_mb(runtime.device),
             "data/skipped_images": len(set(dataset.missing) | set(result.predictions.skipped)),
         }
+        skipped = report_skipped(run_dir / "skipped.csv", dataset.missing, result.predictions.skipped)
+        if skipped:
+            log.warning("%s", skipped)
         write_json(run_dir / "metrics.json", metrics)
         tracker.log_summary(metrics)
         if labelled:

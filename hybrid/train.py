@@ -15,7 +15,7 @@ from hybrid.data.loaders import SPLITS, DataModule
 from hybrid.engine import distributed
 from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
 from hybrid.engine.evaluation import final_evaluation, validate
-from hybrid.engine.outputs import write_json
+from hybrid.engine.outputs import report_skipped, write_json
 from hybrid.engine.runtime import Runtime, configure_threads, seed_everything
 from hybrid.engine.trainer import Trainer
 from hybrid.errors import TrainingInterrupted
@@ -131,9 +131,11 @@ def _train(cfg: DictConfig, runtime: Runtime) -> float:
             {"best": saver.best, "latest": saver.best if fit.best_epoch == fit.last_epoch else saver.last},
             {"monitor": cfg.trainer.monitor, "best_value": fit.best_value, "best_epoch": fit.best_epoch},
         )
+        missing = set(test_set.missing) | set(data.dataset("train").missing) | set(data.dataset("val").missing)
         skipped = fit.skipped | set(test_set.missing) | set(test.predictions.skipped)
-        if skipped:
-            log.warning("skipped %d unreadable or missing images: %s", len(skipped), sorted(skipped)[:20])
+        line = rank_zero_only(report_skipped)(run_dir / "skipped.csv", missing, skipped - missing)
+        if line:
+            log.warning("%s", line)
         metrics = {
             f"{cfg.trainer.monitor}_best": fit.best_value,
             "best_epoch": fit.best_epoch,

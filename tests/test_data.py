@@ -130,8 +130,12 @@ def test_folder_dataset_lists_images_recursively(nested):
     (nested / "empty").mkdir()
     with pytest.raises(DataError, match="holds no images"):
         FolderImageDataset(nested / "empty", EVAL)
-    with pytest.raises(DataError, match="is not a folder"):
+    with pytest.raises(DataError, match=r"is neither an image .* nor a folder"):
         FolderImageDataset(nested / "missing", EVAL)
+    with pytest.raises(DataError, match="is neither an image"):
+        FolderImageDataset(nested / "notes.txt", EVAL)
+    one = FolderImageDataset(nested / "train00" / "00000002.png", EVAL)
+    assert one.names == ["00000002.png"] and one.paths == [str(nested / "train00" / "00000002.png")]
 
 
 def test_data_module_on_synthetic(tiny_data):

@@ -308,6 +308,26 @@ def test_bad_images_are_skipped_counted_and_named(tiny_data, tmp_path):
     assert metrics["data/skipped_images"] == 4
     skipped_line = next(li for li in (tmp_path / "run" / "train.log").read_text().splitlines() if "skipped 4" in li)
     assert all(name in skipped_line for name in broken.values())
+    listed = pd.read_csv(tmp_path / "run" / "skipped.csv", dtype={"Filename": str}).set_index("Filename").reason
+    assert listed.to_dict() == {name: "missing" if kind == "missing" else "unreadable" for kind, name in broken.items()}
+
+    # infer.py on a folder holding the three unreadable files names each of them, and takes one image too
+    folder = next((tmp_path / "data").rglob(broken["truncated"])).parent
+    ckpt = tmp_path / "run" / "checkpoints" / "best.pt"
+    inferred = run_script("infer.py", f"ckpt_path={ckpt}", f"input={folder}", f"hydra.run.dir={tmp_path / 'infer'}")
+    assert inferred.returncode == 0, inferred.stderr[-3000:]
+    line = next(li for li in (tmp_path / "infer" / "infer.log").read_text().splitlines() if "skipped 3" in li)
+    unreadable = [broken[kind] for kind in ("truncated", "empty", "not_an_image")]
+    assert all(name in line for name in unreadable)
+    written = pd.read_csv(tmp_path / "infer" / "predictions.csv", dtype={"Filename": str})
+    assert not set(written.Filename) & set(unreadable) and len(written) > 0
+    assert sorted(pd.read_csv(tmp_path / "infer" / "skipped.csv", dtype={"Filename": str}).Filename) == sorted(
+        unreadable
+    )
+    good = next(p for p in sorted(folder.iterdir()) if p.name not in broken.values())
+    one = run_script("infer.py", f"ckpt_path={ckpt}", f"input={good}", f"hydra.run.dir={tmp_path / 'one'}")
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert pd.read_csv(tmp_path / "one" / "predictions.csv", dtype={"Filename": str}).Filename.tolist() == [good.name]
 
 
 @pytest.mark.parametrize("kind", KINDS)

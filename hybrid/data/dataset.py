@@ -207,16 +207,19 @@ class CsvImageDataset(ImageFileDataset):
 
 
 class FolderImageDataset(ImageFileDataset):
-    """Every image file under a folder (sorted by relative path), without labels."""
+    """Every image file under a folder (sorted by relative path), or one image file, without labels."""
 
     def __init__(
         self, folder: Path, transform, in_channels: int = 3, on_bad_image: str = "skip", img_size: int | None = None
     ):
-        if not folder.is_dir():
-            raise DataError(f"input={folder} is not a folder")
-        paths = sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not paths:
-            raise DataError(f"input={folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        names = [os.path.relpath(p, folder) for p in paths]
+        if folder.is_file() and folder.suffix.lower() in IMAGE_SUFFIXES:
+            paths, names = [str(folder)], [folder.name]
+        elif folder.is_dir():
+            paths = sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not paths:
+                raise DataError(f"input={folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            names = [os.path.relpath(p, folder) for p in paths]
+        else:
+            raise DataError(f"input={folder} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a folder")
         targets = np.full(len(paths), NO_TARGET, np.int64)
         super().__init__(paths, names, targets, transform, in_channels, on_bad_image, img_size)

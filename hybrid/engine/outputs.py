@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,23 @@ def pyplot():
 def write_json(path: Path, data: Mapping) -> None:
     """Write ``data`` as indented JSON, replacing the file atomically."""
     atomic_write_text(path, json.dumps(dict(data), indent=2, sort_keys=False) + "\n")
+
+
+# How many skipped image names a log line shows (skipped.csv lists them all).
+SKIPPED_SHOWN = 20
+
+
+def report_skipped(path: Path, missing: Iterable[str], unreadable: Iterable[str]) -> str | None:
+    """Write ``skipped.csv`` (``Filename``, ``reason``: missing or unreadable) at ``path`` and return
+    the log line naming them (the first :data:`SKIPPED_SHOWN`, then a count); ``None`` if none."""
+    reasons = {name: "unreadable" for name in unreadable} | {name: "missing" for name in missing}
+    if not reasons:
+        return None
+    frame = pd.DataFrame(sorted(reasons.items()), columns=["Filename", "reason"])
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    shown = ", ".join(frame.Filename[:SKIPPED_SHOWN])
+    more = f" and {len(frame) - SKIPPED_SHOWN} more" if len(frame) > SKIPPED_SHOWN else ""
+    return f"skipped {len(frame)} missing or unreadable images: {shown}{more} (all in {path})"
 
 
 def write_history(path: Path, rows: Sequence[Mapping]) -> None:
