@@ -15,7 +15,6 @@ import shutil
 
 import hydra
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from hybrid.data.cache import ImageCache, cache_settings
 from hybrid.data.config import check_data_config
@@ -24,6 +23,7 @@ from hybrid.data.loaders import dataset_root
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError
 from hybrid.util.entry import run_entry
+from hybrid.util.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ def prepare(cfg: DictConfig) -> dict:
         log.warning("rebuilding the cache in %s: %s", cache.dir, stale)
     check_disk_space(cache, len(index))
     log.info("caching %d images from %s into %s (%s)", len(index), root, cache.dir, cache.format)
-    bar = tqdm(sorted(index.items()), desc="prepare", unit="img", disable=None if cfg.progress_bar else True)
-    for name, path in bar:
+    for name, path in progress(sorted(index.items()), "prepare", enabled=bool(cfg.progress_bar), unit="img"):
         if not stale and cache.fresh(name, path) is not None:
             counts["kept"] += 1
             continue

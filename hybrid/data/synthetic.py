@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -25,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
-from tqdm import tqdm
 
 from hybrid.data.sewerml import CSV_HEADER, DEFECT_CODES
 from hybrid.errors import DataError
 from hybrid.util.atomic import atomic_write, atomic_write_text
+from hybrid.util.progress import progress as counted
 
 SPLIT_FILES = {"train": "SewerML_Train.csv", "val": "SewerML_Val.csv", "test": "SewerML_Test.csv"}
 META_FILE = "synthetic.json"
@@ -568,20 +569,13 @@ def generate(root: str | os.PathLike, spec: SyntheticSpec, *, progress: bool = T
     for split, indices in _split_ranges(spec).items():
         (root / split).mkdir(exist_ok=True)
         jobs += [(spec, i, str(root / split)) for i in indices]
-    bar = tqdm(
-        total=len(jobs), desc=f"generating synthetic Sewer-ML in {root}", disable=None if progress else True, unit="img"
-    )
-    rows = []
+    desc = f"generating synthetic Sewer-ML in {root}"
     if spec.workers > 1:
         with ProcessPoolExecutor(spec.workers) as pool:
-            for row in pool.map(_write_one, jobs, chunksize=16):
-                rows.append(row)
-                bar.update()
+            made = pool.map(_write_one, jobs, chunksize=16)
+            rows = list(counted(made, desc, total=len(jobs), enabled=progress, unit="img"))
     else:
-        for job in jobs:
-            rows.append(_write_one(job))
-            bar.update()
-    bar.close()
+        rows = [_write_one(job) for job in counted(jobs, desc, enabled=progress, unit="img")]
     start = 0
     for split, indices in _split_ranges(spec).items():
         frame = pd.DataFrame(rows[start : start + len(indices)], columns=list(CSV_HEADER))
@@ -619,6 +613,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
     args = vars(parser.parse_args(argv))
     root = args.pop("root")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress lines when not on a terminal
     print(ensure_synthetic_dataset(root, SyntheticSpec(**args)))
 
 

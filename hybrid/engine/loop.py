@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from hybrid.data.labels import LabelSpec
 from hybrid.engine.runtime import Runtime, autocast
 from hybrid.errors import ConfigError, HybridError
 from hybrid.util import ranks
+from hybrid.util.progress import Progress
+from hybrid.util.progress import progress as counted
 
 CLASS_WEIGHTINGS = ("none", "positive_ratio", "effective_number")
 
@@ -138,8 +139,9 @@ def train_one_epoch(
     start = start or EpochProgress()
     total_loss, seen, steps, skipped, interrupted = start.loss_sum, start.images, start.steps, [], False
     started = time.perf_counter()
-    bar = tqdm(loader, desc=desc, leave=False, disable=None if progress else True, unit="batch")
-    for batch in bar:
+    bar = Progress(len(loader) if hasattr(loader, "__len__") else None, desc, enabled=progress, unit="batch")
+    for batch in loader:
+        bar.update()
         skipped += batch["skipped"]
         if "image" not in batch:
             continue
@@ -165,6 +167,7 @@ def train_one_epoch(
         if stop_requested is not None and ranks.any_rank(stop_requested()):
             interrupted = True
             break
+    bar.close()
     seconds = time.perf_counter() - started
     local = EpochProgress(steps, total_loss, seen)
     total_loss, seen, trained = ranks.all_reduce_sum([total_loss, seen, seen - start.images])
@@ -208,7 +211,7 @@ def predict(
     device = runtime.device
     probs, targets, indices, skipped = [], [], [], []
     total_loss, forward_seconds = 0.0, 0.0
-    for batch in tqdm(loader, desc=desc, leave=False, disable=None if progress else True, unit="batch"):
+    for batch in counted(loader, desc, enabled=progress, unit="batch"):
         skipped += batch["skipped"]
         if "image" not in batch:
             continue
