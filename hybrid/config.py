@@ -7,12 +7,31 @@ naming the key before data is generated or a model is built.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.config import check_data_config
 from hybrid.engine.config import check_trainer_config
 from hybrid.metrics import monitor_mode
 from hybrid.models.config import check_model_config
+from hybrid.tracking.config import check_logger_config
+from hybrid.util.schema import check_types
+
+
+@dataclass
+class TrainSchema:
+    """The keys of ``train.yaml`` (its groups are checked by their owners)."""
+
+    task_name: str = "train"
+    seed: int = 42
+    ckpt_path: str | None = None
+    data: Any = None
+    model: Any = None
+    trainer: Any = None
+    logger: Any = None
+    paths: Any = None
 
 
 def monitor_direction(monitor: str) -> str:
@@ -26,6 +45,8 @@ OmegaConf.register_new_resolver("monitor_direction", monitor_direction, replace=
 
 def check_train_config(cfg: DictConfig) -> None:
     """Everything ``train.py`` needs, checked before data generation or model building."""
+    check_types(cfg, TrainSchema, "", resolve=False)
     check_model_config(cfg.model)
     check_data_config(cfg.data)
     check_trainer_config(cfg.trainer, cfg.data)
+    check_logger_config(cfg.logger)

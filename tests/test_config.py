@@ -74,6 +74,13 @@ def test_data_follows_model_input():
         (["model.emb_dim=wide"], "model.emb_dim='wide': expected an integer"),
         (["data.augment.rotation=x"], "data.augment.rotation='x': expected a number"),
         (["data.label_columns=[a,b]"], "data.task=binary reads one label column"),
+        # keys added with a typo (Hydra itself refuses unknown keys without the +)
+        (["+model.embdim=48"], "model.embdim is not a key of model; did you mean model.emb_dim?"),
+        (["+trainer.scheduler.nme=x"], "trainer.scheduler.nme is not a key of trainer.scheduler; did you mean"),
+        (["+data.augment.rotate=3"], "did you mean data.augment.rotation?"),
+        (["+seeed=3"], "seeed is not a key of the config; did you mean seed?"),
+        (["+logger.projct=x"], "logger.projct is not a key of logger; did you mean logger.project?"),
+        (["logger.backend=tensorboard"], "logger.backend='tensorboard'; choose one of ['wandb', 'none']"),
     ],
 )
 def test_bad_combinations_name_the_key(overrides, message):
@@ -96,6 +103,7 @@ def test_patch_stride_allows_overlap():
         ("model.emb_dim=25", "model.emb_dim=25 is not divisible by model.num_heads=2"),
         ("trainer.lr=abc", "trainer.lr='abc': expected a number"),
         ("model.pretrained=true", "model.pretrained=true needs resnet18-"),
+        ("+model.embdim=48", "model.embdim is not a key of model; did you mean model.emb_dim?"),
     ],
 )
 def test_train_script_stops_with_one_line_before_any_work(tmp_path, override, message):

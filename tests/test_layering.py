@@ -1,6 +1,6 @@
 """The architecture as a rule: imports only go down the layers (README, Development).
 
-    errors -> util -> models | data -> metrics -> engine -> tracking | config
+    errors -> util -> models | data -> metrics -> engine -> tracking -> config
            -> train | infer | evaluate | report -> entry points (train.py, infer.py, bench/)
 
 A module may import its own component (``hybrid.engine.*`` inside the engine) and anything in a
@@ -29,11 +29,11 @@ LAYERS = {
     "hybrid.metrics": 3,
     "hybrid.engine": 4,
     "hybrid.tracking": 5,
-    "hybrid.config": 5,  # the owners' config checks, composed
-    "hybrid.train": 6,
-    "hybrid.infer": 6,
-    "hybrid.evaluate": 6,
-    "hybrid.report": 6,
+    "hybrid.config": 6,  # the owners' config checks, composed
+    "hybrid.train": 7,
+    "hybrid.infer": 7,
+    "hybrid.evaluate": 7,
+    "hybrid.report": 7,
 }
 
 

@@ -42,6 +42,10 @@ class CatsHybridSchema:
     dropout: float = 0.1
     attn_dropout: float = 0.0
     classifier_dropout: float = 0.1
+    # the _target_ blocks the factory instantiates (their keys are the constructors' arguments)
+    encoder: Any = None
+    decoder: Any = None
+    classifier: Any = None
 
 
 def check_cats_hybrid(model: DictConfig) -> None:

@@ -11,12 +11,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid.errors import ConfigError
 from hybrid.tracking.base import Tracker
+from hybrid.tracking.config import BACKENDS, check_backend
 from hybrid.tracking.run_info import run_identity, run_metadata
 from hybrid.util.hydra_job import command_line_overrides
-
-BACKENDS = ("wandb", "none")
 
 
 def build_tracker(
@@ -35,8 +33,7 @@ def build_tracker(
     backend = cfg.logger.backend
     if backend == "none":
         return Tracker()
-    if backend != "wandb":
-        raise ConfigError(f"logger.backend={backend!r}; choose one of {list(BACKENDS)}")
+    check_backend(backend)
     from hybrid.tracking.wandb_tracker import WandbTracker
 
     config = OmegaConf.to_container(cfg, resolve=True)
