@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hybrid.engine.distributed import worker_hydra_overrides
-from hybrid.train import train
+from hybrid.train import resume_hydra_overrides, train
 from hybrid.util.entry import run_entry
 
 
@@ -17,5 +17,8 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    sys.argv[1:1] = worker_hydra_overrides()  # torchrun ranks > 0 share rank 0's run dir (user overrides win)
+    workers = worker_hydra_overrides()  # torchrun ranks > 0 share rank 0's run dir (user overrides win)
+    sys.argv[1:1] = workers
+    if not workers:
+        sys.argv += resume_hydra_overrides(sys.argv[1:])  # a resumed run stays in its run dir
     main()

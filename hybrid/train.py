@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from hybrid.models import build_model, flops_per_image, format_parameter_report,
 from hybrid.tracking import Tracker, build_tracker
 from hybrid.tracking.callback import TrackerCallback
 from hybrid.tracking.media import report_evaluation
-from hybrid.tracking.run_info import system_info
+from hybrid.tracking.run_info import command_line, system_info
 from hybrid.util import ranks
 from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
@@ -55,8 +56,22 @@ def tune_on_validation(model, data: DataModule, runtime: Runtime, monitor: str, 
 def shared_run_dir(cfg: DictConfig, resume: CheckpointRecord | None) -> Path:
     """The run dir: the resumed run's, or rank 0's Hydra run dir (other ranks create none)."""
     if resume:
-        return Path(cfg.ckpt_path).resolve().parent.parent
+        return CheckpointSaver.run_dir_of(cfg.ckpt_path)
     return Path(ranks.broadcast_object(rank_zero_only(hydra_run_dir)(cfg)))
+
+
+def resume_hydra_overrides(arguments: list[str]) -> list[str]:
+    """Hydra overrides that make a resumed run (``ckpt_path=<run>/checkpoints/last.pt`` on the
+    command line) one run in one place: its log appends to the original run dir's ``train.log`` and
+    its composed config goes beside the first one (``.hydra/resumed_<time>/``); no new run dir.
+    Appended after the user's own, so they win over a ``hydra.run.dir`` given too."""
+    values = [a.split("=", 1)[1] for a in arguments if a.startswith(("ckpt_path=", "+ckpt_path="))]
+    multirun = any(a in ("-m", "--multirun") for a in arguments)
+    if not values or not values[-1] or values[-1] == "null" or multirun or not Path(values[-1]).expanduser().is_file():
+        return []
+    run_dir = CheckpointSaver.run_dir_of(values[-1])
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    return [f"hydra.run.dir={run_dir}", f"hydra.output_subdir=.hydra/resumed_{stamp}"]
 
 
 def train(cfg: DictConfig) -> float:
@@ -87,7 +102,7 @@ def _train(cfg: DictConfig, runtime: Runtime) -> float:
     resume = CheckpointRecord.load(cfg.ckpt_path) if cfg.ckpt_path else None
     run_dir = shared_run_dir(cfg, resume)
     if resume:
-        log.info("resuming the run in %s", run_dir)
+        log.info("==== resumed in %s from %s: %s ====", run_dir, cfg.ckpt_path, command_line())
     seed_everything(int(cfg.seed))
     configure_threads(cfg.trainer.num_threads)
     # Rank 0 first, so only one process generates synthetic data.

@@ -256,6 +256,11 @@ def test_sigint_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_data, tm
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     same_figures(run, uninterrupted)
+    # one run, one place: the resumed process logged into the original run dir and made no other
+    assert not (tmp_path / "r").exists() and [p.name for p in tmp_path.iterdir()] == ["run"]
+    log = (run / "train.log").read_text()
+    assert log.index("epoch 1/3  train/loss") < log.index("==== resumed in") < log.index("epoch 3/3  train/loss")
+    assert len(list((run / ".hydra").glob("resumed_*/config.yaml"))) == 1 and (run / ".hydra" / "config.yaml").is_file()
 
 
 def test_signal_handlers_are_restored():

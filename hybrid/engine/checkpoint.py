@@ -106,6 +106,11 @@ class CheckpointSaver:
     def __init__(self, run_dir: Path):
         self.folder = Path(run_dir) / "checkpoints"
 
+    @staticmethod
+    def run_dir_of(checkpoint: str | os.PathLike) -> Path:
+        """The run dir a checkpoint file of this layout belongs to (``<run>/checkpoints/last.pt``)."""
+        return Path(checkpoint).expanduser().resolve().parent.parent
+
     @property
     def best(self) -> Path:
         """``best.pt``."""

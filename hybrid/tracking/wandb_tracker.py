@@ -167,7 +167,9 @@ class WandbTracker(Tracker):
             self.run.log_artifact(artifact, aliases=aliases)
 
     def finish(self, exit_code: int = 0) -> None:
-        run_dir = Path(self.run.dir).parent
+        run_dir, run_id = Path(self.run.dir).parent, self.run.id
         self.run.finish(exit_code=exit_code)
         if self.mode == "offline":
-            log.info("W&B run saved offline; upload it with: wandb sync %s", run_dir)
+            # A resumed run writes a second offline folder for the same id: name them all.
+            folders = sorted(run_dir.parent.glob(f"offline-run-*-{run_id}")) or [run_dir]
+            log.info("W&B run %s saved offline; upload it with: wandb sync %s", run_id, " ".join(map(str, folders)))
