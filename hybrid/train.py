@@ -146,8 +146,8 @@ def _train(cfg: DictConfig, runtime: Runtime) -> float:
             {"best": saver.best, "latest": saver.best if fit.best_epoch == fit.last_epoch else saver.last},
             {"monitor": cfg.trainer.monitor, "best_value": fit.best_value, "best_epoch": fit.best_epoch},
         )
-        missing = set(test_set.missing) | set(data.dataset("train").missing) | set(data.dataset("val").missing)
-        skipped = fit.skipped | set(test_set.missing) | set(test.predictions.skipped)
+        missing = fit.missing | set(test_set.missing)
+        skipped = fit.skipped | missing | set(test.predictions.skipped)
         line = rank_zero_only(report_skipped)(run_dir / "skipped.csv", missing, skipped - missing)
         if line:
             log.warning("%s", line)

@@ -40,7 +40,8 @@ class FitResult:
     best_epoch: int
     history: list[dict]
     images_per_s: float
-    skipped: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)  # every image left out, missing ones included
+    missing: set[str] = field(default_factory=set)  # those of the training and validation CSVs not found
 
     @property
     def last_epoch(self) -> int:
@@ -195,7 +196,8 @@ class Trainer:
         optimizer = build_optimizer(self.model, self.trainer_cfg)
         scheduler = build_scheduler(optimizer, self.trainer_cfg, len(train_loader))
         state = self._restore(resume, optimizer, scheduler) if resume is not None else FitState()
-        state.skipped |= set(train_set.missing) | set(val_set.missing)
+        missing = set(train_set.missing) | set(val_set.missing)
+        state.skipped |= missing
         max_epochs = int(self.trainer_cfg.max_epochs)
         speeds = []
         # Installed before the first loader iteration, so DataLoader workers inherit it too.
@@ -226,7 +228,7 @@ class Trainer:
                 self._end_epoch(epoch, max_epochs, result, val_loader, optimizer, scheduler, state)
         ranks.barrier()  # best.pt is on disk before any rank reads it
         mean_speed = sum(speeds) / len(speeds) if speeds else 0.0
-        return FitResult(state.best_value, state.best_epoch, state.history, mean_speed, state.skipped)
+        return FitResult(state.best_value, state.best_epoch, state.history, mean_speed, state.skipped, missing)
 
     @rank_zero_only
     def _write_history(self, history: list[dict]) -> None:
