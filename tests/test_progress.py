@@ -3,10 +3,19 @@ short work; tqdm only on a terminal."""
 
 from __future__ import annotations
 
+import io
 import logging
+
+import pytest
 
 from hybrid.util import progress as progress_module
 from hybrid.util.progress import Progress
+
+
+@pytest.fixture(autouse=True)
+def not_a_terminal(monkeypatch):
+    """Output goes to a log (as in a batch job), even under ``pytest -s`` on a terminal."""
+    monkeypatch.setattr(progress_module.sys, "stderr", io.StringIO())
 
 
 class Clock:
@@ -22,7 +31,7 @@ def test_lines_every_tenth_after_the_quiet_start(monkeypatch, caplog):
     monkeypatch.setattr(progress_module.time, "monotonic", clock)
     caplog.set_level(logging.INFO, logger="hybrid.progress")
     meter = Progress(100, "prepare", unit="img")
-    assert meter.bar is None  # pytest's stderr is no terminal
+    assert meter.bar is None  # no terminal: log lines, no bar
     for _ in range(100):
         clock.now += 0.5  # 50 s in all
         meter.update()
