@@ -27,7 +27,6 @@ import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,30 +111,11 @@ def run_cuda_tests(out: Path) -> dict:
     return {"returncode": done.returncode, "summary": summary, **counts, "seconds": time.perf_counter() - started}
 
 
-def _render(job: tuple[Path, int]) -> None:
-    import numpy as np
-    from PIL import Image
-
-    from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels
-
-    path, index = job
-    if not path.is_file():
-        rng = np.random.default_rng([7, index])
-        codes, water = sample_labels(rng, SyntheticSpec().defect_rate)
-        image = render_image(rng, codes, water, SyntheticSpec(width=640, height=480))
-        Image.fromarray(image).save(path, "JPEG", quality=90)
-
-
 def make_dataset(folder: Path, count: int) -> Path:
     """``count`` synthetic 640x480 JPEGs and a label CSV (throughput's layout), rendered in parallel."""
     import throughput
 
-    images = folder / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    jobs = [(images / f"{i + 1:08d}.jpg", i) for i in range(count)]
-    with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
-        list(pool.map(_render, jobs, chunksize=8))
-    return throughput.make_dataset(folder, count)  # the CSV (images already there are kept)
+    return throughput.make_dataset(folder, count, workers=min(16, os.cpu_count() or 1))
 
 
 def decode_parity(folder: Path) -> dict:

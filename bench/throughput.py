@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -86,23 +87,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------- data
 
 
-def make_dataset(folder: Path, count: int, width: int = 640, height: int = 480, quality: int = 90) -> Path:
-    """``count`` synthetic pipe scenes as ``width`` x ``height`` JPEGs plus Sewer-ML CSVs (reused if present)."""
+def _render_one(job: tuple[Path, int, int, int, int]) -> dict:
+    """Write pipe scene ``index`` as a JPEG under ``images`` (kept if already there); its CSV row."""
+    images, index, width, height, quality = job
+    spec = SyntheticSpec(width=width, height=height)
+    rng = np.random.default_rng([7, index])
+    codes, water = sample_labels(rng, spec.defect_rate)
+    path = images / f"{index + 1:08d}.jpg"
+    if not path.is_file():
+        tmp = path.with_suffix(".tmp")
+        Image.fromarray(render_image(rng, codes, water, spec)).save(tmp, "JPEG", quality=quality)
+        os.replace(tmp, path)
+    row = dict.fromkeys(CSV_HEADER, 0)
+    row.update(Filename=path.name, WaterLevel=water, Defect=int(bool(codes)), ND=int(not codes))
+    return row
+
+
+def make_dataset(
+    folder: Path, count: int, width: int = 640, height: int = 480, quality: int = 90, workers: int = 1
+) -> Path:
+    """``count`` synthetic pipe scenes as ``width`` x ``height`` JPEGs plus Sewer-ML CSVs (reused if
+    present), rendered by ``workers`` processes."""
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
-    spec = SyntheticSpec(width=width, height=height)
-    rows = []
-    for index in range(count):
-        rng = np.random.default_rng([7, index])
-        codes, water = sample_labels(rng, spec.defect_rate)
-        path = images / f"{index + 1:08d}.jpg"
-        if not path.is_file():
-            tmp = path.with_suffix(".tmp")
-            Image.fromarray(render_image(rng, codes, water, spec)).save(tmp, "JPEG", quality=quality)
-            os.replace(tmp, path)
-        row = dict.fromkeys(CSV_HEADER, 0)
-        row.update(Filename=path.name, WaterLevel=water, Defect=int(bool(codes)), ND=int(not codes))
-        rows.append(row)
+    jobs = [(images, index, width, height, quality) for index in range(count)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            rows = list(pool.map(_render_one, jobs, chunksize=8))
+    else:
+        rows = [_render_one(job) for job in jobs]
     pd.DataFrame(rows, columns=CSV_HEADER).to_csv(folder / "labels.csv", index=False)
     return folder
 
