@@ -10,7 +10,10 @@
       ColorJitter, ToTensor, Normalize) in the same number of workers, fp32 NCHW, a plain loop;
   (c) ceiling: the engine step on normalized random tensors already in memory, same precision
       and layout as (a);
-  (d) the data path of (a) alone (loader + batch preparation, no model): where the time goes.
+  (d) the data path of (a) alone (loader + batch preparation, no model): where the time goes;
+  (e) with ``--serve model.onnx`` (repeatable): infer.py's path serving that exported file (the
+      same test loader, batches prepared on the CPU, the runtime of ``--serve-runtime``), and
+  (f) that served model alone on ready batches: (d), (e) and (f) side by side show what bounds (e).
 
 Rounds are interleaved (a, b, c, a, b, c, ...) so machine noise hits all three alike; each round
 drops its first batches (warm-up, prefetch) and the medians are reported. Then an efficiency report
@@ -47,11 +50,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hybrid.data.loaders import DataModule, resolve_workers  # noqa: E402
+from hybrid.deploy.serving import ServingOptions, load_served_model  # noqa: E402
 from hybrid.data.sewerml import CSV_HEADER  # noqa: E402
 from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels  # noqa: E402
 from hybrid.engine.loop import loss_function, predict, train_one_epoch  # noqa: E402
 from hybrid.engine.optim import build_optimizer, build_scheduler  # noqa: E402
-from hybrid.engine.runtime import Runtime, autocast  # noqa: E402
+from hybrid.engine.runtime import Runtime, autocast, retain_freed_memory  # noqa: E402
 from hybrid.models import build_model, parameter_report  # noqa: E402
 
 # Untimed batch-1 forwards first (oneDNN builds its kernels for a new shape on the first calls).
@@ -81,6 +85,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--override", action="append", default=[], help="extra Hydra override for (a), e.g. trainer.compile=true"
     )
     p.add_argument("--skip-efficiency", action="store_true", help="only the throughput comparison")
+    p.add_argument("--serve", action="append", default=[], help="an exported .onnx to add as rows (e) and (f)")
+    p.add_argument("--serve-runtime", default=None, help="runtime of --serve files (default: infer.py's)")
+    p.add_argument(
+        "--allocator",
+        choices=("retain", "default"),
+        default="retain",
+        help="retain: the glibc setting train.py / infer.py make (engine.runtime.retain_freed_memory), for every row",
+    )
     return p.parse_args(argv)
 
 
@@ -290,6 +302,41 @@ def ceiling_path(cfg, model_factory, runtime, args) -> Path3:
     return Path3("c_ceiling", train_round, infer_round)
 
 
+def served_paths(cfg, path: str, number: int, args) -> list[Path3]:
+    """(e): infer.py's path serving an exported file, the test loader feeding the runtime; (f): the
+    served model alone on a ready batch. Inference only (their training rounds are NaN)."""
+    served = load_served_model(path, ServingOptions(runtime=args.serve_runtime))
+    runtime = served.runtime
+    data = DataModule(cfg.data, int(cfg.seed), device=runtime.device, channels_last=runtime.channels_last)
+    test_batches = forever(data.loader("test"))
+    shape = (args.batch_size, int(cfg.model.in_channels), args.img_size, args.img_size)
+    ready = {
+        "image": torch.randn(shape),
+        "target": torch.zeros(args.batch_size, dtype=torch.long),
+        "index": torch.arange(args.batch_size),
+        "skipped": [],
+    }
+
+    def predicted(batches) -> float:
+        start = time.perf_counter()
+        preds = predict(served.model, batches, data.spec, runtime)
+        return len(preds.indices) / (time.perf_counter() - start)
+
+    def end_to_end(n: int) -> float:
+        predicted(itertools.islice(test_batches, args.warmup))
+        return predicted(itertools.islice(test_batches, n))
+
+    def alone(n: int) -> float:
+        predicted([ready] * args.warmup)
+        return predicted([ready] * n)
+
+    def no_training(n: int) -> float:
+        return float("nan")
+
+    print(f"(e{number})/(f{number}): {path} with {served.description}", flush=True)
+    return [Path3(f"e{number}_served", no_training, end_to_end), Path3(f"f{number}_served_model", no_training, alone)]
+
+
 def timed(steps: Callable[[int], int], warmup: int) -> Callable[[int], float]:
     """A round function: ``warmup`` untimed steps, then images/s over ``n`` timed ones."""
 
@@ -376,6 +423,7 @@ def run(args: argparse.Namespace) -> dict:
     """Build the dataset and the three paths, run the interleaved rounds, report."""
     out = Path(args.out)
     started = time.perf_counter()
+    retained = args.allocator == "retain" and retain_freed_memory()
     data_dir = make_dataset(out / "data", args.images)
     print(f"dataset: {args.images} 640x480 JPEGs in {data_dir} ({time.perf_counter() - started:.0f} s)", flush=True)
     base = [
@@ -401,6 +449,8 @@ def run(args: argparse.Namespace) -> dict:
     a, d, runtime = hybrid_path(cfg, model_factory, args)
     seed_cfg = compose([*base, "trainer.precision=32", "trainer.channels_last=false"])
     paths = [a, seed_path(seed_cfg, model_factory, args, workers), ceiling_path(cfg, model_factory, runtime, args), d]
+    for number, served in enumerate(args.serve, start=1):
+        paths += served_paths(cfg, served, number, args)
     print(
         f"torch {torch.__version__}, {runtime.device}, {torch.get_num_threads()} threads, {workers} loader workers, "
         f"(a)/(c) precision {runtime.precision}, channels_last {runtime.channels_last}, compile {runtime.compile}",
@@ -417,6 +467,8 @@ def run(args: argparse.Namespace) -> dict:
             print(f"  round {r + 1}/{args.rounds} {p.name:10s} train {speeds[p.name]['train'][-1]:6.2f} img/s  "
                   f"infer {speeds[p.name]['infer'][-1]:6.2f} img/s", flush=True)  # fmt: skip
     results = summarize(speeds, memory, runtime, workers, args)
+    results["setup"]["allocator"] = "glibc, freed blocks retained" if retained else "glibc default"
+    results["setup"]["served"] = list(args.serve)
     if not args.skip_efficiency:
         print("efficiency (forward FLOPs per image; latency in the (a) precision/layout):", flush=True)
         results["efficiency"] = efficiency(base, runtime, args)
@@ -438,6 +490,12 @@ def summarize(speeds: dict, memory: dict, runtime, workers: int, args) -> dict:
             "a_over_b": statistics.median(x / y for x, y in zip(a, b, strict=True)),
             "a_over_c": statistics.median(x / y for x, y in zip(a, c, strict=True)),
         }
+        for name in speeds:
+            if name[0] in "ef" and mode == "infer":  # served rows: inference only
+                table[mode][name] = statistics.median(speeds[name][mode])
+                table[mode][f"{name}_over_b"] = statistics.median(
+                    x / y for x, y in zip(speeds[name][mode], b, strict=True)
+                )
     return {
         "setup": {
             "torch": torch.__version__,
@@ -473,6 +531,10 @@ def markdown(results: dict) -> str:
              "d_loader": "(d) hybrid data path alone"}  # fmt: skip
     for key, label in names.items():
         lines.append(f"| {label} | {t['train'][key]:.2f} | {t['infer'][key]:.2f} | {mem[key]:.0f} |")
+    for number, path in enumerate(results["setup"].get("served", []), start=1):
+        for key, label in ((f"e{number}_served", f"(e{number}) {path} served end to end"),
+                           (f"f{number}_served_model", f"(f{number}) {path} alone")):  # fmt: skip
+            lines.append(f"| {label} |  | {t['infer'][key]:.2f} ({t['infer'][key + '_over_b']:.2f}x b) | {mem[key]:.0f} |")
     lines.append(f"| a / b | {t['train']['a_over_b']:.2f}x | {t['infer']['a_over_b']:.2f}x | |")
     lines.append(f"| a / c | {t['train']['a_over_c']:.0%} | {t['infer']['a_over_c']:.0%} | |")
     if results.get("efficiency"):
@@ -487,7 +549,8 @@ def markdown(results: dict) -> str:
         f"{s['device']} ({s['cpu']}, {s['cores']} cores), torch {s['torch']}, {s['threads']} threads, "
         f"{s['loader_workers']} loader workers, batch {s['batch_size']}, {s['img_size']} px / patch "
         f"{s['patch_size']}, (a)/(c) precision {s['precision']}, channels_last {s['channels_last']}, "
-        f"compile {s['compile']}; medians of {s['rounds']} interleaved rounds.",
+        f"compile {s['compile']}, allocator: {s.get('allocator', 'glibc default')}; medians of {s['rounds']} "
+        "interleaved rounds.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
-"""Inference run: rebuild a model from its checkpoint alone and predict a test split or a folder."""
+"""Inference run: serve a model file alone (a checkpoint, or an ``.onnx`` exported from one) and
+predict a test split or a folder."""
 
 from __future__ import annotations
 
@@ -6,20 +7,19 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hybrid.data.config import trained_data_config
 from hybrid.data.dataset import ImageFileDataset
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, eval_transform, folder_dataset, make_loader
-from hybrid.engine.checkpoint import CheckpointRecord
+from hybrid.deploy.serving import ServedModel, ServingOptions, load_served_model
 from hybrid.engine.evaluation import final_evaluation, replace_normal_scores
 from hybrid.engine.loop import predict
 from hybrid.engine.outputs import report_skipped, write_json
-from hybrid.engine.runtime import Runtime, configure_threads, peak_memory_mb
+from hybrid.engine.runtime import configure_process, peak_memory_mb
 from hybrid.errors import ConfigError
 from hybrid.metrics import THRESHOLD, prefixed
-from hybrid.models import build_model
 from hybrid.tracking import build_tracker
 from hybrid.tracking.media import report_evaluation
 from hybrid.util.hydra_job import command_line_overrides
@@ -28,35 +28,27 @@ from hybrid.util.hydra_job import run_dir as hydra_run_dir
 log = logging.getLogger(__name__)
 
 
-def inference_data_config(trained: DictConfig, cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """The data config the checkpoint was trained with, with this command line's ``data.*`` applied.
-
-    Choosing a data group outright (``data=sewerml``) replaces it whole.
-    """
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    if "data" in keys:
-        return cfg.data
-    data = OmegaConf.create(OmegaConf.to_container(trained.data, resolve=True))
-    for key in keys:
-        if key.startswith("data."):
-            OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key), merge=False)
-    return data
+def check_input_size(data_cfg: DictConfig, served: ServedModel, role: str) -> None:
+    """The data side must produce the images the model was built for (a ``data.img_size`` or
+    ``data.in_channels`` override may not)."""
+    model = served.trained.model
+    wanted = (int(model.in_channels), int(model.img_size))
+    given = (int(data_cfg.in_channels), int(data_cfg.img_size))
+    if given != wanted:
+        raise ConfigError(
+            f"{role} takes {wanted[0]}-channel {wanted[1]}x{wanted[1]} images, but data.in_channels={given[0]} "
+            f"and data.img_size={given[1]}"
+        )
 
 
-def model_from_checkpoint(record: CheckpointRecord, ckpt_path: str, runtime: Runtime) -> torch.nn.Module:
-    """Rebuild the model a loaded checkpoint describes, with its weights, on the runtime's device."""
-    model = build_model(OmegaConf.create(record.config["model"]), len(record.class_names))
-    record.load_weights_into(model, ckpt_path)
-    return runtime.prepare(model)
-
-
-def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Runtime) -> Callable:
+def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, options: ServingOptions) -> Callable:
     """The first stage of two-stage inference: the binary model's Defect score for every image,
-    computed with that model's own input size and normalization, and the rescoring it implies."""
-    record = CheckpointRecord.load(cfg.binary_ckpt_path)
-    trained = OmegaConf.create(record.config)
-    if record.task != "binary":
-        raise ConfigError(f"binary_ckpt_path={cfg.binary_ckpt_path} is a {record.task} model, not binary")
+    computed with that model's own input size and normalization (either format), and the
+    rescoring it implies."""
+    served = load_served_model(cfg.binary_ckpt_path, options)
+    trained = served.trained
+    if served.task != "binary":
+        raise ConfigError(f"binary_ckpt_path={cfg.binary_ckpt_path} is a {served.task} model, not binary")
     own = ImageFileDataset(
         dataset.paths,
         dataset.names,
@@ -66,12 +58,12 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Ru
         dataset.on_bad_image,
         int(trained.data.img_size),
     )
-    model = model_from_checkpoint(record, cfg.binary_ckpt_path, runtime)
-    spec = resolve_label_spec("binary", None, record.class_names)
+    runtime = served.runtime
+    spec = resolve_label_spec("binary", None, served.class_names)
     loader = make_loader(
         own, trained.data, train=False, seed=0, device=runtime.device, channels_last=runtime.channels_last
     )
-    stage_one = predict(model, loader, spec, runtime, desc="binary stage", progress=bool(cfg.progress_bar))
+    stage_one = predict(served.model, loader, spec, runtime, desc="binary stage", progress=bool(cfg.progress_bar))
     defect = np.full(len(dataset), np.nan)
     defect[stage_one.indices] = stage_one.probs[:, 1]
     log.info(
@@ -81,30 +73,27 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, runtime: Ru
 
 
 def infer(cfg: DictConfig) -> dict:
-    """Predict with ``ckpt_path``: the trained test split by default, or ``input`` (a folder of
-    images, or one image). Images that are missing or cannot be read are named in the log and in
-    ``skipped.csv``."""
+    """Predict with ``ckpt_path`` (a checkpoint, or an ``.onnx`` exported from one): the trained
+    test split by default, or ``input`` (a folder of images, or one image). Images that are missing
+    or cannot be read are named in the log and in ``skipped.csv``."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python infer.py ckpt_path=<run>/checkpoints/best.pt")
-    record = CheckpointRecord.load(cfg.ckpt_path)
-    trained = OmegaConf.create(record.config)
+    configure_process(cfg.num_threads)
+    options = ServingOptions.from_config(cfg)
+    served = load_served_model(cfg.ckpt_path, options)
+    trained = served.trained
     with open_dict(cfg):
         cfg.model = trained.model  # data keys such as img_size interpolate the model's
-    data_cfg = inference_data_config(trained, cfg, command_line_overrides())
+    data_cfg = trained_data_config(trained.data, cfg, command_line_overrides())
+    check_input_size(data_cfg, served, f"ckpt_path={cfg.ckpt_path}")
     run_dir = hydra_run_dir(cfg)
-    configure_threads(cfg.num_threads)
-    runtime = Runtime(
-        cfg.device or trained.trainer.device,
-        cfg.precision or trained.trainer.precision,
-        channels_last=trained.trainer.channels_last,
-        compile=trained.trainer.compile if cfg.compile is None else cfg.compile,
-    )
-    model = model_from_checkpoint(record, cfg.ckpt_path, runtime)
-    class_names = list(record.class_names)
+    model, runtime = served.model, served.runtime
+    log.info("serving %s with %s", cfg.ckpt_path, served.description)
+    class_names = list(served.class_names)
     seed = int(trained.seed)
     progress = bool(cfg.progress_bar)
     if cfg.input:
-        spec = resolve_label_spec(record.task, data_cfg.label_columns, class_names)
+        spec = resolve_label_spec(served.task, data_cfg.label_columns, class_names)
         dataset = folder_dataset(data_cfg, cfg.input)
         loader = make_loader(
             dataset, data_cfg, train=False, seed=seed, device=runtime.device, channels_last=runtime.channels_last
@@ -121,20 +110,21 @@ def infer(cfg: DictConfig) -> dict:
     if cfg.binary_ckpt_path:
         if spec.single_label:
             raise ConfigError("binary_ckpt_path (two-stage inference) needs a multilabel model in ckpt_path")
-        rescore = binary_defect_scores(cfg, dataset, runtime)
+        rescore = binary_defect_scores(cfg, dataset, options)
     log.info("predicting %d images from %s with %s", len(dataset), source, cfg.ckpt_path)
     tracker = build_tracker(cfg, run_dir, "infer", [spec.task, str(trained.model.backbone)])
     exit_code = 1
     try:
         result = final_evaluation(
             model, loader, spec, runtime, run_dir,
-            labelled=labelled, tuned_threshold=record.threshold, rescore=rescore, progress=progress,
+            labelled=labelled, tuned_threshold=served.tuned_threshold, rescore=rescore, progress=progress,
         )  # fmt: skip
         report_evaluation(tracker, "test", result, dataset, spec, run_dir)
         metrics = {
             **prefixed(result.metrics, "test"),
             "infer/num_images": len(result.names),
             "infer/latency_ms_per_image": result.predictions.latency_ms,
+            "infer/images_per_s": len(result.names) / max(result.predictions.seconds, 1e-9),
             "infer/peak_memory_mb": peak_memory_mb(runtime.device),
             "data/skipped_images": len(set(dataset.missing) | set(result.predictions.skipped)),
         }
@@ -149,9 +139,9 @@ def infer(cfg: DictConfig) -> dict:
                 metrics["test/accuracy"], metrics["test/f1_macro"], metrics["test/num_samples"],
             )  # fmt: skip
         log.info(
-            "forward latency %.2f ms/image (batch %d, %s, %s), peak memory %.0f MB",
-            metrics["infer/latency_ms_per_image"], int(data_cfg.batch_size), runtime.device,
-            runtime.precision, metrics["infer/peak_memory_mb"],
+            "%.1f images/s end to end; forward latency %.2f ms/image (batch %d, %s), peak memory %.0f MB",
+            metrics["infer/images_per_s"], metrics["infer/latency_ms_per_image"], int(data_cfg.batch_size),
+            served.description, metrics["infer/peak_memory_mb"],
         )  # fmt: skip
         log.info("predictions in %s", run_dir / "predictions.csv")
         exit_code = 0

@@ -17,7 +17,7 @@ from hybrid.engine import distributed
 from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
 from hybrid.engine.evaluation import final_evaluation, validate
 from hybrid.engine.outputs import report_skipped, write_json
-from hybrid.engine.runtime import Runtime, configure_threads, seed_everything
+from hybrid.engine.runtime import Runtime, configure_process, seed_everything
 from hybrid.engine.trainer import Trainer
 from hybrid.errors import TrainingInterrupted
 from hybrid.metrics import prefixed, tune_threshold
@@ -104,7 +104,7 @@ def _train(cfg: DictConfig, runtime: Runtime) -> float:
     if resume:
         log.info("==== resumed in %s from %s: %s ====", run_dir, cfg.ckpt_path, command_line())
     seed_everything(int(cfg.seed))
-    configure_threads(cfg.trainer.num_threads)
+    configure_process(cfg.trainer.num_threads)
     # Rank 0 first, so only one process generates synthetic data.
     data = ranks.rank_zero_first(
         lambda: DataModule(cfg.data, int(cfg.seed), device=runtime.device, channels_last=runtime.channels_last)

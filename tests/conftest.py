@@ -64,10 +64,20 @@ def run_script(
 
     ``env`` entries override the environment; a ``None`` value removes the variable.
     """
+    return run_command([str(ROOT / script), *overrides], env=env, cwd=cwd)
+
+
+def run_module(module: str, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m <module>`` (``hybrid.export``, ``hybrid.benchmark``) as a user would."""
+    return run_command(["-m", module, *overrides], env=env)
+
+
+def run_command(arguments: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """This Python with ``arguments``, in the repository root, output captured as text."""
     full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
     full_env = {k: v for k, v in full_env.items() if v is not None}
     return subprocess.run(
-        [sys.executable, str(ROOT / script), *overrides],
+        [sys.executable, *arguments],
         cwd=cwd or ROOT,
         env=full_env,
         capture_output=True,

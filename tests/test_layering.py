@@ -1,7 +1,7 @@
 """The architecture as a rule: imports only go down the layers (README, Development).
 
-    errors -> util -> models | data -> metrics -> engine -> tracking -> config
-           -> train | infer | evaluate | report -> entry points (train.py, infer.py, bench/)
+    errors -> util -> models | data -> metrics -> engine -> tracking | deploy -> config
+           -> train | infer | evaluate | report | export | benchmark -> entry points (train.py, infer.py, bench/)
 
 A module may import its own component (``hybrid.engine.*`` inside the engine) and anything in a
 lower layer; never a sibling of its own layer (models and data stay independent, so do the apps)
@@ -29,11 +29,14 @@ LAYERS = {
     "hybrid.metrics": 3,
     "hybrid.engine": 4,
     "hybrid.tracking": 5,
+    "hybrid.deploy": 5,  # model files for serving: the ONNX card, export steps, runtimes
     "hybrid.config": 6,  # the owners' config checks, composed
     "hybrid.train": 7,
     "hybrid.infer": 7,
     "hybrid.evaluate": 7,
     "hybrid.report": 7,
+    "hybrid.export": 7,
+    "hybrid.benchmark": 7,
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.cache import check_cache_format
 from hybrid.data.dataset import check_bad_image_policy
@@ -73,3 +73,17 @@ def check_data_config(data: DictConfig) -> None:
     for split in SPLITS:
         split_ratio(data.sampling_ratio, split)
     check_root(data)
+
+
+def trained_data_config(trained_data: DictConfig, cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The data config a model was trained with (``trained_data``), with a command line's
+    ``data.*`` ``overrides`` applied (their values read from the composed ``cfg``): what serving and
+    export read by default. Choosing a data group outright (``data=sewerml``) replaces it whole."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    if "data" in keys:
+        return cfg.data
+    data = OmegaConf.create(OmegaConf.to_container(trained_data, resolve=True))
+    for key in keys:
+        if key.startswith("data."):
+            OmegaConf.update(data, key.removeprefix("data."), OmegaConf.select(cfg, key), merge=False)
+    return data

@@ -218,8 +218,20 @@ class DataModule:
     def dataset(self, split: str) -> CsvImageDataset:
         """The dataset of one split (unlabelled when its CSV has no label columns)."""
         transform = self.train_transform if split == "train" else self.eval_transform
+        return self.csv_dataset(split, self.frame(split), transform)
+
+    def sample(self, split: str, count: int, seed: int) -> CsvImageDataset:
+        """``count`` rows of a split drawn with ``seed`` (all of them when it holds fewer), read
+        through the evaluation transform: the calibration and verification sets of an export."""
+        frame = self.frame(split)
+        if count < len(frame):
+            frame = frame.sample(n=count, random_state=seed).sort_index()
+        return self.csv_dataset(split, frame, self.eval_transform)
+
+    def csv_dataset(self, split: str, frame: pd.DataFrame, transform) -> CsvImageDataset:
+        """The images of ``frame`` (rows of a split's CSV) through ``transform``."""
         return CsvImageDataset(
-            self.frame(split),
+            frame,
             self.csv_path(split),
             self.root,
             self.spec,

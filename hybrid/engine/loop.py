@@ -184,6 +184,7 @@ class Predictions:
     loss: float
     forward_seconds: float
     skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # the whole pass, data loading included (this process)
 
     @property
     def latency_ms(self) -> float:
@@ -208,6 +209,7 @@ def predict(
     evaluation under DDP) has every process's predictions gathered, in dataset order.
     """
     model.eval()
+    started = time.perf_counter()
     device = runtime.device
     probs, targets, indices, skipped = [], [], [], []
     total_loss, forward_seconds = 0.0, 0.0
@@ -235,9 +237,12 @@ def predict(
     else:
         local = (np.zeros((0, spec.num_labels), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
     if getattr(loader, "sharded", False):
-        return gather_predictions(local, total_loss, forward_seconds, skipped)
-    count = len(local[2])
-    return Predictions(*local, total_loss / count if count else 0.0, forward_seconds, skipped)
+        result = gather_predictions(local, total_loss, forward_seconds, skipped)
+    else:
+        count = len(local[2])
+        result = Predictions(*local, total_loss / count if count else 0.0, forward_seconds, skipped)
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def gather_predictions(local: tuple, total_loss: float, forward_seconds: float, skipped: list[str]) -> Predictions:

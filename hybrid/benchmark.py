@@ -1,0 +1,305 @@
+"""What a model costs on the machine at hand, per file and backend, as the paper reports it.
+
+``python -m hybrid.benchmark models=[A.pt,B.onnx] [backends=[torch_fp32,openvino]]``
+
+For every model file and every backend that reads it (checkpoints: PyTorch float32, and bf16 with
+channels-last; ``.onnx``: ONNX Runtime and OpenVINO at its default precision, the file's own
+precision int8 / fp16 / fp32): parameters, GFLOPs per image, file size, batch-1 latency
+P50 / P95 / P99 over ``timed_runs`` after ``warmup``, images/s at each of ``batch_sizes``, and the
+peak resident memory of a process serving only that model (peak CUDA memory on a GPU). Each
+measurement runs in its own fresh process, so one backend's memory or threads never colour
+another's. Writes ``efficiency.csv`` and ``efficiency.md``, and where a ``metrics.json`` sits beside
+a model file (its folder or the one above, as for ``<run>/checkpoints/best.pt``) ``efficiency.png``:
+test F1 macro (F2-CIW for multi-label models) against latency. Under ``logger=wandb`` the table and
+plot go to W&B too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from hybrid.deploy.card import ModelCard
+from hybrid.deploy.serving import ServingOptions, is_onnx, load_served_model, model_from_record
+from hybrid.engine.checkpoint import CheckpointRecord
+from hybrid.engine.outputs import pyplot
+from hybrid.engine.runtime import autocast, configure_process
+from hybrid.errors import CheckpointError, ConfigError
+from hybrid.models.factory import count_trainable, flops_per_image
+from hybrid.tracking import build_tracker
+from hybrid.util.atomic import atomic_write, atomic_write_text
+from hybrid.util.entry import run_entry
+from hybrid.util.hydra_job import run_dir as hydra_run_dir
+
+log = logging.getLogger("hybrid.benchmark")  # not __main__ under python -m
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way to run a model file: which files it reads and the serving options it uses."""
+
+    label: str
+    reads_onnx: bool
+    options: dict = field(default_factory=dict)
+
+
+BACKENDS = {
+    "torch_fp32": Backend("torch fp32", reads_onnx=False, options={"precision": "32", "channels_last": False}),
+    "torch_bf16_cl": Backend(
+        "torch bf16 + channels-last", reads_onnx=False, options={"precision": "bf16", "channels_last": True}
+    ),
+    "onnxruntime": Backend("ONNX Runtime", reads_onnx=True, options={"runtime": "onnxruntime"}),
+    "openvino": Backend("OpenVINO", reads_onnx=True, options={"runtime": "openvino"}),
+}
+
+
+def check_backends(names) -> list[str]:
+    """``backends``: names from :data:`BACKENDS`."""
+    unknown = [str(name) for name in names if str(name) not in BACKENDS]
+    if unknown or not names:
+        raise ConfigError(f"backends={list(names)}: choose from {list(BACKENDS)}")
+    return [str(name) for name in names]
+
+
+def model_facts(path: str) -> dict:
+    """What a model file says of itself: task, precision, parameters and GFLOPs of its source model,
+    and the file's size (checkpoints are built once here to count them)."""
+    if is_onnx(path):
+        card = ModelCard.read(path)
+        task, precision, params, flops = card.task, card.precision, card.parameters, card.flops_per_image
+    else:
+        record = CheckpointRecord.load(path)
+        model = model_from_record(record, path).eval()
+        data = record.config["data"]
+        flops = flops_per_image(model, int(data["img_size"]), int(data["in_channels"]))
+        task, precision, params = record.task, "fp32", count_trainable(model)
+    return {
+        "task": task,
+        "file_precision": precision,
+        "params": int(params),
+        "gflops": flops / 1e9,
+        "file_mb": Path(path).stat().st_size / 2**20,
+    }
+
+
+def test_metric(path: str, task: str) -> tuple[str, float] | None:
+    """The test figure of a ``metrics.json`` in the model file's folder or the one above."""
+    key = "test/f2_ciw" if task == "multilabel" else "test/f1_macro"
+    for folder in (Path(path).parent, Path(path).parent.parent):
+        metrics = folder / "metrics.json"
+        if metrics.is_file():
+            value = json.loads(metrics.read_text()).get(key)
+            if value is not None:
+                return key, float(value)
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def short_names(paths: list[str]) -> dict[str, str]:
+    """Each path by its shortest tail of two or more parts that tells it from the others
+    (``export/model.onnx``)."""
+    parts = {path: Path(path).parts for path in paths}
+    for depth in range(2, max(len(p) for p in parts.values()) + 1):
+        names = {path: "/".join(p[-depth:]) for path, p in parts.items()}
+        if len(set(names.values())) == len(set(paths)):
+            return names
+    return {path: path for path in paths}
+
+
+def measure(path: str, backend: str, settings: dict) -> dict:
+    """Latency and throughput of ``path`` served by ``backend``, in this (fresh) process."""
+    if settings["retain_freed_memory"]:
+        configure_process(settings["num_threads"])
+    elif settings["num_threads"]:
+        torch.set_num_threads(int(settings["num_threads"]))
+    options = ServingOptions(device=settings["device"], num_threads=settings["num_threads"], **BACKENDS[backend].options)
+    baseline_mb = peak_rss_mb()  # Python, torch and the runtime's libraries, before the model
+    served = load_served_model(path, options)
+    runtime, trained = served.runtime, served.trained
+    shape = (int(trained.model.in_channels), int(trained.model.img_size), int(trained.model.img_size))
+    generator = torch.Generator().manual_seed(0)
+
+    def batch_of(size: int) -> torch.Tensor:
+        images = torch.randn((size, *shape), generator=generator).to(runtime.device)
+        return images.contiguous(memory_format=torch.channels_last) if runtime.channels_last else images
+
+    @torch.no_grad()
+    def seconds(images: torch.Tensor) -> float:
+        start = time.perf_counter()
+        with autocast(runtime.device, runtime.precision):
+            served.model(images)
+        if runtime.device.type == "cuda":
+            torch.cuda.synchronize(runtime.device)
+        return time.perf_counter() - start
+
+    single = batch_of(1)
+    for _ in range(settings["warmup"]):
+        seconds(single)
+    latencies = 1000 * np.array([seconds(single) for _ in range(settings["timed_runs"])])
+    row = {
+        "runtime": served.description,
+        **{f"latency_p{q}_ms": float(np.percentile(latencies, q)) for q in (50, 95, 99)},
+    }
+    for size in settings["batch_sizes"]:
+        images = batch_of(size)
+        for _ in range(2):
+            seconds(images)
+        timed = sum(seconds(images) for _ in range(settings["throughput_runs"]))
+        row[f"images_per_s_b{size}"] = size * settings["throughput_runs"] / timed
+    row["peak_rss_mb"] = peak_rss_mb()
+    row["serving_rss_mb"] = row["peak_rss_mb"] - baseline_mb
+    if runtime.device.type == "cuda":
+        row["peak_cuda_mb"] = torch.cuda.max_memory_allocated(runtime.device) / 2**20
+    return row
+
+
+def measure_apart(path: str, backend: str, settings: dict) -> dict:
+    """:func:`measure` in a fresh process (its peak memory is that model's alone)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(measure, (path, backend, settings))
+
+
+def markdown(frame: pd.DataFrame, footer: str) -> str:
+    """The table a person reads, numbers rounded."""
+    columns = {
+        "model": "model", "backend": "backend", "file_precision": "precision", "params": "params",
+        "gflops": "GFLOPs", "file_mb": "file MB", "latency_p50_ms": "P50 ms", "latency_p95_ms": "P95 ms",
+        "latency_p99_ms": "P99 ms",
+    }  # fmt: skip
+    columns.update({c: f"img/s b{c.removeprefix('images_per_s_b')}" for c in frame if c.startswith("images_per_s_b")})
+    labels = {"peak_rss_mb": "peak RSS MB", "serving_rss_mb": "of it serving MB", "peak_cuda_mb": "peak CUDA MB"}
+    columns.update({key: label for key, label in labels.items() if key in frame})
+    columns.update({c: c for c in ("test/f1_macro", "test/f2_ciw") if c in frame})
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for _, row in frame.iterrows():
+        cells = []
+        for key in columns:
+            value = row.get(key)
+            if isinstance(value, float) and np.isnan(value):
+                cells.append("")
+            elif key == "params":
+                cells.append(f"{int(value):,}")
+            elif key.startswith("test/"):
+                cells.append(f"{value:.4f}")
+            elif isinstance(value, float):
+                cells.append(f"{value:.2f}" if value < 100 else f"{value:.0f}")
+            else:
+                cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\n{footer}\n"
+
+
+def plot_accuracy_vs_latency(frame: pd.DataFrame, path: Path) -> Path | None:
+    """Test metric against batch-1 P50 latency, one labelled point per model and backend."""
+    metric = next((c for c in ("test/f2_ciw", "test/f1_macro") if c in frame and frame[c].notna().any()), None)
+    if metric is None:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    rows = frame[frame[metric].notna()]
+    ax.scatter(rows["latency_p50_ms"], rows[metric])
+    for _, row in rows.iterrows():
+        ax.annotate(f"{row['model']}\n{row['backend']}", (row["latency_p50_ms"], row[metric]), fontsize=7)
+    ax.set_xlabel("batch-1 latency P50 (ms)")
+    ax.set_ylabel(metric)
+    ax.set_title("accuracy against latency")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    plt.close(fig)
+    return path
+
+
+def machine_line(settings: dict) -> str:
+    """Where the figures were measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    threads = settings["num_threads"] or torch.get_num_threads()
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {threads} threads, device {settings['device']}; batch-1 latency over "
+        f"{settings['timed_runs']} runs after {settings['warmup']} warm-up; images/s over "
+        f"{settings['throughput_runs']} batches; each row in its own process"
+        f"{'' if settings['retain_freed_memory'] else '; glibc default allocator'}."
+    )
+
+
+def benchmark(cfg: DictConfig) -> pd.DataFrame:
+    """Measure every model file with every backend that reads it; write the tables and plot."""
+    if OmegaConf.is_missing(cfg, "models") or not cfg.models:
+        raise ConfigError("models is required: python -m hybrid.benchmark models=[<run>/checkpoints/best.pt,model.onnx]")
+    models = [str(Path(str(m)).expanduser()) for m in cfg.models]
+    backends = check_backends(cfg.backends)
+    for path in models:
+        if not Path(path).is_file():
+            raise CheckpointError(f"models: {path}: no such file")
+    settings = {
+        key: OmegaConf.to_object(cfg[key]) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in ("device", "num_threads", "warmup", "timed_runs", "batch_sizes", "throughput_runs")
+    }
+    settings["retain_freed_memory"] = bool(cfg.retain_freed_memory)
+    out = Path(str(cfg.output)).expanduser() if cfg.output else hydra_run_dir(cfg)
+    rows, names = [], short_names(models)
+    for path in models:
+        facts = model_facts(path)
+        metric = test_metric(path, facts["task"])
+        for backend in backends:
+            if BACKENDS[backend].reads_onnx != is_onnx(path):
+                continue
+            log.info("measuring %s with %s", path, BACKENDS[backend].label)
+            row = {"model": names[path]}
+            row.update({"backend": BACKENDS[backend].label, **facts, **measure_apart(path, backend, settings)})
+            if metric:
+                row[metric[0]] = metric[1]
+            rows.append(row)
+            log.info(
+                "  P50 %.2f ms  P95 %.2f ms  P99 %.2f ms  %s  peak RSS %.0f MB (%.0f MB serving)",
+                row["latency_p50_ms"], row["latency_p95_ms"], row["latency_p99_ms"],
+                "  ".join(f"b{s}: {row[f'images_per_s_b{s}']:.1f} img/s" for s in settings["batch_sizes"]),
+                row["peak_rss_mb"], row["serving_rss_mb"],
+            )  # fmt: skip
+    if not rows:
+        raise ConfigError(f"no backend of {backends} reads the given models (.pt: torch_*; .onnx: onnxruntime, openvino)")
+    frame = pd.DataFrame(rows)
+    table = markdown(frame, machine_line(settings))
+    atomic_write(out / "efficiency.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write_text(out / "efficiency.md", table)
+    plot = plot_accuracy_vs_latency(frame, out / "efficiency.png")
+    log.info("efficiency:\n%s", table)
+    tracker = build_tracker(cfg, out, "benchmark", ["benchmark"])
+    try:
+        tracker.log_table("efficiency", list(frame.columns), frame.astype(object).values.tolist())
+        if plot:
+            tracker.log_image("efficiency", plot)
+    finally:
+        tracker.finish(0)
+    log.info("written to %s (efficiency.csv, efficiency.md%s)", out, ", efficiency.png" if plot else "")
+    return frame
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
+def main(cfg: DictConfig) -> None:
+    run_entry(benchmark, cfg)
+
+
+if __name__ == "__main__":
+    main()

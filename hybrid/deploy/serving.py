@@ -1,0 +1,127 @@
+"""Open a model file for serving, whatever its format: a hybrid checkpoint (``.pt``, run by
+PyTorch) or an exported ``.onnx`` (run by ONNX Runtime or OpenVINO). Inference, export
+verification and the benchmark all load models here, so each reads a file the same way."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from hybrid.deploy.card import ModelCard
+from hybrid.deploy.runtimes import DEFAULT_RUNTIME, RUNTIMES, OnnxClassifier, check_runtime
+from hybrid.engine.checkpoint import CheckpointRecord
+from hybrid.engine.runtime import Runtime
+from hybrid.errors import ConfigError
+from hybrid.models import build_model
+
+log = logging.getLogger(__name__)
+
+TORCH_RUNTIME = "torch"
+ONNX_SUFFIX = ".onnx"
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """How to run a model file; ``None`` means as the file says (a checkpoint: its trainer config;
+    an ``.onnx``: :data:`~hybrid.deploy.runtimes.DEFAULT_RUNTIME` on the CPU)."""
+
+    runtime: str | None = None  # torch (.pt) | onnxruntime | openvino (.onnx)
+    device: str | None = None
+    precision: str | None = None
+    num_threads: int | None = None
+    compile: bool | None = None
+    channels_last: bool | None = None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> ServingOptions:
+        """The options of an ``infer`` / ``export`` config (its keys of the same names)."""
+        return cls(**{key: cfg.get(key) for key in ("runtime", "device", "precision", "num_threads", "compile")})
+
+
+@dataclass
+class ServedModel:
+    """A model ready to predict: ``model`` (batches in, logits out), the engine :class:`Runtime`
+    its batches are prepared for, and what the file says about it."""
+
+    model: torch.nn.Module
+    runtime: Runtime
+    task: str
+    class_names: list[str]
+    config: dict  # the resolved training config
+    tuned_threshold: float | None
+    description: str  # which runtime, for the log
+
+    @property
+    def trained(self) -> DictConfig:
+        """The training config as an OmegaConf node."""
+        return OmegaConf.create(self.config)
+
+
+def is_onnx(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an exported model (by its suffix)."""
+    return Path(str(path)).suffix.lower() == ONNX_SUFFIX
+
+
+def load_served_model(path: str | os.PathLike, options: ServingOptions = ServingOptions()) -> ServedModel:
+    """The model in ``path``: an ``.onnx`` file through its runtime, anything else as a hybrid
+    checkpoint through PyTorch. Bad files and options stop with one line naming them."""
+    return (serve_onnx if is_onnx(path) else serve_checkpoint)(str(path), options)
+
+
+def model_from_record(record: CheckpointRecord, path: str) -> torch.nn.Module:
+    """The PyTorch model a loaded checkpoint describes, with its weights, on the CPU."""
+    model = build_model(OmegaConf.create(record.config["model"]), len(record.class_names))
+    record.load_weights_into(model, path)
+    return model
+
+
+def serve_checkpoint(path: str, options: ServingOptions) -> ServedModel:
+    """A hybrid checkpoint run by PyTorch, on the device and precision it was trained with unless
+    ``options`` say otherwise."""
+    if options.runtime not in (None, TORCH_RUNTIME):  # two-stage inference may mix the formats
+        log.warning("runtime=%s applies to .onnx files; %s runs in PyTorch", options.runtime, path)
+    record = CheckpointRecord.load(path)
+    trainer = record.config["trainer"]
+    runtime = Runtime(
+        options.device or trainer["device"],
+        options.precision or trainer["precision"],
+        channels_last=trainer["channels_last"] if options.channels_last is None else options.channels_last,
+        compile=trainer.get("compile", False) if options.compile is None else options.compile,
+    )
+    model = runtime.prepare(model_from_record(record, path))
+    precision = {"32": "float32", "bf16": "bf16 autocast", "16": "float16 autocast"}[runtime.precision]
+    layout = ", channels-last" if runtime.channels_last else ""
+    return ServedModel(
+        model,
+        runtime,
+        record.task,
+        list(record.class_names),
+        record.config,
+        record.threshold,
+        f"torch {torch.__version__} ({runtime.device}, {precision}{layout})",
+    )
+
+
+def serve_onnx(path: str, options: ServingOptions) -> ServedModel:
+    """An exported model run by ``options.runtime`` (default :data:`DEFAULT_RUNTIME`). Its batches
+    are prepared on the CPU, where the runtime reads them."""
+    name = check_runtime(options.runtime or DEFAULT_RUNTIME)
+    if options.compile:
+        raise ConfigError("compile=true applies to PyTorch checkpoints, not to an .onnx file")
+    card = ModelCard.read(path)
+    device = str(options.device or "cpu")
+    session = RUNTIMES[name](path, device=device, precision=options.precision, num_threads=options.num_threads)
+    return ServedModel(
+        OnnxClassifier(session, card, path),
+        Runtime("cpu", "32"),
+        card.task,
+        list(card.class_names),
+        card.config,
+        card.tuned_threshold,
+        f"{session.description}, {card.precision} model",
+    )

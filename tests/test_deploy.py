@@ -1,0 +1,202 @@
+"""On the device: export to ONNX (fp32 / int8 / fp16), serve with ONNX Runtime and OpenVINO through
+infer.py, and the efficiency benchmark; bad model files and sizes give one clear line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+import torch
+
+from hybrid.deploy.card import ModelCard
+from hybrid.deploy.runtimes import OnnxClassifier
+from hybrid.errors import CheckpointError, DataError
+from tests.conftest import run_module, run_script, tiny_overrides
+
+FLOAT32 = ("trainer.precision=32", "trainer.channels_last=false")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):
+    """A tiny binary model trained in float32 (so its own test figures are the fp32 reference)."""
+    run_dir = tmp_path_factory.mktemp("deploy_train")
+    result = run_script("train.py", *tiny_overrides(tiny_data), *FLOAT32, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def export(checkpoint, out, *extra: str):
+    result = run_module("hybrid.export", f"ckpt_path={checkpoint}", f"hydra.run.dir={out}", *extra)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out / "model.onnx", json.loads((out / "export.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fp32_export(trained):
+    return export(trained / "checkpoints/best.pt", trained.parent / "export_fp32")
+
+
+@pytest.fixture(scope="module")
+def int8_export(trained):
+    return export(
+        trained / "checkpoints/best.pt", trained.parent / "export_int8", "precision=int8", "calibration.num_images=16"
+    )
+
+
+def test_fp32_export_matches_pytorch_and_carries_its_card(trained, fp32_export):
+    path, report = fp32_export
+    assert report["precision"] == "fp32" and report["verify/num_images"] == 24
+    assert report["verify/max_abs_prob_delta"] <= 1e-4 and report["verify/decision_agreement"] == 1.0
+    assert report["verify/metric_delta"] == 0.0
+    card = ModelCard.read(path)
+    assert card.task == "binary" and card.class_names == ["Normal", "Defect"]
+    assert (card.img_size, card.in_channels, card.threshold, card.threshold_tuned) == (64, 3, 0.5, False)
+    assert card.mean == pytest.approx([0.523, 0.453, 0.345]) and card.config["model"]["patch_size"] == 16
+    assert card.source_sha256 == report["source_sha256"] and len(card.source_sha256) == 64
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == ["images"] and [o.name for o in graph.output] == ["logits"]
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch axis
+
+
+def test_int8_export_reports_its_delta_and_is_smaller(fp32_export, int8_export):
+    path, report = int8_export
+    assert report["precision"] == "int8" and report["calibration/num_images"] == 16
+    assert report["calibration/method"] == "minmax"
+    assert 0 < report["verify/max_abs_prob_delta"] < 0.2  # quantized: close, but not float32-exact
+    assert "verify/metric_delta" in report and report["model_mb"] < fp32_export[1]["model_mb"]
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_fp16_export_keeps_float32_input_and_output(trained):
+    path, report = export(trained / "checkpoints/best.pt", trained.parent / "export_fp16", "precision=fp16")
+    assert report["precision"] == "fp16" and report["verify/max_abs_prob_delta"] < 1e-2
+    model = onnx.load(str(path))
+    float32 = onnx.TensorProto.FLOAT
+    assert model.graph.input[0].type.tensor_type.elem_type == float32
+    assert model.graph.output[0].type.tensor_type.elem_type == float32
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_onnx_inference_reproduces_the_torch_test_metrics(trained, fp32_export, runtime):
+    out = trained.parent / f"infer_{runtime}"
+    extra = ["precision=32"] if runtime == "openvino" else []  # OpenVINO would run bf16 on a bf16 CPU
+    result = run_script(
+        "infer.py", f"ckpt_path={fp32_export[0]}", f"runtime={runtime}", f"hydra.run.dir={out}", *extra
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"with {runtime}" in (out / "infer.log").read_text()
+    trained_metrics = json.loads((trained / "metrics.json").read_text())
+    inferred = json.loads((out / "metrics.json").read_text())
+    keys = [k for k in trained_metrics if k.startswith("test/")]
+    assert {k: inferred[k] for k in keys} == pytest.approx({k: trained_metrics[k] for k in keys})
+    assert inferred["infer/images_per_s"] > 0
+    ours, theirs = pd.read_csv(out / "predictions.csv"), pd.read_csv(trained / "predictions.csv")
+    assert ours.Filename.tolist() == theirs.Filename.tolist()
+    assert np.abs(ours[["Normal", "Defect"]].to_numpy() - theirs[["Normal", "Defect"]].to_numpy()).max() < 1e-4
+
+
+def test_int8_folder_inference_needs_no_checkpoint(trained, int8_export, tiny_data, tmp_path):
+    """The exported file alone serves a folder: the checkpoints are moved away first."""
+    model = tmp_path / "model.onnx"
+    shutil.copy(int8_export[0], model)
+    away = tmp_path / "moved"
+    shutil.copytree(trained / "checkpoints", away)
+    shutil.rmtree(trained / "checkpoints")
+    try:
+        result = run_script("infer.py", f"ckpt_path={model}", f"input={tiny_data}", f"hydra.run.dir={tmp_path / 'o'}")
+    finally:
+        shutil.copytree(away, trained / "checkpoints")
+    assert result.returncode == 0, result.stderr[-3000:]
+    predictions = pd.read_csv(tmp_path / "o" / "predictions.csv")
+    assert len(predictions) == 48 + 24 + 26 and list(predictions.columns) == ["Filename", "Normal", "Defect", "prediction"]
+
+
+def test_two_stage_with_an_onnx_binary_model(tiny_data, fp32_export, trained, tmp_path):
+    """A multi-label checkpoint with the binary stage served from an .onnx gives what the binary
+    .pt gives."""
+    multilabel = tmp_path / "multilabel"
+    result = run_script(
+        "train.py", "experiment=sewerml_multilabel", "data=synthetic", *tiny_overrides(tiny_data), *FLOAT32,
+        "trainer.max_epochs=1", f"hydra.run.dir={multilabel}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = {}
+    for name, binary in (("onnx", fp32_export[0]), ("pt", trained / "checkpoints/best.pt")):
+        out = tmp_path / name
+        result = run_script(
+            "infer.py", f"ckpt_path={multilabel}/checkpoints/best.pt", f"binary_ckpt_path={binary}",
+            "precision=32", f"hydra.run.dir={out}",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[name] = pd.read_csv(out / "predictions.csv")
+    assert outputs["onnx"].prediction.tolist() == outputs["pt"].prediction.tolist()
+    scores = outputs["onnx"].columns[1:-1]
+    assert np.abs(outputs["onnx"][scores].to_numpy() - outputs["pt"][scores].to_numpy()).max() < 1e-4
+
+
+def test_bad_model_files_and_sizes_give_one_line(trained, fp32_export, tmp_path):
+    foreign = tmp_path / "foreign.onnx"
+    model = onnx.load(str(fp32_export[0]))
+    del model.metadata_props[:]
+    onnx.save(model, str(foreign))
+    result = run_script("infer.py", f"ckpt_path={foreign}", f"hydra.run.dir={tmp_path / 'a'}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "an ONNX model without hybrid metadata" in output and "Traceback" not in output
+    result = run_script("infer.py", f"ckpt_path={fp32_export[0]}", "data.img_size=32", f"hydra.run.dir={tmp_path / 'b'}")
+    assert "takes 3-channel 64x64 images, but data.in_channels=3 and data.img_size=32" in result.stdout + result.stderr
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="not a readable ONNX model"):
+        ModelCard.read(garbage)
+
+
+def test_served_model_refuses_images_of_another_size(fp32_export):
+    from hybrid.deploy.runtimes import OnnxRuntimeSession
+
+    path = str(fp32_export[0])
+    model = OnnxClassifier(OnnxRuntimeSession(path), ModelCard.read(path), path)
+    assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 2)
+    with pytest.raises(DataError, match=r"takes images of 3x64x64, got 3x48x48"):
+        model(torch.zeros(2, 3, 48, 48))
+
+
+def test_export_never_replaces_a_model_and_refuses_a_bad_fp32_file(trained, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.onnx").write_text("a user's file")
+    result = run_module("hybrid.export", f"ckpt_path={trained}/checkpoints/best.pt", f"output={out}")
+    assert result.returncode == 2 and "already holds model.onnx" in result.stdout + result.stderr
+    assert (out / "model.onnx").read_text() == "a user's file"
+    strict = tmp_path / "strict"
+    result = run_module(
+        "hybrid.export", f"ckpt_path={trained}/checkpoints/best.pt", f"output={strict}", "verify.fp32_tolerance=0"
+    )
+    assert result.returncode == 2 and "> verify.fp32_tolerance=0; no model.onnx written" in result.stdout + result.stderr
+    assert not (strict / "model.onnx").exists()
+    result = run_module("hybrid.export", f"ckpt_path={trained}/checkpoints/best.pt", "precision=int4")
+    assert "precision='int4'; choose one of ['fp32', 'fp16', 'int8']" in result.stdout + result.stderr
+
+
+def test_benchmark_measures_each_file_with_each_backend(trained, fp32_export, tmp_path):
+    shutil.copy(trained / "metrics.json", fp32_export[0].parent / "metrics.json")  # infer's figures beside it
+    result = run_module(
+        "hybrid.benchmark", f"models=[{trained}/checkpoints/best.pt,{fp32_export[0]}]",
+        "backends=[torch_fp32,onnxruntime,openvino]", "timed_runs=5", "warmup=1", "batch_sizes=[4]",
+        "throughput_runs=1", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    frame = pd.read_csv(tmp_path / "efficiency.csv")
+    assert frame.backend.tolist() == ["torch fp32", "ONNX Runtime", "OpenVINO"]
+    assert frame.model.tolist() == ["checkpoints/best.pt", "export_fp32/model.onnx", "export_fp32/model.onnx"]
+    assert (frame.params == 171_346).all() and (frame.gflops > 0).all()
+    assert (frame.latency_p50_ms <= frame.latency_p95_ms).all() and (frame.latency_p95_ms <= frame.latency_p99_ms).all()
+    assert (frame.images_per_s_b4 > 0).all() and (frame.peak_rss_mb > frame.serving_rss_mb).all()
+    assert frame["test/f1_macro"].notna().all()
+    assert (tmp_path / "efficiency.png").is_file()
+    assert "| P50 ms |" in (tmp_path / "efficiency.md").read_text()
