@@ -50,9 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hybrid.data.loaders import DataModule, resolve_workers  # noqa: E402
-from hybrid.deploy.serving import ServingOptions, load_served_model  # noqa: E402
 from hybrid.data.sewerml import CSV_HEADER  # noqa: E402
 from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels  # noqa: E402
+from hybrid.deploy.serving import ServingOptions, load_served_model  # noqa: E402
 from hybrid.engine.loop import loss_function, predict, train_one_epoch  # noqa: E402
 from hybrid.engine.optim import build_optimizer, build_scheduler  # noqa: E402
 from hybrid.engine.runtime import Runtime, autocast, retain_freed_memory  # noqa: E402
@@ -534,7 +534,9 @@ def markdown(results: dict) -> str:
     for number, path in enumerate(results["setup"].get("served", []), start=1):
         for key, label in ((f"e{number}_served", f"(e{number}) {path} served end to end"),
                            (f"f{number}_served_model", f"(f{number}) {path} alone")):  # fmt: skip
-            lines.append(f"| {label} |  | {t['infer'][key]:.2f} ({t['infer'][key + '_over_b']:.2f}x b) | {mem[key]:.0f} |")
+            lines.append(
+                f"| {label} |  | {t['infer'][key]:.2f} ({t['infer'][key + '_over_b']:.2f}x b) | {mem[key]:.0f} |"
+            )
     lines.append(f"| a / b | {t['train']['a_over_b']:.2f}x | {t['infer']['a_over_b']:.2f}x | |")
     lines.append(f"| a / c | {t['train']['a_over_c']:.0%} | {t['infer']['a_over_c']:.0%} | |")
     if results.get("efficiency"):

@@ -9,7 +9,7 @@ P50 / P95 / P99 over ``timed_runs`` after ``warmup``, images/s at each of ``batc
 peak resident memory of a process serving only that model (peak CUDA memory on a GPU). Each
 measurement runs in its own fresh process, so one backend's memory or threads never colour
 another's. Writes ``efficiency.csv`` and ``efficiency.md``, and where a ``metrics.json`` sits beside
-a model file (its folder or the one above, as for ``<run>/checkpoints/best.pt``) ``efficiency.png``:
+a model file (its folder; the run dir for ``<run>/checkpoints/best.pt``) ``efficiency.png``:
 test F1 macro (F2-CIW for multi-label models) against latency. Under ``logger=wandb`` the table and
 plot go to W&B too.
 """
@@ -96,9 +96,13 @@ def model_facts(path: str) -> dict:
 
 
 def test_metric(path: str, task: str) -> tuple[str, float] | None:
-    """The test figure of a ``metrics.json`` in the model file's folder or the one above."""
+    """The test figure of a ``metrics.json`` beside the model file: in its folder, or for a
+    checkpoint in ``<run>/checkpoints/`` in the run dir (never another file's run)."""
     key = "test/f2_ciw" if task == "multilabel" else "test/f1_macro"
-    for folder in (Path(path).parent, Path(path).parent.parent):
+    folders = [Path(path).parent]
+    if not is_onnx(path) and Path(path).parent.name == "checkpoints":
+        folders.append(Path(path).parent.parent)
+    for folder in folders:
         metrics = folder / "metrics.json"
         if metrics.is_file():
             value = json.loads(metrics.read_text()).get(key)
@@ -129,7 +133,9 @@ def measure(path: str, backend: str, settings: dict) -> dict:
         configure_process(settings["num_threads"])
     elif settings["num_threads"]:
         torch.set_num_threads(int(settings["num_threads"]))
-    options = ServingOptions(device=settings["device"], num_threads=settings["num_threads"], **BACKENDS[backend].options)
+    options = ServingOptions(
+        device=settings["device"], num_threads=settings["num_threads"], **BACKENDS[backend].options
+    )
     baseline_mb = peak_rss_mb()  # Python, torch and the runtime's libraries, before the model
     served = load_served_model(path, options)
     runtime, trained = served.runtime, served.trained
@@ -246,7 +252,9 @@ def machine_line(settings: dict) -> str:
 def benchmark(cfg: DictConfig) -> pd.DataFrame:
     """Measure every model file with every backend that reads it; write the tables and plot."""
     if OmegaConf.is_missing(cfg, "models") or not cfg.models:
-        raise ConfigError("models is required: python -m hybrid.benchmark models=[<run>/checkpoints/best.pt,model.onnx]")
+        raise ConfigError(
+            "models is required: python -m hybrid.benchmark models=[<run>/checkpoints/best.pt,model.onnx]"
+        )
     models = [str(Path(str(m)).expanduser()) for m in cfg.models]
     backends = check_backends(cfg.backends)
     for path in models:
@@ -278,7 +286,9 @@ def benchmark(cfg: DictConfig) -> pd.DataFrame:
                 row["peak_rss_mb"], row["serving_rss_mb"],
             )  # fmt: skip
     if not rows:
-        raise ConfigError(f"no backend of {backends} reads the given models (.pt: torch_*; .onnx: onnxruntime, openvino)")
+        raise ConfigError(
+            f"no backend of {backends} reads the given models (.pt: torch_*; .onnx: onnxruntime, openvino)"
+        )
     frame = pd.DataFrame(rows)
     table = markdown(frame, machine_line(settings))
     atomic_write(out / "efficiency.csv", lambda tmp: frame.to_csv(tmp, index=False))

@@ -25,8 +25,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from hybrid.data.config import trained_data_config
 from hybrid.data.loaders import DataModule, make_loader
 from hybrid.deploy.card import ModelCard, file_sha256
-from hybrid.deploy.onnx_export import OPSET, Calibration, check_calibration_method, check_export_precision, convert
-from hybrid.deploy.onnx_export import export_float32
+from hybrid.deploy.onnx_export import (
+    OPSET,
+    Calibration,
+    check_calibration_method,
+    check_export_precision,
+    convert,
+    export_float32,
+)
 from hybrid.deploy.serving import ServingOptions, load_served_model, model_from_record
 from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.loop import Predictions, predict

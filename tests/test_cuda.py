@@ -97,19 +97,21 @@ def test_torchrun_one_process_trains_over_nccl_with_syncbatchnorm(tiny_data, tmp
 
 
 def test_onnxruntime_cuda_provider_matches_torch(tmp_path):
+    """hybrid.export's graph served by hybrid's ONNX Runtime session with device=cuda."""
     ort = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip(f"onnxruntime {ort.__version__} has no CUDA provider here ({ort.get_available_providers()})")
+    from hybrid.deploy.onnx_export import export_float32
+    from hybrid.deploy.runtimes import OnnxRuntimeSession
+
     cfg = compose_config(overrides=["model.img_size=64", "model.patch_size=16"])
     model = build_model(cfg.model, 2).eval()
     images = torch.randn(4, 3, 64, 64)
-    path = tmp_path / "model.onnx"
-    torch.onnx.export(model, (images,), str(path), input_names=["images"], output_names=["logits"], dynamo=False)
-    session = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider"])
-    assert session.get_providers()[0] == "CUDAExecutionProvider"
-    (logits,) = session.run(None, {"images": images.numpy()})
+    path = export_float32(model, 3, 64, tmp_path / "model.onnx")
+    session = OnnxRuntimeSession(str(path), device="cuda")
+    assert session.session.get_providers()[0] == "CUDAExecutionProvider"
     with torch.no_grad():
-        np.testing.assert_allclose(logits, model(images).numpy(), atol=1e-3)
+        np.testing.assert_allclose(session(images.numpy()), model(images).numpy(), atol=1e-3)
 
 
 def test_gpu_decoding_is_close_to_the_cpu_path(tiny_jpegs):

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from hybrid.deploy.card import ModelCard
+from hybrid.deploy.onnx_export import check_export_precision
 from hybrid.deploy.runtimes import OnnxClassifier
-from hybrid.errors import CheckpointError, DataError
+from hybrid.errors import CheckpointError, ConfigError, DataError
 from tests.conftest import run_module, run_script, tiny_overrides
 
 FLOAT32 = ("trainer.precision=32", "trainer.channels_last=false")
@@ -86,9 +87,7 @@ def test_fp16_export_keeps_float32_input_and_output(trained):
 def test_onnx_inference_reproduces_the_torch_test_metrics(trained, fp32_export, runtime):
     out = trained.parent / f"infer_{runtime}"
     extra = ["precision=32"] if runtime == "openvino" else []  # OpenVINO would run bf16 on a bf16 CPU
-    result = run_script(
-        "infer.py", f"ckpt_path={fp32_export[0]}", f"runtime={runtime}", f"hydra.run.dir={out}", *extra
-    )
+    result = run_script("infer.py", f"ckpt_path={fp32_export[0]}", f"runtime={runtime}", f"hydra.run.dir={out}", *extra)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"with {runtime}" in (out / "infer.log").read_text()
     trained_metrics = json.loads((trained / "metrics.json").read_text())
@@ -114,7 +113,12 @@ def test_int8_folder_inference_needs_no_checkpoint(trained, int8_export, tiny_da
         shutil.copytree(away, trained / "checkpoints")
     assert result.returncode == 0, result.stderr[-3000:]
     predictions = pd.read_csv(tmp_path / "o" / "predictions.csv")
-    assert len(predictions) == 48 + 24 + 26 and list(predictions.columns) == ["Filename", "Normal", "Defect", "prediction"]
+    assert len(predictions) == 48 + 24 + 26 and list(predictions.columns) == [
+        "Filename",
+        "Normal",
+        "Defect",
+        "prediction",
+    ]
 
 
 def test_two_stage_with_an_onnx_binary_model(tiny_data, fp32_export, trained, tmp_path):
@@ -148,7 +152,9 @@ def test_bad_model_files_and_sizes_give_one_line(trained, fp32_export, tmp_path)
     result = run_script("infer.py", f"ckpt_path={foreign}", f"hydra.run.dir={tmp_path / 'a'}")
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "an ONNX model without hybrid metadata" in output and "Traceback" not in output
-    result = run_script("infer.py", f"ckpt_path={fp32_export[0]}", "data.img_size=32", f"hydra.run.dir={tmp_path / 'b'}")
+    result = run_script(
+        "infer.py", f"ckpt_path={fp32_export[0]}", "data.img_size=32", f"hydra.run.dir={tmp_path / 'b'}"
+    )
     assert "takes 3-channel 64x64 images, but data.in_channels=3 and data.img_size=32" in result.stdout + result.stderr
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
@@ -177,10 +183,12 @@ def test_export_never_replaces_a_model_and_refuses_a_bad_fp32_file(trained, tmp_
     result = run_module(
         "hybrid.export", f"ckpt_path={trained}/checkpoints/best.pt", f"output={strict}", "verify.fp32_tolerance=0"
     )
-    assert result.returncode == 2 and "> verify.fp32_tolerance=0; no model.onnx written" in result.stdout + result.stderr
+    assert (
+        result.returncode == 2 and "> verify.fp32_tolerance=0; no model.onnx written" in result.stdout + result.stderr
+    )
     assert not (strict / "model.onnx").exists()
-    result = run_module("hybrid.export", f"ckpt_path={trained}/checkpoints/best.pt", "precision=int4")
-    assert "precision='int4'; choose one of ['fp32', 'fp16', 'int8']" in result.stdout + result.stderr
+    with pytest.raises(ConfigError, match=r"precision='int4'; choose one of \['fp32', 'fp16', 'int8'\]"):
+        check_export_precision("int4")
 
 
 def test_benchmark_measures_each_file_with_each_backend(trained, fp32_export, tmp_path):

@@ -10,6 +10,8 @@ any model.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 from torch import nn
@@ -31,14 +33,18 @@ class OnnxRuntimeSession:
         import onnxruntime as ort
 
         if precision is not None and str(precision) != "32":
-            raise ConfigError(f"precision={precision}: runtime=onnxruntime runs the file's own precision; leave it null")
+            raise ConfigError(
+                f"precision={precision}: runtime=onnxruntime runs the file's own precision; leave it null"
+            )
         options = ort.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = int(num_threads)
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ConfigError(f"device={device}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
+                raise ConfigError(
+                    f"device={device}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)"
+                )
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.description = f"onnxruntime {ort.__version__} ({self.session.get_providers()[0]})"
@@ -52,7 +58,7 @@ class OpenVinoSession:
     keeps OpenVINO's choice for the CPU (bf16 where the CPU has it, for a float32 file)."""
 
     name = "openvino"
-    PRECISION_HINTS = {"32": "f32", "bf16": "bf16"}
+    PRECISION_HINTS: ClassVar[dict[str, str]] = {"32": "f32", "bf16": "bf16"}
 
     def __init__(self, path: str, *, device: str = "cpu", precision: str | None = None, num_threads: int | None = None):
         import openvino as ov
