@@ -97,12 +97,29 @@ def target_path(cfg: DictConfig) -> Path:
     return target
 
 
+def sample_loader(data: DataModule, split: str, count: int, seed: int):
+    """``count`` images of ``split`` drawn with ``seed``, through the eval transform, as ready CPU batches."""
+    return make_loader(data.sample(split, count, seed), data.cfg, train=False, seed=seed, device="cpu")
+
+
+def calibration_set(cfg: DictConfig, data: DataModule) -> tuple[Calibration, int]:
+    """The int8 calibration batches of ``calibration.*`` and how many images they hold."""
+    method = check_calibration_method(cfg.calibration.method)
+    loader = sample_loader(data, "train", int(cfg.calibration.num_images), int(cfg.calibration.seed))
+
+    def batches():
+        return (batch["image"].numpy() for batch in loader if "image" in batch)
+
+    log.info("int8: calibrating on %d training images (%s)", len(loader.dataset), method)
+    return Calibration(batches, len(loader), method), len(loader.dataset)
+
+
 def export(cfg: DictConfig) -> dict:
     """Export ``ckpt_path`` at ``precision`` into ``output`` and verify it (see the module doc)."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python -m hybrid.export ckpt_path=<run>/checkpoints/best.pt")
     precision = check_export_precision(cfg.precision)
-    method = check_calibration_method(cfg.calibration.method)
+    check_calibration_method(cfg.calibration.method)
     started = time.perf_counter()
     configure_process(cfg.num_threads)
     record = CheckpointRecord.load(cfg.ckpt_path)
@@ -123,24 +140,14 @@ def export(cfg: DictConfig) -> dict:
         exported_with=library_versions(),
     )
     data = DataModule(data_cfg, int(trained.seed), list(record.class_names), device="cpu")
-
-    def batches_of(split: str, count: int, seed: int):
-        loader = make_loader(data.sample(split, count, seed), data_cfg, train=False, seed=seed, device="cpu")
-        return loader, lambda: (batch["image"].numpy() for batch in loader if "image" in batch)
-
-    calibration = None
-    if precision == "int8":
-        loader, batches = batches_of("train", int(cfg.calibration.num_images), int(cfg.calibration.seed))
-        calibration = Calibration(batches, len(loader), method)
-        log.info("int8: calibrating on %d training images (%s)", len(loader.dataset), method)
+    calibration, calibrated = calibration_set(cfg, data) if precision == "int8" else (None, 0)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export.") as work:
         graph = export_float32(model, channels, size, Path(work) / "fp32.onnx")
         log.info("exported the float32 graph (opset %d); converting to %s", OPSET, precision)
         converted = convert(graph, Path(work) / f"{precision}.onnx", precision, calibration)
-        candidate = Path(work) / MODEL_FILE
-        with_card(converted, card, candidate)
-        verify_loader, _ = batches_of("val", int(cfg.verify.num_images), int(cfg.calibration.seed))
-        report = verify(cfg, model, candidate, verify_loader, data.spec, card)
+        candidate = with_card(converted, card, Path(work) / MODEL_FILE)
+        verify_set = sample_loader(data, "val", int(cfg.verify.num_images), int(cfg.calibration.seed))
+        verification = verify(cfg, model, candidate, verify_set, data.spec, card)
         candidate.replace(target)
     report = {
         "precision": precision,
@@ -150,8 +157,8 @@ def export(cfg: DictConfig) -> dict:
         "opset": OPSET,
         "source_checkpoint": card.source_checkpoint,
         "source_sha256": card.source_sha256,
-        **({"calibration/num_images": len(loader.dataset), "calibration/method": method} if calibration else {}),
-        **report,
+        **({"calibration/num_images": calibrated, "calibration/method": calibration.method} if calibration else {}),
+        **verification,
         "seconds": time.perf_counter() - started,
     }
     write_json(target.parent / REPORT_FILE, report)

@@ -208,3 +208,22 @@ def test_benchmark_measures_each_file_with_each_backend(trained, fp32_export, tm
     assert frame["test/f1_macro"].notna().all()
     assert (tmp_path / "efficiency.png").is_file()
     assert "| P50 ms |" in (tmp_path / "efficiency.md").read_text()
+
+
+def test_a_checkpoint_trained_from_pretrained_weights_serves_without_them(trained, tmp_path):
+    """The weights file named by ``model.pretrained`` at training time is not needed to serve
+    (the checkpoint holds every weight); without it the model could not be built on a robot."""
+    import dataclasses
+
+    from hybrid.deploy.serving import load_served_model
+    from hybrid.engine.checkpoint import CheckpointRecord
+
+    record = CheckpointRecord.load(trained / "checkpoints/best.pt")
+    config = json.loads(json.dumps(record.config))
+    config["model"]["pretrained"] = config["model"]["encoder"]["pretrained"] = str(tmp_path / "gone.pth")
+    moved = dataclasses.replace(record, config=config).save(tmp_path / "best.pt")
+    served = load_served_model(moved)
+    reference = load_served_model(trained / "checkpoints/best.pt")
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(served.model(images), reference.model(images))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -139,3 +140,12 @@ def test_positive_ratio_and_effective_number_weights():
     binary = resolve_label_spec("binary", None, None)
     ce = loss_function(binary, "effective_number", np.array([0, 0, 0, 1]), beta=0.5)
     assert ce.weight[1] > ce.weight[0]  # the rarer class weighs more
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_glibc_keeps_freed_blocks_after_configure_process():
+    """glibc accepts the setting (mallopt returns 1); the speed it buys is measured by
+    python -m hybrid.benchmark retain_freed_memory=true|false, not here."""
+    from hybrid.engine.runtime import retain_freed_memory
+
+    assert retain_freed_memory() is True

@@ -45,7 +45,7 @@ class ServingOptions:
 
 @dataclass
 class ServedModel:
-    """A model ready to predict: ``model`` (batches in, logits out), the engine :class:`Runtime`
+    """A model ready to predict: ``model`` (batches in, logits out, in eval mode), the engine :class:`Runtime`
     its batches are prepared for, and what the file says about it."""
 
     model: torch.nn.Module
@@ -73,9 +73,19 @@ def load_served_model(path: str | os.PathLike, options: ServingOptions = Serving
     return (serve_onnx if is_onnx(path) else serve_checkpoint)(str(path), options)
 
 
+def without_pretrained(node):
+    """A model config with every ``pretrained`` key off: a checkpoint's own weights replace them
+    all, so serving never needs the pretrained files of training (a robot has no torch cache)."""
+    if isinstance(node, dict):
+        return {key: False if key == "pretrained" else without_pretrained(value) for key, value in node.items()}
+    return node
+
+
 def model_from_record(record: CheckpointRecord, path: str) -> torch.nn.Module:
-    """The PyTorch model a loaded checkpoint describes, with its weights, on the CPU."""
-    model = build_model(OmegaConf.create(record.config["model"]), len(record.class_names))
+    """The PyTorch model a loaded checkpoint describes, with its weights, on the CPU (train mode,
+    as built)."""
+    model_cfg = OmegaConf.create(without_pretrained(record.config["model"]))
+    model = build_model(model_cfg, len(record.class_names))
     record.load_weights_into(model, path)
     return model
 
@@ -93,7 +103,7 @@ def serve_checkpoint(path: str, options: ServingOptions) -> ServedModel:
         channels_last=trainer["channels_last"] if options.channels_last is None else options.channels_last,
         compile=trainer.get("compile", False) if options.compile is None else options.compile,
     )
-    model = runtime.prepare(model_from_record(record, path))
+    model = runtime.prepare(model_from_record(record, path)).eval()
     precision = {"32": "float32", "bf16": "bf16 autocast", "16": "float16 autocast"}[runtime.precision]
     layout = ", channels-last" if runtime.channels_last else ""
     return ServedModel(
