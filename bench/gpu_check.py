@@ -165,6 +165,8 @@ def compose_config(overrides: list[str], name: str = "train"):
     """A real config from ``conf/`` (``train`` or ``prepare``), as the entry points compose it."""
     from hydra import compose, initialize_config_dir
 
+    import hybrid.config  # noqa: F401  (registers the config resolvers, as train.py does)
+
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose(config_name=name, overrides=overrides)
 

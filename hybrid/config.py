@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.config import check_data_config
 from hybrid.engine.config import check_trainer_config
+from hybrid.errors import ConfigError
 from hybrid.metrics import monitor_mode
 from hybrid.models.config import check_model_config
 from hybrid.tracking.config import check_logger_config
@@ -27,6 +28,7 @@ class TrainSchema:
     task_name: str = "train"
     seed: int = 42
     ckpt_path: str | None = None
+    init_from: str | None = None
     data: Any = None
     model: Any = None
     trainer: Any = None
@@ -46,6 +48,8 @@ OmegaConf.register_new_resolver("monitor_direction", monitor_direction, replace=
 def check_train_config(cfg: DictConfig) -> None:
     """Everything ``train.py`` needs, checked before data generation or model building."""
     check_types(cfg, TrainSchema, "", resolve=False)
+    if cfg.ckpt_path and cfg.init_from:
+        raise ConfigError("ckpt_path resumes a run and init_from starts a new one from weights: give one of them")
     check_model_config(cfg.model)
     check_data_config(cfg.data)
     check_trainer_config(cfg.trainer, cfg.data)

@@ -112,7 +112,9 @@ def infer(cfg: DictConfig) -> dict:
             raise ConfigError("binary_ckpt_path (two-stage inference) needs a multilabel model in ckpt_path")
         rescore = binary_defect_scores(cfg, dataset, options)
     log.info("predicting %d images from %s with %s", len(dataset), source, cfg.ckpt_path)
-    tracker = build_tracker(cfg, run_dir, "infer", [spec.task, str(trained.model.backbone)])
+    tracker = build_tracker(
+        cfg, run_dir, "infer", [spec.task, str(trained.model.get("backbone") or trained.model.name)]
+    )
     exit_code = 1
     try:
         result = final_evaluation(

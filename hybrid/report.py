@@ -4,6 +4,13 @@ Reads every job dir of a multirun (``-m`` or ``hparams_search=optuna``) sweep an
 sweep dir, one table of each job's swept values and final metrics, best first (``report.md``,
 ``report.csv``), and ``report.png``: the monitored metric against each swept parameter. Jobs that
 failed are listed last with the error their log ends on.
+
+A sweep over architectures (``-m model=cats_hybrid,resnet18,...``, ``experiment=compare``; or any
+sweep with ``--compare``) also gets the accuracy-versus-cost table (``compare.md``, ``compare.csv``):
+each job's model, parameters, GFLOPs, batch-1 latency of its best checkpoint measured as
+``python -m hybrid.benchmark`` does (``--latency-backend``, in a fresh process), monitored metric and
+test figures; and ``pareto.png``: the test metric against latency and against parameters, the
+Pareto front (no other job both cheaper and better) marked.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from hybrid.deploy.measure import BACKENDS, measure_apart, model_facts
 from hybrid.engine.outputs import pyplot
 from hybrid.errors import HybridError
 from hybrid.metrics import HEADLINE_METRICS, monitor_mode
@@ -61,6 +69,8 @@ def read_job(job_dir: Path) -> dict:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     return {
         "job": job_dir.name,
+        "dir": job_dir,
+        "model": str(OmegaConf.select(config, "model.name", default="")),
         "overrides": dict(parse_override(o) for o in overrides),
         "monitor": str(OmegaConf.select(config, "trainer.monitor", default="val/f1_macro")),
         "metrics": metrics,
@@ -169,10 +179,101 @@ def plot_against_parameters(path: Path, table: pd.DataFrame, best_column: str, k
     return path
 
 
-def write_report(sweep_dir: Path) -> pd.DataFrame:
-    """Write ``report.md``, ``report.csv`` and ``report.png`` into ``sweep_dir``; return the table."""
+def is_comparison(jobs: list[dict]) -> bool:
+    """Whether the jobs train more than one architecture."""
+    return len({job["model"] for job in jobs}) > 1
+
+
+def comparison_table(jobs: list[dict], backend: str, timed_runs: int) -> pd.DataFrame:
+    """Per finished job: model, cost (parameters, GFLOPs, batch-1 latency of ``best.pt`` through
+    ``backend``) and figures (monitored best, test headline metrics), best monitored first."""
+    settings = {
+        "device": "cpu", "num_threads": None, "warmup": 5, "timed_runs": timed_runs, "batch_sizes": [],
+        "throughput_runs": 0, "retain_freed_memory": True,
+    }  # fmt: skip
+    rows = []
+    for job in jobs:
+        checkpoint = job["dir"] / "checkpoints" / "best.pt"
+        if job["status"] != "ok" or not checkpoint.is_file():
+            continue
+        facts = model_facts(str(checkpoint))
+        log.info("measuring %s (job %s) with %s", job["model"], job["job"], BACKENDS[backend].label)
+        latency = measure_apart(str(checkpoint), backend, settings)
+        best = f"{job['monitor']}_best"
+        row = {"job": job["job"], "model": job["model"], "params": facts["params"], "gflops": facts["gflops"]}
+        row.update({"latency_p50_ms": latency["latency_p50_ms"], best: job["metrics"].get(best, np.nan)})
+        row.update({m: job["metrics"][m] for m in REPORTED_METRICS if m.startswith("test/") and m in job["metrics"]})
+        rows.append(row)
+    if not rows:
+        raise ReportError("no finished job with a checkpoints/best.pt to compare")
+    table = pd.DataFrame(rows)
+    best = next(c for c in table.columns if c.endswith("_best"))
+    ascending = monitor_mode(best.removesuffix("_best")) == "min"
+    return table.sort_values(best, ascending=ascending).reset_index(drop=True)
+
+
+def pareto_front(cost: pd.Series, score: pd.Series) -> pd.Series:
+    """Which rows no other row beats on both: lower-or-equal cost and higher-or-equal score, one
+    of them strictly."""
+    front = []
+    for i in cost.index:
+        dominated = ((cost <= cost[i]) & (score >= score[i]) & ((cost < cost[i]) | (score > score[i]))).any()
+        front.append(not dominated)
+    return pd.Series(front, index=cost.index)
+
+
+def plot_pareto(path: Path, table: pd.DataFrame) -> Path | None:
+    """The test metric against latency and against parameters, Pareto front joined and ringed."""
+    metric = next((c for c in ("test/f2_ciw", "test/f1_macro") if c in table and table[c].notna().any()), None)
+    if metric is None:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (cost, label) in zip(
+        axes, (("latency_p50_ms", "batch-1 latency P50 (ms)"), ("params", "parameters")), strict=True
+    ):
+        front = pareto_front(table[cost], table[metric])
+        ax.scatter(table[cost], table[metric], color="tab:blue")
+        edge = table[front].sort_values(cost)
+        ax.plot(
+            edge[cost], edge[metric], color="tab:red", marker="o", fillstyle="none", markersize=12, label="Pareto front"
+        )
+        for _, row in table.iterrows():
+            ax.annotate(row["model"], (row[cost], row[metric]), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+    fig.suptitle("accuracy against cost")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_comparison(sweep_dir: Path, jobs: list[dict], backend: str, timed_runs: int) -> pd.DataFrame:
+    """``compare.md``, ``compare.csv`` and ``pareto.png`` into ``sweep_dir``."""
+    table = comparison_table(jobs, backend, timed_runs)
+    table.to_csv(sweep_dir / "compare.csv", index=False)
+    header = (
+        f"# Accuracy against cost: {sweep_dir}\n\nBatch-1 latency: {BACKENDS[backend].label}, P50 of {timed_runs} "
+        "runs in a fresh process (as python -m hybrid.benchmark measures); parameters and GFLOPs per image.\n\n"
+    )
+    (sweep_dir / "compare.md").write_text(header + to_markdown(table))
+    plot_pareto(sweep_dir / "pareto.png", table)
+    return table
+
+
+def write_report(
+    sweep_dir: Path, *, compare: bool | None = None, backend: str = "torch_bf16_cl", timed_runs: int = 30
+) -> pd.DataFrame:
+    """Write ``report.md``, ``report.csv`` and ``report.png`` into ``sweep_dir`` (and the comparison
+    of :func:`write_comparison` for a sweep over architectures, or with ``compare``); return the table."""
     sweep_dir = Path(sweep_dir)
-    table, best_column, keys = build_table(find_jobs(sweep_dir))
+    jobs = find_jobs(sweep_dir)
+    if compare or (compare is None and is_comparison(jobs)):
+        write_comparison(sweep_dir, jobs, backend, timed_runs)
+    table, best_column, keys = build_table(jobs)
     table.to_csv(sweep_dir / "report.csv", index=False)
     failed = int((table["status"] != "ok").sum())
     header = f"# Sweep {sweep_dir}\n\n{len(table)} jobs ({failed} failed), ranked by `{best_column}`.\n\n"
@@ -185,10 +286,22 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m hybrid.report <sweep dir>``."""
     parser = argparse.ArgumentParser(prog="python -m hybrid.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a multirun dir, e.g. outputs/train/multiruns/<time>")
+    parser.add_argument(
+        "--compare",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the accuracy-versus-cost table and pareto.png (default: when the jobs train more than one model)",
+    )
+    parser.add_argument(
+        "--latency-backend", default="torch_bf16_cl", choices=[b for b in BACKENDS if b.startswith("torch")]
+    )
+    parser.add_argument("--timed-runs", type=int, default=30, help="batch-1 runs behind each latency P50")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        table = write_report(args.sweep_dir)
+        table = write_report(
+            args.sweep_dir, compare=args.compare, backend=args.latency_backend, timed_runs=args.timed_runs
+        )
     except HybridError as err:
         log.error("%s", err)
         return 2

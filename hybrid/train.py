@@ -98,6 +98,17 @@ def train(cfg: DictConfig) -> float:
         distributed.cleanup()
 
 
+def start_from_weights(model: torch.nn.Module, path: str) -> None:
+    """``init_from``: every weight of another run's checkpoint that fits ``model`` (a fresh
+    optimizer and schedule follow); the log names those left at their initial values."""
+    left_out = CheckpointRecord.load(path, key="init_from").load_fitting_weights(model)
+    kept = len(model.state_dict()) - len(left_out)
+    log.info("init_from=%s: %d of %d weights loaded", path, kept, len(model.state_dict()))
+    if left_out:
+        shown = ", ".join(left_out[:10]) + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else "")
+        log.warning("init_from: %d weights do not fit and keep their initial values: %s", len(left_out), shown)
+
+
 def _train(cfg: DictConfig, runtime: Runtime) -> float:
     resume = CheckpointRecord.load(cfg.ckpt_path) if cfg.ckpt_path else None
     run_dir = shared_run_dir(cfg, resume)
@@ -113,12 +124,14 @@ def _train(cfg: DictConfig, runtime: Runtime) -> float:
         data.frame(split)
     log.info("data: %s, task %s, classes %s", data.root, data.spec.task, list(data.spec.class_names))
     model = build_model(cfg.model, data.spec.num_labels)
+    if cfg.init_from and not resume:
+        start_from_weights(model, str(cfg.init_from))
     params = parameter_report(model)
     flops = flops_per_image(model, int(cfg.model.img_size), int(cfg.model.in_channels))
     log.info("%s\n%.3f GFLOPs per image", format_parameter_report(params), flops / 1e9)
     model = runtime.prepare(model)
     seed_everything(int(cfg.seed) + ranks.rank())  # same initial weights, own random streams
-    tags = [data.spec.task, str(cfg.model.backbone)]
+    tags = [data.spec.task, str(cfg.model.get("backbone") or cfg.model.name)]
     resume_id = resume.tracker_run_id if resume else None
     # Only rank 0 talks to W&B; the others get the no-op tracker.
     tracker = rank_zero_only(build_tracker)(cfg, run_dir, "train", tags, cfg.trainer.monitor, resume_id) or Tracker()
@@ -157,6 +170,8 @@ def _train(cfg: DictConfig, runtime: Runtime) -> float:
             **prefixed(test.metrics, "test"),
             "train/images_per_s": fit.images_per_s,
             "data/skipped_images": len(skipped),
+            "model/params": params["total"],
+            "model/gflops": flops / 1e9,
         }
         rank_zero_only(write_json)(run_dir / "metrics.json", metrics)
         tracker.log_summary(metrics)

@@ -52,7 +52,10 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def compose_config(name: str = "train", overrides: list[str] | None = None):
-    """Compose a real config from ``conf/`` the way the entry points do."""
+    """Compose a real config from ``conf/`` the way the entry points do (importing the package
+    registers its config resolvers first, as importing an entry point does)."""
+    import hybrid.config  # noqa: F401
+
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name=name, overrides=overrides or [], return_hydra_config=False)
 

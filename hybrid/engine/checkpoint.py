@@ -73,17 +73,18 @@ class CheckpointRecord:
         return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> CheckpointRecord:
-        """Read a hybrid checkpoint onto the CPU, or raise :class:`CheckpointError` saying why not."""
+    def load(cls, path: str | os.PathLike, key: str = "ckpt_path") -> CheckpointRecord:
+        """Read a hybrid checkpoint onto the CPU, or raise :class:`CheckpointError` saying why not
+        (naming the config ``key`` that gave the path)."""
         path = Path(path).expanduser()
         if not path.is_file():
-            raise CheckpointError(f"ckpt_path={path}: no such file")
+            raise CheckpointError(f"{key}={path}: no such file")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises several types for foreign or corrupt files
-            raise CheckpointError(f"ckpt_path={path}: not a readable checkpoint ({type(err).__name__})") from err
+            raise CheckpointError(f"{key}={path}: not a readable checkpoint ({type(err).__name__})") from err
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise CheckpointError(f"ckpt_path={path}: not a hybrid checkpoint (no '{FORMAT}' marker)")
+            raise CheckpointError(f"{key}={path}: not a hybrid checkpoint (no '{FORMAT}' marker)")
         known = {f.name for f in dataclasses.fields(cls)}
         values = {RENAMED_KEYS.get(key, key): value for key, value in payload.items()}
         values["config"] = upgrade_config(dict(values.get("config") or {}), int(payload.get("version", 1)))
@@ -96,6 +97,15 @@ class CheckpointRecord:
         except RuntimeError as err:
             first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
             raise CheckpointError(f"ckpt_path={path}: weights do not fit the configured model ({first})") from err
+
+    def load_fitting_weights(self, model: torch.nn.Module) -> list[str]:
+        """Copy into ``model`` every weight of the record whose name and shape fit it (fine-tuning
+        from another run: a binary model's weights into a multi-label one keep all but the head);
+        return the names of ``model``'s weights left as they were."""
+        own = model.state_dict()
+        fitting = {name: value for name, value in self.model.items() if name in own and own[name].shape == value.shape}
+        model.load_state_dict(fitting, strict=False)
+        return sorted(set(own) - set(fitting))
 
 
 class CheckpointSaver:

@@ -9,13 +9,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from hybrid.errors import ConfigError
 from hybrid.models.backbones import check_backbone, pretrained_weights_file
+from hybrid.models.baselines import TIMM_ARCHITECTURES, check_local_weights, check_timm_input
 from hybrid.models.decoder import check_decoder
 from hybrid.models.encoder import patch_grid
 from hybrid.util.schema import check_types
+
+
+def floordiv(numerator, denominator) -> int:
+    """``${floordiv:a,b}``: ``a // b`` (the hybrid's patch side from its input side and grid)."""
+    return int(numerator) // int(denominator)
+
+
+# Registered on import: every entry point builds models, so every composed config can resolve it.
+OmegaConf.register_new_resolver("floordiv", floordiv, replace=True)
 
 
 @dataclass
@@ -24,6 +34,7 @@ class CatsHybridSchema:
 
     name: str = "cats_hybrid"
     img_size: int = 480
+    grid_size: int = 4
     patch_size: int = 120
     patch_stride: int | None = None
     in_channels: int = 3
@@ -39,6 +50,7 @@ class CatsHybridSchema:
     qam_start: float = 0.1
     qam_end: float = 0.5
     query_init_std: float = 0.02
+    query_init: str = "learned"
     dropout: float = 0.1
     attn_dropout: float = 0.0
     classifier_dropout: float = 0.1
@@ -52,15 +64,60 @@ def check_cats_hybrid(model: DictConfig) -> None:
     """Architecture values of the CNN-Transformer hybrid that cannot work together."""
     patch_grid(int(model.img_size), int(model.patch_size), model.patch_stride)
     check_decoder(
-        model.emb_dim, model.num_heads, model.num_layers, model.positional_encoding, model.qam_start, model.qam_end
+        model.emb_dim,
+        model.num_heads,
+        model.num_layers,
+        model.positional_encoding,
+        model.qam_start,
+        model.qam_end,
+        model.query_init,
     )
     check_backbone(model.backbone, model.in_channels)
     pretrained_weights_file(model.backbone, model.pretrained)
 
 
+@dataclass
+class TimmSchema:
+    """Types of the ``model`` keys of a timm baseline (``model=resnet18`` and friends)."""
+
+    name: str = "resnet18"
+    img_size: int = 224
+    in_channels: int = 3
+    pretrained: Any = False
+    drop_rate: float = 0.0
+    network: Any = None
+
+
+def check_timm(model: DictConfig) -> None:
+    """Input size and channels the network takes, and weights from a local file only."""
+    check_timm_input(model.name, model.img_size, model.in_channels)
+    check_local_weights(model.pretrained)
+
+
+@dataclass
+class Xie2019Schema:
+    """Types of the ``model`` keys of ``model=xie2019``."""
+
+    name: str = "xie2019"
+    img_size: int = 224
+    in_channels: int = 3
+    dropout: float = 0.6
+    network: Any = None
+
+
+def check_xie2019(model: DictConfig) -> None:
+    """Three stride-4 stages need 32 px at least; RGB or grayscale."""
+    if int(model.img_size) < 32:
+        raise ConfigError(f"model.img_size={model.img_size}: xie2019 needs at least 32 px")
+    if int(model.in_channels) not in (1, 3):
+        raise ConfigError(f"model.in_channels={model.in_channels}; choose 3 (RGB) or 1 (grayscale)")
+
+
 # model.name -> (typed schema, architecture checks); a new architecture registers its own.
 ARCHITECTURES: dict[str, tuple[type, Callable[[DictConfig], None]]] = {
     "cats_hybrid": (CatsHybridSchema, check_cats_hybrid),
+    "xie2019": (Xie2019Schema, check_xie2019),
+    **{name: (TimmSchema, check_timm) for name in TIMM_ARCHITECTURES},
 }
 
 

@@ -13,6 +13,22 @@ from hybrid.errors import ConfigError
 POSITIONAL_ENCODINGS = ("learnable", "sincos2d", "none")
 
 
+def learned_queries(latent: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    """The seed's first-layer queries: the latent queries themselves, the same for every image."""
+    return latent.unsqueeze(0).expand(memory.shape[0], -1, -1)
+
+
+def attention_pooled_queries(latent: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    """ "Dynamic" first-layer queries: each latent query attends to the image's patch embeddings
+    (the keys and values themselves, no projection weights) and starts from what it pooled."""
+    scores = latent @ memory.transpose(1, 2) / math.sqrt(memory.shape[-1])  # [B, Q, N]
+    return scores.softmax(dim=-1) @ memory
+
+
+# model.query_init -> how the latent queries (through W_feat2emb) become the first layer's queries
+QUERY_INITS = {"learned": learned_queries, "attention_pooling": attention_pooled_queries}
+
+
 def check_heads(emb_dim: int, num_heads: int) -> None:
     """The decoder width splits evenly over the attention heads."""
     if int(emb_dim) % int(num_heads):
@@ -34,15 +50,24 @@ def check_query_masking(start_prob: float, end_prob: float) -> None:
             raise ConfigError(f"model.{name} must be in [0, 1), got {value}")
 
 
+def check_query_init(kind: str) -> None:
+    """A known way to start the queries."""
+    if kind not in QUERY_INITS:
+        raise ConfigError(f"model.query_init={kind!r}; choose one of {list(QUERY_INITS)}")
+
+
 def check_num_layers(num_layers: int) -> None:
     """At least one cross-attention layer."""
     if int(num_layers) < 1:
         raise ConfigError(f"model.num_layers must be at least 1, got {num_layers}")
 
 
-def check_decoder(emb_dim: int, num_heads: int, num_layers: int, positional_encoding: str, qam_start, qam_end) -> None:
+def check_decoder(
+    emb_dim: int, num_heads: int, num_layers: int, positional_encoding: str, qam_start, qam_end, query_init="learned"
+) -> None:
     """Every rule on the decoder's hyperparameters (run before building, and by the decoder itself)."""
     check_heads(emb_dim, num_heads)
+    check_query_init(query_init)
     check_num_layers(num_layers)
     check_positional_encoding(positional_encoding, emb_dim)
     check_query_masking(qam_start, qam_end)
@@ -188,6 +213,9 @@ class CatsDecoderLayer(nn.Module):
 class CatsDecoder(nn.Module):
     """Learnable queries cross-attend to patch features and are mapped back to feature size.
 
+    ``query_init`` (:data:`QUERY_INITS`): the first layer's queries are the latent queries
+    (``learned``, the seed) or what they pool from the image by attention (``attention_pooling``).
+
     ``[B, num_patches, featured_patch_dim]`` -> ``[B, num_queries * featured_patch_dim]`` with
     ``num_queries = ceil(num_labels / featured_patch_dim)``. Patches and queries share the
     embedding ``W_feat2emb``.
@@ -210,11 +238,13 @@ class CatsDecoder(nn.Module):
         qam_start: float = 0.1,
         qam_end: float = 0.5,
         query_init_std: float = 0.02,
+        query_init: str = "learned",
     ):
         super().__init__()
         if grid_size**2 != num_patches:
             raise ConfigError(f"num_patches={num_patches} is not grid_size**2 for grid_size={grid_size}")
-        check_decoder(emb_dim, num_heads, num_layers, positional_encoding, qam_start, qam_end)
+        check_decoder(emb_dim, num_heads, num_layers, positional_encoding, qam_start, qam_end, query_init)
+        self.first_queries = QUERY_INITS[query_init]
         self.featured_patch_dim = featured_patch_dim
         self.num_queries = math.ceil(num_labels / featured_patch_dim)
         self.out_features = self.num_queries * featured_patch_dim
@@ -234,8 +264,7 @@ class CatsDecoder(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Decode; with ``return_attention`` also return the last layer's weights ``[B, H, Q, N]``."""
         memory = self.positional_encoding(self.W_feat2emb(patches))
-        queries = self.W_feat2emb(self.learnable_queries).unsqueeze(0)
-        queries = queries.expand(patches.shape[0], -1, -1)
+        queries = self.first_queries(self.W_feat2emb(self.learnable_queries), memory)
         scores = None
         for layer in self.layers:
             queries, weights, new_scores = layer(queries, memory, scores)

@@ -27,14 +27,23 @@ def instantiate_part(node: DictConfig, **sizes) -> nn.Module:
         raise
 
 
-def build_model(model_cfg: DictConfig | Mapping, num_labels: int) -> HybridModel:
-    """Instantiate encoder, decoder and classifier from ``model_cfg`` (each has a ``_target_``) and
-    check each against its contract (:mod:`hybrid.models.contract`).
+def build_model(model_cfg: DictConfig | Mapping, num_labels: int) -> nn.Module:
+    """The model ``model_cfg`` describes, checked against
+    :class:`~hybrid.models.contract.ClassifierModel`: a baseline's single ``network`` block, or the
+    hybrid's ``encoder`` / ``decoder`` / ``classifier`` blocks (:func:`build_hybrid`)."""
+    cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
+    model = instantiate_part(cfg.network, num_labels=num_labels) if "network" in cfg else build_hybrid(cfg, num_labels)
+    check_contract(model, ClassifierModel, "model")
+    return model
+
+
+def build_hybrid(cfg: DictConfig, num_labels: int) -> HybridModel:
+    """Instantiate encoder, decoder and classifier (each has a ``_target_``) and check each against
+    its contract (:mod:`hybrid.models.contract`).
 
     Sizes that follow from the architecture (patch count, query count, classifier input) are
     passed here rather than configured, so they can never disagree.
     """
-    cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
     encoder = instantiate_part(cfg.encoder)
     check_contract(encoder, PatchEncoder, "model.encoder")
     decoder = instantiate_part(
@@ -42,9 +51,7 @@ def build_model(model_cfg: DictConfig | Mapping, num_labels: int) -> HybridModel
     )
     check_contract(decoder, FeatureDecoder, "model.decoder")
     classifier = instantiate_part(cfg.classifier, in_features=decoder.out_features, num_labels=num_labels)
-    model = HybridModel(encoder, decoder, classifier, num_labels)
-    check_contract(model, ClassifierModel, "model")
-    return model
+    return HybridModel(encoder, decoder, classifier, num_labels)
 
 
 def count_trainable(part: nn.Module | nn.Parameter) -> int:
