@@ -160,31 +160,72 @@ def test_pareto_front_keeps_what_nothing_beats():
     assert pareto_front(cost, score).tolist() == [True, True, True, False]
 
 
-def compare_sweep(tiny_data, sweep, models: str):
-    overrides = [o for o in tiny_overrides(tiny_data) if not o.startswith("model.patch_size")]
+def without_patch_size(overrides: list[str]) -> list[str]:
+    """The tiny overrides minus the hybrid's patch size (baselines have none; the hybrid's follows
+    ``model.img_size``)."""
+    return [o for o in overrides if not o.startswith("model.patch_size")]
+
+
+@pytest.fixture(scope="module")
+def model_sweep(tiny_data, tmp_path_factory):
+    """``train.py -m model=cats_hybrid,resnet18`` on the tiny data: job 0 the hybrid, job 1 ResNet-18."""
+    sweep = tmp_path_factory.mktemp("models")
     result = run_script(
-        "train.py", "-m", f"model={models}", *overrides, "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"
-    )
+        "train.py", "-m", "model=cats_hybrid,resnet18", *without_patch_size(tiny_overrides(tiny_data)),
+        "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    result = run_module("hybrid.report", str(sweep), "--timed-runs", "3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return pd.read_csv(sweep / "compare.csv")
+    return sweep
 
 
-def test_a_sweep_over_models_gets_the_cost_table_and_pareto_plot(tiny_data, tmp_path):
-    table = compare_sweep(tiny_data, tmp_path, "cats_hybrid,resnet18")
+def test_a_sweep_over_models_gets_the_cost_table_and_pareto_plot(model_sweep):
+    result = run_module("hybrid.report", str(model_sweep), "--timed-runs", "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(model_sweep / "compare.csv")
     assert sorted(table.model) == ["cats_hybrid", "resnet18"]
     hybrid, resnet = (table[table.model == m].iloc[0] for m in ("cats_hybrid", "resnet18"))
     assert hybrid.params == 171_346 and resnet.params > 10 * hybrid.params
     assert (table.latency_p50_ms > 0).all() and (table.gflops > 0).all()
     assert {"val/f1_macro_best", "test/f1_macro"} <= set(table.columns)
-    assert (tmp_path / "pareto.png").is_file() and "| latency_p50_ms |" in (tmp_path / "compare.md").read_text()
+    assert (model_sweep / "pareto.png").is_file() and "| latency_p50_ms |" in (model_sweep / "compare.md").read_text()
+
+
+@pytest.mark.parametrize("method", ["l1", pytest.param("fpgm", marks=pytest.mark.slow)])
+def test_pruned_resnet18_lands_on_the_hybrid_flops_and_fine_tunes_infers_exports(method, model_sweep, tiny_data):
+    out = model_sweep / f"pruned_{method}"
+    result = run_module(
+        "hybrid.prune", f"ckpt_path={model_sweep}/1/checkpoints/best.pt", f"method={method}",
+        f"target.like={model_sweep}/0/checkpoints/best.pt", "steps=60", f"hydra.run.dir={out}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "prune.json").read_text())
+    hybrid_flops = json.loads((model_sweep / "0" / "metrics.json").read_text())["model/gflops"] * 1e9
+    assert report["target"] == pytest.approx(hybrid_flops) and abs(report["after"] / hybrid_flops - 1) <= 0.05
+    assert report["params"] < report["before"] or report["measure"] == "flops"
+    tuned = out / "tuned"
+    result = run_script(
+        "train.py", "model=resnet18", *without_patch_size(tiny_overrides(tiny_data)), "trainer.max_epochs=1",
+        f"init_from={out}/pruned.pt", f"hydra.run.dir={tuned}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tuned / "metrics.json").read_text())
+    assert metrics["model/params"] == report["params"] and "weights loaded" in (tuned / "train.log").read_text()
+    assert (
+        run_script("infer.py", f"ckpt_path={tuned}/checkpoints/best.pt", f"hydra.run.dir={out / 'i'}").returncode == 0
+    )
+    assert json.loads((out / "i" / "metrics.json").read_text())["test/f1_macro"] == metrics["test/f1_macro"]
+    result = run_module("hybrid.export", f"ckpt_path={tuned}/checkpoints/best.pt", f"hydra.run.dir={out / 'e'}")
+    assert (
+        result.returncode == 0
+        and json.loads((out / "e" / "export.json").read_text())["verify/max_abs_prob_delta"] <= 1e-4
+    )
 
 
 @pytest.mark.slow
 def test_experiment_compare_runs_every_model_and_reports_them(tiny_data, tmp_path):
-    overrides = [o for o in tiny_overrides(tiny_data) if not o.startswith("model.patch_size")]
-    result = run_script("train.py", "experiment=compare", *overrides, f"hydra.sweep.dir={tmp_path}")
+    result = run_script(
+        "train.py", "experiment=compare", *without_patch_size(tiny_overrides(tiny_data)), f"hydra.sweep.dir={tmp_path}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     result = run_module("hybrid.report", str(tmp_path), "--timed-runs", "3")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,7 +1,7 @@
 """The architecture as a rule: imports only go down the layers (README, Development).
 
     errors -> util -> models | data -> metrics -> engine -> tracking | deploy -> config
-           -> train | infer | evaluate | report | export | benchmark -> entry points (train.py, infer.py, bench/)
+           -> train | infer | evaluate | report | export | benchmark | prune -> entry points (train.py, infer.py, bench/)
 
 A module may import its own component (``hybrid.engine.*`` inside the engine) and anything in a
 lower layer; never a sibling of its own layer (models and data stay independent, so do the apps)
@@ -37,6 +37,7 @@ LAYERS = {
     "hybrid.report": 7,
     "hybrid.export": 7,
     "hybrid.benchmark": 7,
+    "hybrid.prune": 7,
 }
 
 

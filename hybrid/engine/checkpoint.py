@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from hybrid.errors import CheckpointError
+from hybrid.models.structure import reshape_modules
 from hybrid.util.atomic import atomic_write
 from hybrid.util.ranks import rank_zero_only
 
@@ -66,6 +67,7 @@ class CheckpointRecord:
     interrupted_epoch: int | None = None
     interrupted_step: int | None = None
     epoch_progress: list[dict] | None = None  # per rank: the interrupted epoch's steps and running sums
+    structure: dict | None = None  # layer sizes (hybrid.models.structure): a pruned model's architecture
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the record to ``path`` through a temporary file, so a crash never leaves half a file."""
@@ -91,7 +93,10 @@ class CheckpointRecord:
         return cls(**{key: value for key, value in values.items() if key in known})
 
     def load_weights_into(self, model: torch.nn.Module, path: str | os.PathLike) -> None:
-        """Load the record's weights (read from ``path``), with a clear message when they do not fit."""
+        """Load the record's weights (read from ``path``), with a clear message when they do not fit;
+        a pruned model's layers take the recorded sizes first."""
+        if self.structure:
+            reshape_modules(model, self.structure, self.model)
         try:
             model.load_state_dict(self.model)
         except RuntimeError as err:
@@ -102,6 +107,8 @@ class CheckpointRecord:
         """Copy into ``model`` every weight of the record whose name and shape fit it (fine-tuning
         from another run: a binary model's weights into a multi-label one keep all but the head);
         return the names of ``model``'s weights left as they were."""
+        if self.structure:
+            reshape_modules(model, self.structure, self.model)
         own = model.state_dict()
         fitting = {name: value for name, value in self.model.items() if name in own and own[name].shape == value.shape}
         model.load_state_dict(fitting, strict=False)

@@ -22,6 +22,7 @@ from hybrid.engine.outputs import plot_history, write_history
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
 from hybrid.errors import DataError, TrainingInterrupted
 from hybrid.metrics import monitor_mode, prefixed
+from hybrid.models.structure import module_shapes
 from hybrid.util import ranks
 from hybrid.util.logs import RankedLogger
 from hybrid.util.ranks import rank_zero_only
@@ -137,6 +138,7 @@ class Trainer:
             rng=rng,
             world_size=ranks.world_size(),
             tracker_run_id=self.tracker_run_id,
+            structure=module_shapes(self.model),
         )
 
     def _restore(self, resume: CheckpointRecord, optimizer, scheduler) -> FitState:
