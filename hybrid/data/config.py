@@ -14,9 +14,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.cache import check_cache_format
 from hybrid.data.dataset import check_bad_image_policy
+from hybrid.data.folders import check_split_ratios
 from hybrid.data.labels import resolve_label_columns
 from hybrid.data.loaders import SPLITS, check_batch_size, check_root, resolve_workers, split_ratio
+from hybrid.errors import ConfigError
 from hybrid.util.schema import check_types
+
+# csv: Sewer-ML style label CSVs; folders: one sub-folder per class (data=folder)
+LAYOUTS = ("csv", "folders")
 
 
 @dataclass
@@ -59,6 +64,8 @@ class DataSchema:
     std: list[float] = field(default_factory=list)
     augment: AugmentSchema | None = None
     synthetic: Any = None
+    layout: str = "csv"
+    split_ratios: Any = None
 
 
 def check_data_config(data: DictConfig) -> None:
@@ -73,6 +80,9 @@ def check_data_config(data: DictConfig) -> None:
     for split in SPLITS:
         split_ratio(data.sampling_ratio, split)
     check_root(data)
+    if data.get("layout", "csv") not in LAYOUTS:
+        raise ConfigError(f"data.layout={data.layout!r}; choose one of {list(LAYOUTS)}")
+    check_split_ratios(data.get("split_ratios"))
 
 
 def trained_data_config(trained_data: DictConfig, cfg: DictConfig, overrides: list[str]) -> DictConfig:

@@ -188,7 +188,9 @@ class CsvImageDataset(ImageFileDataset):
     ):
         index = index_images(str(root))
         names = frame["Filename"].astype(str).tolist()
-        present = np.array([n in index for n in names], dtype=bool)
+        # a bare name is found anywhere under root (Sewer-ML); a relative path (data=folder) as it is
+        located = {n: index.get(n) or (str(root / n) if "/" in n and (root / n).is_file() else None) for n in names}
+        present = np.array([located[n] is not None for n in names], dtype=bool)
         missing = [n for n, ok in zip(names, present, strict=True) if not ok]
         if missing and on_bad_image == "error":
             raise DataError(f"{csv_path}: image {missing[0]} is not under {root}")
@@ -199,7 +201,7 @@ class CsvImageDataset(ImageFileDataset):
             targets = encode_targets(kept, spec, csv_path)
         else:
             targets = np.full(len(kept), NO_TARGET, np.int64)
-        paths = [index[n] for n in kept_names]
+        paths = [located[n] for n in kept_names]
         super().__init__(paths, kept_names, targets, transform, in_channels, on_bad_image, img_size, cache)
         self.csv_path = csv_path
         self.spec = spec

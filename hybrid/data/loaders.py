@@ -20,6 +20,7 @@ from hybrid.data.cache import open_cache
 from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, ImageFileDataset, read_label_csv
 from hybrid.data.decode import DeviceDecoder
 from hybrid.data.device_loader import DeviceLoader, collate
+from hybrid.data.folders import SPLIT_FOLDERS, folder_frames
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
 from hybrid.data.samplers import split_sampler
 from hybrid.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
@@ -196,8 +197,16 @@ class DataModule:
         self.train_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.augment)
         self.cache = open_cache(cfg, self.root)
 
+    @property
+    def from_folders(self) -> bool:
+        """``data=folder``: labels are the class sub-folders (:mod:`hybrid.data.folders`), not CSVs."""
+        return self.cfg.get("layout", "csv") == "folders"
+
     def csv_path(self, split: str) -> Path:
-        """Path of a split's label CSV (``data.*_csv`` is relative to ``data.root``)."""
+        """Path of a split's label CSV (``data.*_csv`` is relative to ``data.root``); for an image-folder
+        dataset, the split's folder (or the root, split by ``data.split_ratios``)."""
+        if self.from_folders:
+            return self.root if self.cfg.get("split_ratios") else self.root / SPLIT_FOLDERS[split]
         value = self.cfg[CSV_KEYS[split]]
         if not value:
             raise DataError(f"data.{CSV_KEYS[split]} is not set")
@@ -210,7 +219,10 @@ class DataModule:
     def frame(self, split: str, *, require_labels: bool = True) -> pd.DataFrame:
         """The rows of a split after ``data.sampling_ratio``."""
         if split not in self._frames:
-            frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels=require_labels)
+            if self.from_folders:
+                frame = folder_frames(self.root, self.cfg.get("split_ratios"), self.seed)[split]
+            else:
+                frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels=require_labels)
             ratio = split_ratio(self.cfg.sampling_ratio, split)
             self._frames[split] = sample_rows(frame, ratio, self.seed, split)
         return self._frames[split]
