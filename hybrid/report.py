@@ -29,6 +29,7 @@ from hybrid.deploy.measure import BACKENDS, measure_apart, model_facts
 from hybrid.engine.outputs import pyplot
 from hybrid.errors import HybridError
 from hybrid.metrics import HEADLINE_METRICS, monitor_mode
+from hybrid.tracking import build_tracker
 
 log = logging.getLogger("hybrid.report")
 
@@ -71,6 +72,7 @@ def read_job(job_dir: Path) -> dict:
         "job": job_dir.name,
         "dir": job_dir,
         "model": str(OmegaConf.select(config, "model.name", default="")),
+        "config": config,
         "overrides": dict(parse_override(o) for o in overrides),
         "monitor": str(OmegaConf.select(config, "trainer.monitor", default="val/f1_macro")),
         "metrics": metrics,
@@ -260,8 +262,27 @@ def write_comparison(sweep_dir: Path, jobs: list[dict], backend: str, timed_runs
         "runs in a fresh process (as python -m hybrid.benchmark measures); parameters and GFLOPs per image.\n\n"
     )
     (sweep_dir / "compare.md").write_text(header + to_markdown(table))
-    plot_pareto(sweep_dir / "pareto.png", table)
+    plot = plot_pareto(sweep_dir / "pareto.png", table)
+    track_comparison(sweep_dir, jobs[0]["config"], table, plot)
     return table
+
+
+def track_comparison(sweep_dir: Path, job_config, table: pd.DataFrame, plot: Path | None) -> None:
+    """Under the sweep's ``logger=wandb``: the table and plot as one ``report`` run in the sweep's
+    W&B group (the group its jobs share, ``<task>-<sweep dir name>``, unless one was set)."""
+    if OmegaConf.select(job_config, "logger.backend", default="none") == "none":
+        return
+    cfg = OmegaConf.create(OmegaConf.to_container(job_config, resolve=False))
+    cfg.paths.output_dir = str(sweep_dir)  # a job's saved config names it through ${hydra:...}
+    cfg.logger.group = cfg.logger.group or f"{cfg.task_name}-{sweep_dir.name}"
+    cfg.logger.name = "report"
+    tracker = build_tracker(cfg, sweep_dir, "report", ["compare"])
+    try:
+        tracker.log_table("compare", list(table.columns), table.astype(object).values.tolist())
+        if plot:
+            tracker.log_image("pareto", plot)
+    finally:
+        tracker.finish(0)
 
 
 def write_report(

@@ -247,3 +247,21 @@ def test_experiment_compare_runs_every_model_and_reports_them(tiny_data, tmp_pat
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(pd.read_csv(tmp_path / "b" / "efficiency.csv")) == len(table)
+
+
+def test_the_comparison_goes_to_the_sweeps_wandb_group(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from hybrid.report import track_comparison
+
+    caplog.set_level(logging.INFO, logger="hybrid")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    sweep = tmp_path / "2026-01-01_00-00-00"
+    sweep.mkdir()
+    table = pd.DataFrame({"job": [0, 1], "model": ["cats_hybrid", "resnet18"], "latency_p50_ms": [5.6, 12.5]})
+    track_comparison(sweep, compose_config(overrides=["logger=wandb"]), table, None)
+    runs = list((sweep / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    tables = list(runs[0].rglob("compare_*.table.json"))
+    assert tables and json.loads(tables[0].read_text())["data"][1][1] == "resnet18"
+    assert "group train-2026-01-01_00-00-00)" in caplog.text  # the group the sweep's jobs share
