@@ -28,7 +28,7 @@ from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.outputs import write_json
 from hybrid.errors import ConfigError
 from hybrid.models.factory import count_trainable, flops_per_image
-from hybrid.models.structure import module_shapes
+from hybrid.models.structure import module_shapes, output_layers
 from hybrid.util.entry import run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
 
@@ -68,11 +68,6 @@ def resolve_target(cfg: DictConfig, img_size: int, in_channels: int) -> tuple[st
     return measure, float(cost_of(reference, measure, int(data["img_size"]), int(data["in_channels"])))
 
 
-def output_layers(model: nn.Module, num_labels: int) -> list[nn.Module]:
-    """The layers producing the logits: pruning them would change the number of classes."""
-    return [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_labels]
-
-
 def prune_to(model: nn.Module, method: str, measure: str, target: float, size: int, channels: int, steps: int):
     """Prune ``model`` in place, ``steps`` small steps at most, until its ``measure`` is at or
     below ``target``; return the cost reached."""
@@ -85,7 +80,7 @@ def prune_to(model: nn.Module, method: str, measure: str, target: float, size: i
         importance=importance(method),
         pruning_ratio=0.95,
         iterative_steps=steps,
-        ignored_layers=output_layers(model, model.num_labels),
+        ignored_layers=list(output_layers(model).values()),
     )
     cost = cost_of(model, measure, size, channels)
     for _ in range(steps):

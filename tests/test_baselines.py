@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from hybrid.data.labels import resolve_label_spec
 from hybrid.deploy.onnx_export import export_float32
@@ -190,7 +191,34 @@ def test_a_sweep_over_models_gets_the_cost_table_and_pareto_plot(model_sweep):
     assert (model_sweep / "pareto.png").is_file() and "| latency_p50_ms |" in (model_sweep / "compare.md").read_text()
 
 
-@pytest.mark.parametrize("method", ["l1", pytest.param("fpgm", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("method", ["l1", "fpgm"])
+def test_pruning_lands_within_5_percent_and_the_checkpoint_rebuilds_it(method, tmp_path):
+    """In process: prune a ResNet-18 to half its FLOPs, save it as a checkpoint, and get the same
+    network back from its recorded layer sizes (what infer / export / init_from do)."""
+    from hybrid.deploy.serving import model_from_record
+    from hybrid.engine.checkpoint import CheckpointRecord
+    from hybrid.models.factory import flops_per_image
+    from hybrid.models.structure import module_shapes
+    from hybrid.prune import prune_to
+
+    cfg = compose_config(overrides=["model=resnet18", "model.img_size=64"])
+    model = build_model(cfg.model, 2).eval()
+    target = flops_per_image(model, 64, 3) / 2
+    reached = prune_to(model, method, "flops", target, 64, 3, steps=60)
+    assert abs(reached / target - 1) <= 0.05 and reached == flops_per_image(model, 64, 3)
+    config = {"model": OmegaConf.to_container(cfg.model, resolve=True)}
+    record = CheckpointRecord(config=config, class_names=["Normal", "Defect"], task="binary", model=model.state_dict(),
+                              structure=module_shapes(model))  # fmt: skip
+    path = record.save(tmp_path / "pruned.pt")
+    rebuilt = model_from_record(CheckpointRecord.load(path), str(path)).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(images), model(images))
+    assert parameter_report(rebuilt)["total"] == parameter_report(model)["total"] < 11_000_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["l1", "fpgm"])
 def test_pruned_resnet18_lands_on_the_hybrid_flops_and_fine_tunes_infers_exports(method, model_sweep, tiny_data):
     out = model_sweep / f"pruned_{method}"
     result = run_module(

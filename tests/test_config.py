@@ -48,7 +48,10 @@ def test_data_follows_model_input():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["model.img_size=500"], "model.img_size=500 is not covered by patches of model.patch_size=120"),
+        (
+            ["model.img_size=500", "model.patch_size=120"],
+            "model.img_size=500 is not covered by patches of model.patch_size=120",
+        ),
         (["model.patch_size=100", "model.patch_stride=30"], "model.img_size=480 is not covered"),
         (["model.emb_dim=25"], "model.emb_dim=25 is not divisible by model.num_heads=2"),
         (["model.backbone=vgg16"], "model.backbone='vgg16' is unknown"),

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from hybrid.errors import CheckpointError
-from hybrid.models.structure import reshape_modules
+from hybrid.models.structure import reshape_for_task, reshape_modules
 from hybrid.util.atomic import atomic_write
 from hybrid.util.ranks import rank_zero_only
 
@@ -108,7 +108,7 @@ class CheckpointRecord:
         from another run: a binary model's weights into a multi-label one keep all but the head);
         return the names of ``model``'s weights left as they were."""
         if self.structure:
-            reshape_modules(model, self.structure, self.model)
+            reshape_for_task(model, self.structure, self.model)
         own = model.state_dict()
         fitting = {name: value for name, value in self.model.items() if name in own and own[name].shape == value.shape}
         model.load_state_dict(fitting, strict=False)

@@ -56,3 +56,27 @@ def reshape_modules(model: nn.Module, shapes: Mapping[str, Mapping], state_dict:
                 module.register_buffer(key, fresh)
         changed += 1
     return changed
+
+
+def output_layers(model: nn.Module) -> dict[str, nn.Linear]:
+    """The layers producing the logits (``Linear`` with ``model.num_labels`` outputs): pruning never
+    shrinks them, and a checkpoint of another task does not resize them."""
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and module.out_features == model.num_labels
+    }
+
+
+def reshape_for_task(model: nn.Module, shapes: Mapping[str, Mapping], state_dict: Mapping[str, torch.Tensor]) -> None:
+    """:func:`reshape_modules` for weights of a model trained on another task (``init_from``): the
+    output layers keep their number of classes and only take the recorded input size, with fresh
+    weights (those of the other task do not fit them)."""
+    outputs = output_layers(model)
+    reshape_modules(model, {n: a for n, a in shapes.items() if n not in outputs}, state_dict)
+    for name, layer in outputs.items():
+        inputs = (shapes.get(name) or {}).get("in_features", layer.in_features)
+        if inputs != layer.in_features:
+            layer.in_features = inputs
+            layer.weight = nn.Parameter(torch.empty(layer.out_features, inputs, device=layer.weight.device))
+            layer.reset_parameters()
