@@ -293,3 +293,22 @@ def test_the_comparison_goes_to_the_sweeps_wandb_group(tmp_path, monkeypatch, ca
     tables = list(runs[0].rglob("compare_*.table.json"))
     assert tables and json.loads(tables[0].read_text())["data"][1][1] == "resnet18"
     assert "group train-2026-01-01_00-00-00)" in caplog.text  # the group the sweep's jobs share
+
+
+def test_a_pruned_binary_model_fine_tunes_into_another_task(tmp_path):
+    """init_from a pruned checkpoint of another task: the pruned sizes apply, the output layer
+    keeps the new task's classes and takes the pruned input size, with fresh weights."""
+    from hybrid.engine.checkpoint import CheckpointRecord
+    from hybrid.models.structure import module_shapes
+    from hybrid.prune import prune_to
+
+    cfg = compose_config(overrides=["model=resnet18", "model.img_size=64"])
+    binary = build_model(cfg.model, 2).eval()
+    prune_to(binary, "l1", "params", parameter_report(binary)["total"] / 3, 64, 3, steps=30)
+    record = CheckpointRecord(model=binary.state_dict(), structure=module_shapes(binary))
+    multilabel = build_model(cfg.model, 17)
+    left_out = record.load_fitting_weights(multilabel)
+    assert left_out == ["net.fc.bias", "net.fc.weight"]
+    assert multilabel.net.fc.in_features == binary.net.fc.in_features < 512 and multilabel.net.fc.out_features == 17
+    assert torch.equal(multilabel.net.conv1.weight, binary.net.conv1.weight)
+    assert multilabel(torch.randn(2, 3, 64, 64)).shape == (2, 17)
