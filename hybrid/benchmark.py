@@ -40,7 +40,7 @@ from hybrid.util.hydra_job import run_dir as hydra_run_dir
 log = logging.getLogger("hybrid.benchmark")  # not __main__ under python -m
 
 
-def test_metric(path: str, task: str) -> tuple[str, float] | None:
+def reported_test_metric(path: str, task: str) -> tuple[str, float] | None:
     """The test figure of a ``metrics.json`` beside the model file: in its folder, or for a
     checkpoint in ``<run>/checkpoints/`` in the run dir (never another file's run)."""
     key = "test/f2_ciw" if task == "multilabel" else "test/f1_macro"
@@ -154,7 +154,7 @@ def benchmark(cfg: DictConfig) -> pd.DataFrame:
     rows, names = [], short_names(models)
     for path in models:
         facts = model_facts(path)
-        metric = test_metric(path, facts["task"])
+        metric = reported_test_metric(path, facts["task"])
         for backend in backends:
             if BACKENDS[backend].reads_onnx != is_onnx(path):
                 continue
