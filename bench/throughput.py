@@ -317,18 +317,11 @@ def served_paths(cfg, path: str, number: int, args) -> list[Path3]:
         "skipped": [],
     }
 
-    def predicted(batches) -> float:
-        start = time.perf_counter()
-        preds = predict(served.model, batches, data.spec, runtime)
-        return len(preds.indices) / (time.perf_counter() - start)
+    def predicted(batches) -> int:
+        return len(predict(served.model, batches, data.spec, runtime).indices)
 
-    def end_to_end(n: int) -> float:
-        predicted(itertools.islice(test_batches, args.warmup))
-        return predicted(itertools.islice(test_batches, n))
-
-    def alone(n: int) -> float:
-        predicted([ready] * args.warmup)
-        return predicted([ready] * n)
+    end_to_end = timed(lambda n: predicted(itertools.islice(test_batches, n)), args.warmup)
+    alone = timed(lambda n: predicted([ready] * n), args.warmup)
 
     def no_training(n: int) -> float:
         return float("nan")

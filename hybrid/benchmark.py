@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid.deploy.measure import BACKENDS, check_backends, measure_apart, model_facts
+from hybrid.deploy.measure import BACKENDS, MeasureSettings, check_backends, measure_apart, model_facts
 from hybrid.deploy.serving import is_onnx
 from hybrid.engine.outputs import pyplot
 from hybrid.errors import CheckpointError, ConfigError
-from hybrid.tracking import build_tracker
+from hybrid.tracking import log_results_table
 from hybrid.util.atomic import atomic_write, atomic_write_text
 from hybrid.util.entry import run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
@@ -117,7 +117,7 @@ def plot_accuracy_vs_latency(frame: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
-def machine_line(settings: dict) -> str:
+def machine_line(settings: MeasureSettings) -> str:
     """Where the figures were measured."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -125,12 +125,12 @@ def machine_line(settings: dict) -> str:
             cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
     except OSError:
         pass
-    threads = settings["num_threads"] or torch.get_num_threads()
+    threads = settings.num_threads or torch.get_num_threads()
     return (
-        f"{cpu}, {os.cpu_count()} cores, {threads} threads, device {settings['device']}; batch-1 latency over "
-        f"{settings['timed_runs']} runs after {settings['warmup']} warm-up; images/s over "
-        f"{settings['throughput_runs']} batches; each row in its own process"
-        f"{'' if settings['retain_freed_memory'] else '; glibc default allocator'}."
+        f"{cpu}, {os.cpu_count()} cores, {threads} threads, device {settings.device}; batch-1 latency over "
+        f"{settings.timed_runs} runs after {settings.warmup} warm-up; images/s over "
+        f"{settings.throughput_runs} batches; each row in its own process"
+        f"{'' if settings.retain_freed_memory else '; glibc default allocator'}."
     )
 
 
@@ -145,11 +145,15 @@ def benchmark(cfg: DictConfig) -> pd.DataFrame:
     for path in models:
         if not Path(path).is_file():
             raise CheckpointError(f"models: {path}: no such file")
-    settings = {
-        key: OmegaConf.to_object(cfg[key]) if OmegaConf.is_config(cfg[key]) else cfg[key]
-        for key in ("device", "num_threads", "warmup", "timed_runs", "batch_sizes", "throughput_runs")
-    }
-    settings["retain_freed_memory"] = bool(cfg.retain_freed_memory)
+    settings = MeasureSettings(
+        device=str(cfg.device),
+        num_threads=cfg.num_threads,
+        warmup=int(cfg.warmup),
+        timed_runs=int(cfg.timed_runs),
+        batch_sizes=tuple(int(size) for size in cfg.batch_sizes),
+        throughput_runs=int(cfg.throughput_runs),
+        retain_freed_memory=bool(cfg.retain_freed_memory),
+    )
     out = Path(str(cfg.output)).expanduser() if cfg.output else hydra_run_dir(cfg)
     rows, names = [], short_names(models)
     for path in models:
@@ -167,7 +171,7 @@ def benchmark(cfg: DictConfig) -> pd.DataFrame:
             log.info(
                 "  P50 %.2f ms  P95 %.2f ms  P99 %.2f ms  %s  peak RSS %.0f MB (%.0f MB serving)",
                 row["latency_p50_ms"], row["latency_p95_ms"], row["latency_p99_ms"],
-                "  ".join(f"b{s}: {row[f'images_per_s_b{s}']:.1f} img/s" for s in settings["batch_sizes"]),
+                "  ".join(f"b{s}: {row[f'images_per_s_b{s}']:.1f} img/s" for s in settings.batch_sizes),
                 row["peak_rss_mb"], row["serving_rss_mb"],
             )  # fmt: skip
     if not rows:
@@ -180,13 +184,7 @@ def benchmark(cfg: DictConfig) -> pd.DataFrame:
     atomic_write_text(out / "efficiency.md", table)
     plot = plot_accuracy_vs_latency(frame, out / "efficiency.png")
     log.info("efficiency:\n%s", table)
-    tracker = build_tracker(cfg, out, "benchmark", ["benchmark"])
-    try:
-        tracker.log_table("efficiency", list(frame.columns), frame.astype(object).values.tolist())
-        if plot:
-            tracker.log_image("efficiency", plot)
-    finally:
-        tracker.finish(0)
+    log_results_table(cfg, out, "benchmark", ["benchmark"], "efficiency", frame, ("efficiency", plot) if plot else None)
     log.info("written to %s (efficiency.csv, efficiency.md%s)", out, ", efficiency.png" if plot else "")
     return frame
 

@@ -103,8 +103,9 @@ def sample_loader(data: DataModule, split: str, count: int, seed: int):
 
 
 def calibration_set(cfg: DictConfig, data: DataModule) -> tuple[Calibration, int]:
-    """The int8 calibration batches of ``calibration.*`` and how many images they hold."""
-    method = check_calibration_method(cfg.calibration.method)
+    """The int8 calibration batches of ``calibration.*`` (its method checked by :func:`export`
+    before any work) and how many images they hold."""
+    method = str(cfg.calibration.method)
     loader = sample_loader(data, "train", int(cfg.calibration.num_images), int(cfg.calibration.seed))
 
     def batches():

@@ -52,7 +52,7 @@ def cost_of(model: nn.Module, measure: str, img_size: int, in_channels: int) -> 
     return flops_per_image(model, img_size, in_channels) if measure == "flops" else count_trainable(model)
 
 
-def resolve_target(cfg: DictConfig, img_size: int, in_channels: int) -> tuple[str, float]:
+def resolve_target(cfg: DictConfig) -> tuple[str, float]:
     """``(measure, value)`` from exactly one of ``target.flops``, ``target.params``, ``target.like``."""
     given = [key for key in ("flops", "params", "like") if cfg.target.get(key) is not None]
     if len(given) != 1:
@@ -99,7 +99,7 @@ def prune(cfg: DictConfig) -> dict:
     record = CheckpointRecord.load(cfg.ckpt_path)
     data = record.config["data"]
     size, channels = int(data["img_size"]), int(data["in_channels"])
-    measure, target = resolve_target(cfg, size, channels)
+    measure, target = resolve_target(cfg)
     model = model_from_record(record, str(cfg.ckpt_path)).eval()
     before = cost_of(model, measure, size, channels)
     if before <= target:

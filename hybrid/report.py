@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from hybrid.deploy.measure import BACKENDS, measure_apart, model_facts
+from hybrid.deploy.measure import BACKENDS, MeasureSettings, measure_apart, model_facts
 from hybrid.engine.outputs import pyplot
 from hybrid.errors import HybridError
 from hybrid.metrics import HEADLINE_METRICS, monitor_mode
-from hybrid.tracking import build_tracker
+from hybrid.tracking import log_results_table
 
 log = logging.getLogger("hybrid.report")
 
@@ -189,16 +189,15 @@ def is_comparison(jobs: list[dict]) -> bool:
 def comparison_table(jobs: list[dict], backend: str, timed_runs: int) -> pd.DataFrame:
     """Per finished job: model, cost (parameters, GFLOPs, batch-1 latency of ``best.pt`` through
     ``backend``) and figures (monitored best, test headline metrics), best monitored first."""
-    settings = {
-        "device": "cpu", "num_threads": None, "warmup": 5, "timed_runs": timed_runs, "batch_sizes": [],
-        "throughput_runs": 0, "retain_freed_memory": True,
-    }  # fmt: skip
+    settings = MeasureSettings(warmup=5, timed_runs=timed_runs, batch_sizes=(), throughput_runs=0)  # latency only
     rows = []
     for job in jobs:
         checkpoint = job["dir"] / "checkpoints" / "best.pt"
         if job["status"] != "ok" or not checkpoint.is_file():
             continue
-        facts = model_facts(str(checkpoint))
+        # a run records its model's size (metrics.json, model/*); older runs' checkpoints are counted
+        recorded = {"params": job["metrics"].get("model/params"), "gflops": job["metrics"].get("model/gflops")}
+        facts = recorded if None not in recorded.values() else model_facts(str(checkpoint))
         log.info("measuring %s (job %s) with %s", job["model"], job["job"], BACKENDS[backend].label)
         latency = measure_apart(str(checkpoint), backend, settings)
         best = f"{job['monitor']}_best"
@@ -276,13 +275,7 @@ def track_comparison(sweep_dir: Path, job_config, table: pd.DataFrame, plot: Pat
     cfg.paths.output_dir = str(sweep_dir)  # a job's saved config names it through ${hydra:...}
     cfg.logger.group = cfg.logger.group or f"{cfg.task_name}-{sweep_dir.name}"
     cfg.logger.name = "report"
-    tracker = build_tracker(cfg, sweep_dir, "report", ["compare"])
-    try:
-        tracker.log_table("compare", list(table.columns), table.astype(object).values.tolist())
-        if plot:
-            tracker.log_image("pareto", plot)
-    finally:
-        tracker.finish(0)
+    log_results_table(cfg, sweep_dir, "report", ["compare"], "compare", table, ("pareto", plot) if plot else None)
 
 
 def write_report(

@@ -74,15 +74,28 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(path: str, backend: str, settings: dict) -> dict:
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How a measurement runs: where, with how many threads, how many untimed and timed batch-1
+    runs, which batch sizes' throughput over how many batches, and whether with the allocator
+    setting of every run (:func:`~hybrid.engine.runtime.retain_freed_memory`)."""
+
+    device: str = "cpu"
+    num_threads: int | None = None
+    warmup: int = 10
+    timed_runs: int = 100
+    batch_sizes: tuple[int, ...] = (16, 32)
+    throughput_runs: int = 5
+    retain_freed_memory: bool = True
+
+
+def measure(path: str, backend: str, settings: MeasureSettings) -> dict:
     """Latency and throughput of ``path`` served by ``backend``, in this (fresh) process."""
-    if settings["retain_freed_memory"]:
-        configure_process(settings["num_threads"])
-    elif settings["num_threads"]:
-        torch.set_num_threads(int(settings["num_threads"]))
-    options = ServingOptions(
-        device=settings["device"], num_threads=settings["num_threads"], **BACKENDS[backend].options
-    )
+    if settings.retain_freed_memory:
+        configure_process(settings.num_threads)
+    elif settings.num_threads:
+        torch.set_num_threads(int(settings.num_threads))
+    options = ServingOptions(device=settings.device, num_threads=settings.num_threads, **BACKENDS[backend].options)
     baseline_mb = peak_rss_mb()  # Python, torch and the runtime's libraries, before the model
     served = load_served_model(path, options)
     runtime, trained = served.runtime, served.trained
@@ -103,19 +116,19 @@ def measure(path: str, backend: str, settings: dict) -> dict:
         return time.perf_counter() - start
 
     single = batch_of(1)
-    for _ in range(settings["warmup"]):
+    for _ in range(settings.warmup):
         seconds(single)
-    latencies = 1000 * np.array([seconds(single) for _ in range(settings["timed_runs"])])
+    latencies = 1000 * np.array([seconds(single) for _ in range(settings.timed_runs)])
     row = {
         "runtime": served.description,
         **{f"latency_p{q}_ms": float(np.percentile(latencies, q)) for q in (50, 95, 99)},
     }
-    for size in settings["batch_sizes"]:
+    for size in settings.batch_sizes:
         images = batch_of(size)
         for _ in range(2):
             seconds(images)
-        timed = sum(seconds(images) for _ in range(settings["throughput_runs"]))
-        row[f"images_per_s_b{size}"] = size * settings["throughput_runs"] / timed
+        timed = sum(seconds(images) for _ in range(settings.throughput_runs))
+        row[f"images_per_s_b{size}"] = size * settings.throughput_runs / timed
     row["peak_rss_mb"] = peak_rss_mb()
     row["serving_rss_mb"] = row["peak_rss_mb"] - baseline_mb
     if runtime.device.type == "cuda":
@@ -123,7 +136,7 @@ def measure(path: str, backend: str, settings: dict) -> dict:
     return row
 
 
-def measure_apart(path: str, backend: str, settings: dict) -> dict:
+def measure_apart(path: str, backend: str, settings: MeasureSettings) -> dict:
     """:func:`measure` in a fresh process (its peak memory is that model's alone)."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(measure, (path, backend, settings))

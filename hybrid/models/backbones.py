@@ -81,12 +81,17 @@ def cached_weights_file(weights: tvm.WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
+def check_in_channels(in_channels: int) -> None:
+    """Every model reads 3 (RGB) or 1 (grayscale) channels."""
+    if int(in_channels) not in (1, 3):
+        raise ConfigError(f"model.in_channels must be 1 or 3, got {in_channels}")
+
+
 def check_backbone(name: str, in_channels: int) -> BackboneSpec:
     """A registered backbone, fed 3 (RGB) or 1 (grayscale) channels."""
     if name not in BACKBONES:
         raise ConfigError(f"model.backbone={name!r} is unknown; choose one of {available_backbones()}")
-    if int(in_channels) not in (1, 3):
-        raise ConfigError(f"model.in_channels must be 1 or 3, got {in_channels}")
+    check_in_channels(in_channels)
     return BACKBONES[name]
 
 

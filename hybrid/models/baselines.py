@@ -19,6 +19,7 @@ from pathlib import Path
 from torch import nn
 
 from hybrid.errors import ConfigError, PretrainedWeightsError
+from hybrid.models.backbones import check_in_channels
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ def check_timm_input(name: str, img_size: int, in_channels: int) -> None:
             f"model.img_size={img_size}: {name} needs at least {spec.min_size} px"
             + (f" in multiples of {spec.size_multiple}" if spec.size_multiple > 1 else "")
         )
-    if int(in_channels) not in (1, 3):
-        raise ConfigError(f"model.in_channels={in_channels}; choose 3 (RGB) or 1 (grayscale)")
+    check_in_channels(in_channels)
 
 
 def check_local_weights(pretrained) -> str | None:

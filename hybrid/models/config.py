@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hybrid.errors import ConfigError
-from hybrid.models.backbones import check_backbone, pretrained_weights_file
+from hybrid.models.backbones import check_backbone, check_in_channels, pretrained_weights_file
 from hybrid.models.baselines import TIMM_ARCHITECTURES, check_local_weights, check_timm_input
 from hybrid.models.decoder import check_decoder
 from hybrid.models.encoder import patch_grid
@@ -109,8 +109,7 @@ def check_xie2019(model: DictConfig) -> None:
     """Three stride-4 stages need 32 px at least; RGB or grayscale."""
     if int(model.img_size) < 32:
         raise ConfigError(f"model.img_size={model.img_size}: xie2019 needs at least 32 px")
-    if int(model.in_channels) not in (1, 3):
-        raise ConfigError(f"model.in_channels={model.in_channels}; choose 3 (RGB) or 1 (grayscale)")
+    check_in_channels(model.in_channels)
 
 
 # model.name -> (typed schema, architecture checks); a new architecture registers its own.

@@ -42,4 +42,19 @@ def build_tracker(
     return WandbTracker(cfg.logger, run_dir, config, job_type, identity, monitor, resume_id)
 
 
-__all__ = ["BACKENDS", "Tracker", "build_tracker"]
+def log_results_table(
+    cfg: DictConfig, run_dir: Path, job_type: str, tags: Sequence[str], key: str, frame, plot: tuple[str, Path] | None
+) -> None:
+    """One tracker run of ``cfg.logger`` holding a table of results (a pandas frame, logged as
+    ``key``) and optionally a plot (``(key, path)``): the benchmark's efficiency table, a sweep's
+    comparison."""
+    tracker = build_tracker(cfg, run_dir, job_type, tags)
+    try:
+        tracker.log_table(key, list(frame.columns), frame.astype(object).values.tolist())
+        if plot:
+            tracker.log_image(*plot)
+    finally:
+        tracker.finish(0)
+
+
+__all__ = ["BACKENDS", "Tracker", "build_tracker", "log_results_table"]
