@@ -7,13 +7,15 @@ from omegaconf import DictConfig
 
 from hybrid.engine.distributed import worker_hydra_overrides
 from hybrid.train import resume_hydra_overrides, train
+from hybrid.two_stage import run_two_stage
 from hybrid.util.entry import run_entry
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    """Returns the best monitored validation value, for sweepers."""
-    return run_entry(train, cfg)
+    """Returns the best monitored validation value (a two-stage run: its test F2-CIW), for sweepers."""
+    two_stage = "two_stage" in cfg  # experiment=sewerml_two_stage: two trainings and their combination
+    return run_entry(run_two_stage if two_stage else train, cfg)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class TrainSchema:
     trainer: Any = None
     logger: Any = None
     paths: Any = None
+    two_stage: Any = None  # hybrid.two_stage checks it
 
 
 def monitor_direction(monitor: str) -> str:

@@ -20,9 +20,9 @@ from omegaconf import DictConfig
 from hybrid.data.dataset import check_file_names
 from hybrid.data.labels import check_columns
 from hybrid.data.sewerml import BINARY_CLASSES, DEFECT_CODES
-from hybrid.engine.outputs import format_class_table, write_json
+from hybrid.engine.outputs import format_class_table, format_figures, write_json
 from hybrid.errors import DataError
-from hybrid.metrics import headline, multilabel_metrics, single_label_metrics
+from hybrid.metrics import headline, multilabel_metrics, sewerml_headline, single_label_metrics
 from hybrid.util.entry import run_entry
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,10 @@ def evaluate_files(cfg: DictConfig) -> dict:
     )
     names = [k.removeprefix("f1/") for k in metrics if k.startswith("f1/")]
     log.info("per class:\n%s", format_class_table(metrics, names))
-    log.info("%s", "  ".join(f"{k} {v:.4f}" for k, v in headline(metrics).items()))
+    log.info("%s", format_figures(headline(metrics)))
+    official = sewerml_headline(metrics)
+    if official:
+        log.info("official Sewer-ML figures (sewerml/*): %s", format_figures(official))
     if cfg.output:
         write_json(Path(str(cfg.output)), metrics)
         log.info("metrics written to %s", cfg.output)

@@ -14,7 +14,7 @@ from hybrid.data.dataset import ImageFileDataset
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, eval_transform, folder_dataset, make_loader
 from hybrid.deploy.serving import ServedModel, ServingOptions, load_served_model
-from hybrid.engine.evaluation import final_evaluation, replace_normal_scores
+from hybrid.engine.evaluation import final_evaluation, two_stage_strategy
 from hybrid.engine.loop import predict
 from hybrid.engine.outputs import report_skipped, write_json
 from hybrid.engine.runtime import configure_process, peak_memory_mb
@@ -44,7 +44,8 @@ def check_input_size(data_cfg: DictConfig, served: ServedModel, role: str) -> No
 def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, options: ServingOptions) -> Callable:
     """The first stage of two-stage inference: the binary model's Defect score for every image,
     computed with that model's own input size and normalization (either format), and the
-    rescoring it implies."""
+    rescoring ``two_stage.strategy`` makes of it."""
+    combine = two_stage_strategy(str(cfg.two_stage.strategy))
     served = load_served_model(cfg.binary_ckpt_path, options)
     trained = served.trained
     if served.task != "binary":
@@ -67,24 +68,30 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, options: Se
     defect = np.full(len(dataset), np.nan)
     defect[stage_one.indices] = stage_one.probs[:, 1]
     log.info(
-        "two-stage: %d of %d images called normal by the binary model", int((defect < THRESHOLD).sum()), len(dataset)
-    )
-    return lambda preds: replace_normal_scores(preds.probs, defect[preds.indices])
+        "two-stage (%s): %d of %d images called normal by the binary model",
+        cfg.two_stage.strategy, int((defect < THRESHOLD).sum()), len(dataset),
+    )  # fmt: skip
+    return lambda preds: combine(preds.probs, defect[preds.indices])
 
 
-def infer(cfg: DictConfig) -> dict:
+def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
     """Predict with ``ckpt_path`` (a checkpoint, or an ``.onnx`` exported from one): the trained
     test split by default, or ``input`` (a folder of images, or one image). Images that are missing
-    or cannot be read are named in the log and in ``skipped.csv``."""
+    or cannot be read are named in the log and in ``skipped.csv``.
+
+    ``data_overrides``: the overrides whose ``data`` keys replace the trained data config's (by
+    default the command line's; a caller composing ``cfg`` itself passes its own)."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python infer.py ckpt_path=<run>/checkpoints/best.pt")
+    two_stage_strategy(str(cfg.two_stage.strategy))  # a wrong name stops before any work
     configure_process(cfg.num_threads)
     options = ServingOptions.from_config(cfg)
     served = load_served_model(cfg.ckpt_path, options)
     trained = served.trained
     with open_dict(cfg):
         cfg.model = trained.model  # data keys such as img_size interpolate the model's
-    data_cfg = trained_data_config(trained.data, cfg, command_line_overrides())
+    overrides = command_line_overrides() if data_overrides is None else data_overrides
+    data_cfg = trained_data_config(trained.data, cfg, overrides)
     check_input_size(data_cfg, served, f"ckpt_path={cfg.ckpt_path}")
     run_dir = hydra_run_dir(cfg)
     model, runtime = served.model, served.runtime

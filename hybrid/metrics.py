@@ -6,6 +6,8 @@ binary adds F1-Normal / F1-Defect (per-class F1 of classes 0 / 1).
 Multi-label: per-class precision / recall / F1 / F2 and average precision, macro and micro F1, mAP,
 AUROC, F2-CIW (the benchmark's class-importance weighted F2) and F1-Normal, where an image is
 predicted normal when no class score reaches the threshold and is truly normal when it has no label.
+With the 17 Sewer-ML codes, also every number of the official evaluation script under
+``sewerml/`` (:func:`sewerml_metrics`), computed as that script computes it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sklearn.metrics import (
 )
 
 from hybrid.data.labels import LabelSpec
-from hybrid.data.sewerml import CIW_WEIGHTS
+from hybrid.data.sewerml import CIW_WEIGHTS, DEFECT_CODES
 from hybrid.errors import ConfigError
 
 THRESHOLD = 0.5  # the benchmark's decision threshold
@@ -72,7 +74,7 @@ def f2_ciw(f2_per_class: dict[str, float]) -> float:
     """Sum of F2 times class-importance weight over the weight sum (Sewer-ML codes only)."""
     codes = [c for c in f2_per_class if c in CIW_WEIGHTS]
     weights = np.array([CIW_WEIGHTS[c] for c in codes])
-    return float(np.dot([f2_per_class[c] for c in codes], weights) / weights.sum())
+    return float(np.sum(np.array([f2_per_class[c] for c in codes]) * weights) / np.sum(weights))
 
 
 def normal_defect_f1(predicted_defect: np.ndarray, true_defect: np.ndarray) -> tuple[float, float]:
@@ -97,6 +99,85 @@ def _ranking_scores(true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np
 
 def _nanmean(values: np.ndarray) -> float | None:
     return float(np.nanmean(values)) if np.isfinite(values).any() else None
+
+
+# The official script's figures, in the order it reports them (README: "Metric names").
+SEWERML_METRICS = ("F2", "F1_Normal", "MF1", "mF1", "OP", "OR", "OF1", "CP", "CR", "CF1", "EMAcc", "mAP")
+SEWERML_PREFIX = "sewerml/"
+
+
+def sewerml_average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
+    """The official script's AP: the mean precision at the rank of each positive, images ranked by
+    descending score exactly as it ranks them (ties included); 0 for a code without positives."""
+    order = np.argsort(scores, axis=0)[::-1]  # the official ranking, so ties fall the same way
+    hits = truth[order].astype(bool)
+    if not hits.any():
+        return 0.0
+    precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
+    return float(np.cumsum(precision_at_hit)[-1] / len(precision_at_hit))  # summed in rank order, as it sums
+
+
+def _ratio(numerator, denominator):
+    """``numerator / denominator`` with NumPy's 0/0 = NaN (the official script's undefined values)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.true_divide(numerator, denominator)
+
+
+def sewerml_metrics(probs: np.ndarray, true: np.ndarray, codes: Sequence[str], threshold: float) -> dict[str, float]:
+    """Every number of the official Sewer-ML evaluation (``metrics.py`` of the benchmark), keyed
+    ``sewerml/<official name>``, computed as it computes it:
+
+    - counts per code plus the implicit Normal class as an 18th (predicted normal: no code reaches
+      ``threshold``); a class never predicted counts as one prediction (``Np = 1``), in every
+      figure that uses ``Np``, the micro ones included;
+    - ``MF1`` / ``mF1``: macro / micro F1 over those 18 classes (an undefined class F1 counts 0);
+    - ``OP`` / ``OR`` / ``OF1``: overall precision, recall, F1 from the summed counts; ``CP`` /
+      ``CR``: the mean of the 18 per-class ratios, ``CF1`` their harmonic mean;
+    - ``F2``: F2-CIW; ``F1_Normal``: F1 of the Normal class; ``EMAcc``: images whose 17 codes are
+      all right; ``mAP``: mean of the 17 APs, a code without positives counting 0.
+
+    Where the official script divides 0 by 0 (``CR`` and ``CF1`` when a code has no positives,
+    ``OF1`` with no correct prediction) the number is undefined and left out, as NaN would be.
+    """
+    predicted, actual = probs >= threshold, true.astype(bool)
+    weights = np.array([CIW_WEIGHTS[c] for c in codes])
+    # per class and Normal: correct (TP), predicted (TP + FP), ground truth (TP + FN)
+    predicted_all = np.column_stack([predicted, ~predicted.any(axis=1)])
+    actual_all = np.column_stack([actual, ~actual.any(axis=1)])
+    n_correct = (predicted_all & actual_all).sum(axis=0).astype(float)
+    n_predicted = np.maximum(predicted_all.sum(axis=0), 1).astype(float)
+    n_truth = actual_all.sum(axis=0).astype(float)
+    precision, recall = n_correct / n_predicted, _ratio(n_correct, n_truth)
+    f1 = np.nan_to_num(_ratio(2 * precision * recall, precision + recall), nan=0.0)
+    f2 = np.nan_to_num(_ratio(5 * precision * recall, 4 * precision + recall), nan=0.0)
+    overall_precision, overall_recall = (
+        _ratio(n_correct.sum(), n_predicted.sum()),
+        _ratio(n_correct.sum(), n_truth.sum()),
+    )
+    class_precision, class_recall = precision.mean(), recall.mean()
+    ap = np.array([sewerml_average_precision(probs[:, k], actual[:, k]) for k in range(len(codes))])
+    values = {
+        "F2": np.sum(f2[:-1] * weights) / np.sum(weights),
+        "F1_Normal": f1[-1],
+        "MF1": f1.mean(),
+        "mF1": _ratio(2 * n_correct.sum(), n_predicted.sum() + n_truth.sum()),
+        "OP": overall_precision,
+        "OR": overall_recall,
+        "OF1": _ratio(2 * overall_precision * overall_recall, overall_precision + overall_recall),
+        "CP": class_precision,
+        "CR": class_recall,
+        "CF1": _ratio(2 * class_precision * class_recall, class_precision + class_recall),
+        "EMAcc": float((predicted == actual).all(axis=1).mean()) if len(actual) else 0.0,
+        "mAP": ap.mean(),
+    }
+    out = {SEWERML_PREFIX + name: float(values[name]) for name in SEWERML_METRICS if np.isfinite(values[name])}
+    out.update({f"{SEWERML_PREFIX}AP/{code}": float(value) for code, value in zip(codes, ap, strict=True)})
+    return out
+
+
+def sewerml_headline(metrics: dict) -> dict:
+    """The official figures present in ``metrics`` (keys without the ``sewerml/`` prefix), in order."""
+    return {name: metrics[SEWERML_PREFIX + name] for name in SEWERML_METRICS if SEWERML_PREFIX + name in metrics}
 
 
 def _per_class(out: dict, class_names: Sequence[str], **columns: np.ndarray) -> None:
@@ -133,6 +214,8 @@ def multilabel_metrics(
         if value is not None:
             out[key] = value
     _per_class(out, class_names, precision=precision, recall=recall, f1=f1, f2=f2, ap=ap, support=support)
+    if sorted(class_names) == sorted(DEFECT_CODES):  # the official script scores exactly the 17 codes
+        out.update(sewerml_metrics(probs, true, class_names, threshold))
     return out
 
 

@@ -138,6 +138,41 @@ def test_two_stage_inference_replaces_normal_scores(multilabel_run, tiny_data, t
     assert wrong_order.returncode == 2 and "needs a multilabel model" in wrong_order.stdout + wrong_order.stderr
 
 
+def read_predictions(path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"Filename": str}, keep_default_na=False).set_index("Filename")
+
+
+def test_two_stage_experiment_end_to_end(tiny_data, tmp_path):
+    run = tmp_path / "two_stage"
+    experiment("sewerml_two_stage", tiny_data, run)
+    for stage in ("binary", "defect"):
+        assert (run / stage / "checkpoints" / "best.pt").is_file() and (run / stage / "metrics.json").is_file()
+    assert "rows: defective" in (run / "defect" / "config.yaml").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    official = {k.removeprefix("test/"): v for k, v in metrics.items() if k.startswith("test/sewerml/")}
+    assert {f"sewerml/{n}" for n in ("F2", "F1_Normal", "MF1", "mF1", "OP", "OR", "CP", "EMAcc", "mAP")} <= set(
+        official
+    )
+    assert {f"sewerml/AP/{code}" for code in DEFECT_CODES} <= set(official)
+    # replace: where the binary stage calls an image normal, its Defect score is every code's score
+    binary = read_predictions(run / "binary" / "predictions.csv").Defect
+    combined, alone = read_predictions(run / "predictions.csv"), read_predictions(run / "defect" / "predictions.csv")
+    codes, normal = list(DEFECT_CODES), binary < 0.5
+    assert np.allclose(combined.loc[normal, codes].to_numpy(), binary[normal].to_numpy()[:, None], atol=1e-6)
+    assert np.allclose(combined.loc[~normal, codes].to_numpy(), alone.loc[~normal, codes].to_numpy(), atol=1e-6)
+    # the official scorer gives the run's official numbers from its predictions.csv
+    result = evaluate_cli(run / "predictions.csv", tiny_data / "SewerML_Test.csv", tmp_path / "scores.json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    scored = json.loads((tmp_path / "scores.json").read_text())
+    assert {k: scored[k] for k in official} == official
+    # run again in the same dir: both stages are reused, only the combination changes (multiply)
+    experiment("sewerml_two_stage", tiny_data, run, "two_stage.strategy=multiply")
+    assert (run / "train.log").read_text().count("stage already trained") == 2
+    multiplied = read_predictions(run / "predictions.csv")
+    expected = alone[codes].to_numpy() * binary.loc[alone.index].to_numpy()[:, None]
+    assert np.allclose(multiplied.loc[alone.index, codes].to_numpy(), expected, atol=1e-6)
+
+
 def test_test_csv_without_labels_gives_predictions_only(multilabel_run, tiny_data, tmp_path):
     names = pd.read_csv(tiny_data / "SewerML_Test.csv", dtype={"Filename": str})[["Filename"]]
     names.to_csv(tiny_data / "unlabelled_test.csv", index=False)

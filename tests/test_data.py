@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
+from hybrid.data.config import check_data_config
 from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, index_images, read_label_csv
 from hybrid.data.device_loader import collate
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, sample_rows, split_ratio
 from hybrid.data.transforms import build_transform
-from hybrid.errors import DataError
+from hybrid.errors import ConfigError, DataError
 from tests.conftest import compose_config, tiny_overrides
 
 EVAL = build_transform(32, 3)
@@ -144,6 +145,27 @@ def test_data_module_on_synthetic(tiny_data):
     assert len(data.dataset("train")) == 24 and len(data.dataset("test")) == 26
     batch = next(iter(data.loader("val").loader))  # what the workers ship
     assert batch["image"].shape == (8, 3, 64, 64) and batch["image"].dtype == torch.uint8
+
+
+def test_defective_rows_train_and_validate_on_images_with_a_label(tiny_data):
+    codes = ["RB", "OB", "PF", "DE", "FS", "IS", "RO", "IN", "AF", "BE", "FO", "GR", "PH", "PB", "OS", "OP", "OK"]
+    base = [*tiny_overrides(tiny_data), "data.task=multilabel", f"data.label_columns=[{','.join(codes)}]"]
+    every = DataModule(compose_config(overrides=base).data, seed=0)
+    defective = DataModule(compose_config(overrides=[*base, "data.rows=defective"]).data, seed=0)
+    for split in ("train", "val"):
+        kept, all_rows = defective.frame(split), every.frame(split)
+        expected = all_rows[all_rows[codes].max(axis=1) == 1].Filename.tolist()
+        assert kept.Filename.tolist() == expected and 0 < len(kept) < len(all_rows)
+    assert defective.frame("test").equals(every.frame("test"))  # the combination is scored on every image
+
+
+def test_defective_rows_need_a_multilabel_task(tiny_data):
+    cfg = compose_config(overrides=[*tiny_overrides(tiny_data), "data.rows=defective"])
+    with pytest.raises(ConfigError, match=r"data.rows=defective .* needs data.task=multilabel, not binary"):
+        check_data_config(cfg.data)
+    cfg = compose_config(overrides=[*tiny_overrides(tiny_data), "data.rows=normal"])
+    with pytest.raises(ConfigError, match=r"data.rows='normal'; choose one of \['all', 'defective'\]"):
+        check_data_config(cfg.data)
 
 
 def test_prefetching_gives_the_same_batches_and_stops_cleanly(tiny_data):

@@ -1,7 +1,8 @@
 """The architecture as a rule: imports only go down the layers (README, Development).
 
     errors -> util -> models | data -> metrics -> engine -> tracking | deploy -> config
-           -> train | infer | evaluate | report | export | benchmark | prune -> entry points (train.py, infer.py, bench/)
+           -> train | infer | evaluate | report | export | benchmark | prune -> two_stage
+           -> entry points (train.py, infer.py, bench/)
 
 A module may import its own component (``hybrid.engine.*`` inside the engine) and anything in a
 lower layer; never a sibling of its own layer (models and data stay independent, so do the apps)
@@ -27,6 +28,7 @@ LAYERS = {
     "hybrid.models": 2,
     "hybrid.data": 2,
     "hybrid.metrics": 3,
+    "hybrid.events": 3,  # timed events from score curves, and their temporal metric
     "hybrid.engine": 4,
     "hybrid.tracking": 5,
     "hybrid.deploy": 5,  # model files for serving: the ONNX card, export steps, runtimes
@@ -38,6 +40,7 @@ LAYERS = {
     "hybrid.export": 7,
     "hybrid.benchmark": 7,
     "hybrid.prune": 7,
+    "hybrid.two_stage": 8,  # a recipe chaining apps: trains with train, combines with infer
 }
 
 

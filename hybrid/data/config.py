@@ -16,7 +16,7 @@ from hybrid.data.cache import check_cache_format
 from hybrid.data.dataset import check_bad_image_policy
 from hybrid.data.folders import check_split_ratios
 from hybrid.data.labels import resolve_label_columns
-from hybrid.data.loaders import SPLITS, check_batch_size, check_root, resolve_workers, split_ratio
+from hybrid.data.loaders import SPLITS, check_batch_size, check_root, check_rows, resolve_workers, split_ratio
 from hybrid.errors import ConfigError
 from hybrid.util.schema import check_types
 
@@ -52,6 +52,7 @@ class DataSchema:
     batch_size: int = 16
     num_workers: Any = "auto"
     sampling_ratio: Any = 1.0
+    rows: str = "all"
     on_bad_image: str = "skip"
     decode: str = "cpu"
     use_cache: bool = True
@@ -77,6 +78,7 @@ def check_data_config(data: DictConfig) -> None:
     resolve_workers(data.num_workers)
     check_cache_format(data.cache_format)
     check_batch_size(data.batch_size)
+    check_rows(data.get("rows", "all"), data.task)
     for split in SPLITS:
         split_ratio(data.sampling_ratio, split)
     check_root(data)

@@ -6,7 +6,7 @@ import logging
 import os
 import random
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,29 @@ def sample_rows(frame: pd.DataFrame, ratio: float, seed: int, split: str) -> pd.
     count = max(1, round(len(frame) * ratio))
     rows = np.sort(rng.choice(len(frame), size=count, replace=False))
     return frame.iloc[rows].reset_index(drop=True)
+
+
+# data.rows: which rows of the train and val splits a run learns from and selects on. defective: the
+# images with at least one label (the Sewer-ML benchmark's defect-only second stage); test keeps all.
+ROWS = ("all", "defective")
+
+
+def check_rows(rows: str, task: str) -> None:
+    """``data.rows`` must be one of :data:`ROWS`; ``defective`` only means something for multilabel."""
+    if rows not in ROWS:
+        raise ConfigError(f"data.rows={rows!r}; choose one of {list(ROWS)}")
+    if rows == "defective" and task != "multilabel":
+        raise ConfigError(f"data.rows=defective (the defect-only stage) needs data.task=multilabel, not {task}")
+
+
+def select_rows(frame: pd.DataFrame, rows: str, label_columns: Sequence[str], split: str, source: Path) -> pd.DataFrame:
+    """The rows of a split that ``data.rows`` keeps (the test split is never filtered)."""
+    if rows == "all" or split == "test":
+        return frame
+    defective = frame[list(label_columns)].to_numpy(dtype=np.float64).max(axis=1) >= 0.5
+    if not defective.any():
+        raise DataError(f"data.rows=defective: {source} has no row with a label in {list(label_columns)}")
+    return frame[defective].reset_index(drop=True)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -217,12 +240,13 @@ class DataModule:
         return set(self.label_columns) <= set(self.frame(split, require_labels=False).columns)
 
     def frame(self, split: str, *, require_labels: bool = True) -> pd.DataFrame:
-        """The rows of a split after ``data.sampling_ratio``."""
+        """The rows of a split after ``data.rows`` and ``data.sampling_ratio``."""
         if split not in self._frames:
             if self.from_folders:
                 frame = folder_frames(self.root, self.cfg.get("split_ratios"), self.seed)[split]
             else:
                 frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels=require_labels)
+                frame = select_rows(frame, self.cfg.get("rows", "all"), self.label_columns, split, self.csv_path(split))
             ratio = split_ratio(self.cfg.sampling_ratio, split)
             self._frames[split] = sample_rows(frame, ratio, self.seed, split)
         return self._frames[split]

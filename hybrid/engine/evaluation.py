@@ -12,9 +12,23 @@ from torch import nn
 
 from hybrid.data.labels import LabelSpec
 from hybrid.engine.loop import Predictions, predict
-from hybrid.engine.outputs import format_class_table, plot_confusion_matrix, plot_per_class, write_predictions
+from hybrid.engine.outputs import (
+    format_class_table,
+    format_figures,
+    plot_confusion_matrix,
+    plot_per_class,
+    write_predictions,
+)
 from hybrid.engine.runtime import Runtime
-from hybrid.metrics import THRESHOLD, compute_metrics, headline, single_label_confusion, single_label_predictions
+from hybrid.errors import ConfigError
+from hybrid.metrics import (
+    THRESHOLD,
+    compute_metrics,
+    headline,
+    sewerml_headline,
+    single_label_confusion,
+    single_label_predictions,
+)
 from hybrid.util.ranks import rank_zero_only
 
 log = logging.getLogger(__name__)
@@ -66,6 +80,7 @@ def add_tuned_metrics(evaluation: Evaluation, spec: LabelSpec, threshold: float)
     tuned = compute_metrics(evaluation.predictions.probs, evaluation.predictions.targets, spec, threshold)
     evaluation.metrics["tuned/threshold"] = threshold
     evaluation.metrics.update({f"tuned/{k}": v for k, v in headline(tuned).items()})
+    evaluation.metrics.update({f"tuned/sewerml/{k}": v for k, v in sewerml_headline(tuned).items()})
 
 
 @rank_zero_only  # under DDP every rank holds the gathered predictions; one writes
@@ -78,6 +93,9 @@ def write_evaluation(run_dir: Path, evaluation: Evaluation, spec: LabelSpec, tit
     if not evaluation.metrics:
         return
     log.info("%s per class:\n%s", title, format_class_table(evaluation.metrics, spec.class_names))
+    official = sewerml_headline(evaluation.metrics)
+    if official:
+        log.info("%s, as the official Sewer-ML script scores it: %s", title, format_figures(official))
     plot_per_class(run_dir / "per_class.png", evaluation.metrics, spec.class_names, title)
     if spec.single_label:
         matrix = single_label_confusion(preds.probs, preds.targets, spec.num_labels, evaluation.threshold)
@@ -91,6 +109,25 @@ def replace_normal_scores(probs: np.ndarray, defect_scores: np.ndarray, threshol
     normal = defect_scores < threshold
     combined[normal] = defect_scores[normal, None]
     return combined
+
+
+def multiply_scores(probs: np.ndarray, defect_scores: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """Two-stage "multiply" combination: every class score times the binary model's defect score,
+    P(code) = P(defect) * P(code | defect), what a model trained on defective images estimates.
+    ``threshold`` is unused (the product needs none); it keeps the strategies interchangeable."""
+    del threshold
+    return probs * defect_scores[:, None]
+
+
+# two_stage.strategy: how the binary model's Defect score combines with the multi-label scores.
+TWO_STAGE_STRATEGIES = {"replace": replace_normal_scores, "multiply": multiply_scores}
+
+
+def two_stage_strategy(name: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The combination ``two_stage.strategy`` names (one of :data:`TWO_STAGE_STRATEGIES`)."""
+    if name not in TWO_STAGE_STRATEGIES:
+        raise ConfigError(f"two_stage.strategy={name!r}; choose one of {list(TWO_STAGE_STRATEGIES)}")
+    return TWO_STAGE_STRATEGIES[name]
 
 
 def final_evaluation(

@@ -44,6 +44,11 @@ def report_skipped(path: Path, missing: Iterable[str], unreadable: Iterable[str]
     return f"skipped {len(frame)} missing or unreadable images: {shown}{more} (all in {path})"
 
 
+def format_figures(figures: Mapping[str, float]) -> str:
+    """``name value`` pairs on one line, four decimals: ``F2 0.5123  MF1 0.4410``."""
+    return "  ".join(f"{name} {value:.4f}" for name, value in figures.items())
+
+
 def write_history(path: Path, rows: Sequence[Mapping]) -> None:
     """One row per epoch; columns are the union of the rows' keys, ``epoch`` first."""
     frame = pd.DataFrame(list(rows))
