@@ -36,6 +36,7 @@ LAYERS = {
     "hybrid.train": 7,
     "hybrid.infer": 7,
     "hybrid.evaluate": 7,
+    "hybrid.evaluate_video": 7,
     "hybrid.report": 7,
     "hybrid.export": 7,
     "hybrid.benchmark": 7,

@@ -491,11 +491,23 @@ PAINTERS: dict[str, Callable] = {
 ABOVE_WATER = {"AF", "FO"}
 
 
-def render_image(rng: np.random.Generator, codes: list[str], water_level: int, spec: SyntheticSpec) -> np.ndarray:
-    """One ``H x W x 3`` uint8 frame showing ``codes`` (none: a normal pipe)."""
+def render_image(
+    rng: np.random.Generator,
+    codes: list[str],
+    water_level: int,
+    spec: SyntheticSpec,
+    defect_rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """One ``H x W x 3`` uint8 frame showing ``codes`` (none: a normal pipe).
+
+    ``defect_rng`` (default: ``rng``) draws where and how the defects are painted; with its own
+    generator the pipe (material, joints, water, text, exposure) depends on ``rng`` alone, so one
+    pipe can be shown with and without defects (the synthetic videos).
+    """
+    painter_rng = defect_rng or rng
     if "DE" in codes:
-        amount = rng.uniform(0.55, 0.72)
-        squash = (1.0, amount) if rng.random() < 0.7 else (amount, 1.0)
+        amount = painter_rng.uniform(0.55, 0.72)
+        squash = (1.0, amount) if painter_rng.random() < 0.7 else (amount, 1.0)
     else:
         squash = (rng.uniform(0.95, 1.05), rng.uniform(0.95, 1.05))
     scene = PipeScene(rng, spec.width, spec.height, squash, water_level)
@@ -505,14 +517,17 @@ def render_image(rng: np.random.Generator, codes: list[str], water_level: int, s
     joint_depths = rng.uniform(1.0, 1.0 + joint_spacing) + joint_spacing * np.arange(10)
     render_pipe(scene, material, joint_depths)
     render_stains(scene, rng.integers(0, 4))
-    contrasts = {code: rng.uniform(spec.min_contrast, 1.0) for code in codes}
-    for code in codes:
-        if code not in ABOVE_WATER:
-            PAINTERS[code](scene, rng, contrasts[code], joint_depths=joint_depths)
+    contrasts = {code: painter_rng.uniform(spec.min_contrast, 1.0) for code in codes}
+
+    def paint(selected):
+        scene.rng = painter_rng  # spot() draws the defect's place from the painter's generator
+        for code in selected:
+            PAINTERS[code](scene, painter_rng, contrasts[code], joint_depths=joint_depths)
+        scene.rng = rng
+
+    paint([code for code in codes if code not in ABOVE_WATER])
     render_water(scene)
-    for code in codes:
-        if code in ABOVE_WATER:
-            PAINTERS[code](scene, rng, contrasts[code], joint_depths=joint_depths)
+    paint([code for code in codes if code in ABOVE_WATER])
     if rng.random() < 0.7:
         render_overlay_text(scene)
     gain = rng.uniform(0.75, 1.2)

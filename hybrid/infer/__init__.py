@@ -1,5 +1,5 @@
 """Inference run: serve a model file alone (a checkpoint, or an ``.onnx`` exported from one) and
-predict a test split or a folder."""
+predict a test split, a folder of images, or inspection videos (:mod:`hybrid.infer.video`)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from hybrid.data.config import trained_data_config
 from hybrid.data.dataset import ImageFileDataset
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, eval_transform, folder_dataset, make_loader
+from hybrid.data.video import find_videos
 from hybrid.deploy.serving import ServedModel, ServingOptions, load_served_model
 from hybrid.engine.evaluation import final_evaluation, two_stage_strategy
 from hybrid.engine.loop import predict
 from hybrid.engine.outputs import report_skipped, write_json
 from hybrid.engine.runtime import configure_process, peak_memory_mb
 from hybrid.errors import ConfigError
+from hybrid.infer.video import infer_videos
 from hybrid.metrics import THRESHOLD, prefixed
 from hybrid.tracking import build_tracker
 from hybrid.tracking.media import report_evaluation
@@ -74,6 +76,22 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, options: Se
     return lambda preds: combine(preds.probs, defect[preds.indices])
 
 
+def predict_videos(cfg: DictConfig, served: ServedModel, data_cfg: DictConfig, videos: list, run_dir) -> dict:
+    """``input=VIDEO``: timed defect events of every video (see :mod:`hybrid.infer.video`)."""
+    if cfg.binary_ckpt_path:
+        raise ConfigError("binary_ckpt_path (two-stage inference) applies to images, not to input=VIDEO")
+    spec = resolve_label_spec(served.task, data_cfg.label_columns, list(served.class_names))
+    tags = [spec.task, "video", str(served.trained.model.get("backbone") or served.trained.model.name)]
+    tracker = build_tracker(cfg, run_dir, "infer", tags)
+    exit_code = 1
+    try:
+        metrics = infer_videos(cfg, served, data_cfg, spec, videos, run_dir, tracker)
+        exit_code = 0
+    finally:
+        tracker.finish(exit_code)
+    return metrics
+
+
 def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
     """Predict with ``ckpt_path`` (a checkpoint, or an ``.onnx`` exported from one): the trained
     test split by default, or ``input`` (a folder of images, or one image). Images that are missing
@@ -99,6 +117,9 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
     class_names = list(served.class_names)
     seed = int(trained.seed)
     progress = bool(cfg.progress_bar)
+    videos = find_videos(cfg.input) if cfg.input else []
+    if videos:
+        return predict_videos(cfg, served, data_cfg, videos, run_dir)
     if cfg.input:
         spec = resolve_label_spec(served.task, data_cfg.label_columns, class_names)
         dataset = folder_dataset(data_cfg, cfg.input)

@@ -1,0 +1,200 @@
+"""Synthetic inspection videos with known defect segments: ``python -m hybrid.data.synthetic_video OUT``.
+
+A video is a camera crawling through one synthetic pipe (:mod:`hybrid.data.synthetic`'s look):
+the same pipe throughout, the view slowly closing in (joints widen and pass out of the frame),
+with defects that come into view, stay for a few seconds and leave (cross-fades between scenes).
+Between defects the pipe is normal. Written beside the videos:
+
+- ``truth.json``: the CCTV-Pipe ground-truth format, ``{"database": {video: {"annotations":
+  [{"label": code, "moment": s}]}}}``, one annotation per code and defect, at the middle of the
+  defect's time on screen;
+- ``truth_defect.json``: the same with the label ``Defect`` (one per defect), for binary models;
+- ``segments.csv``: ``video, label, start_s, end_s`` of every code on screen.
+
+Each video depends only on (seed, video index). ``--vfr`` writes a variable frame rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels
+from hybrid.util.atomic import atomic_write, atomic_write_text
+
+TRUTH_FILE, DEFECT_TRUTH_FILE, SEGMENTS_FILE = "truth.json", "truth_defect.json", "segments.csv"
+# How far the view closes in over one scene (a zoom about the pipe's vanishing point).
+ZOOM_PER_SCENE = 0.22
+# Scenes blend into each other over this long.
+CROSSFADE_S = 0.4
+MILLISECOND = Fraction(1, 1000)
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """What the synthetic videos are made of."""
+
+    videos: int = 2
+    duration_s: float = 60.0
+    fps: float = 25.0
+    width: int = 640
+    height: int = 480
+    seed: int = 0
+    defect_s: tuple[float, float] = (3.0, 7.0)  # how long a defect stays in view
+    normal_s: tuple[float, float] = (3.0, 8.0)  # normal pipe between defects
+    vfr: bool = False
+
+
+@dataclass
+class Scene:
+    """A stretch of the video showing one still: the pipe, with ``codes`` or none."""
+
+    start_s: float
+    end_s: float
+    codes: list[str]
+    pixels: np.ndarray
+
+
+def plan_scenes(spec: VideoSpec, index: int) -> list[Scene]:
+    """The scenes of video ``index``: normal and defective in turn, starting and ending normal."""
+    rng = np.random.default_rng([spec.seed, index, 0])
+    # Stills at the image dataset's own size (its defects' sizes are in its pixels), enlarged to the video's.
+    image_spec = SyntheticSpec(min_contrast=0.75)
+    look = int(rng.integers(2**31))
+    water = int(rng.choice([0, 0, 5, 10, 15]))
+    scenes, t, defective = [], 0.0, False
+    while t < spec.duration_s:
+        low, high = spec.defect_s if defective else spec.normal_s
+        end = min(t + rng.uniform(low, high), spec.duration_s)
+        codes = sample_labels(rng, defect_rate=1.0)[0] if defective else []
+        if defective and spec.duration_s - end < spec.normal_s[0]:
+            codes = []  # the video ends on a normal stretch, so every defect leaves the view
+        pixels = render_image(
+            np.random.default_rng(look), codes, water, image_spec, np.random.default_rng(rng.integers(2**31))
+        )
+        scenes.append(Scene(t, end, codes, pixels))
+        t, defective = end, not defective
+    return scenes
+
+
+def frame_times(spec: VideoSpec) -> np.ndarray:
+    """Presentation times: every ``1 / fps``, or with ``vfr`` alternately faster and slower."""
+    if not spec.vfr:
+        return np.arange(0, spec.duration_s, 1 / spec.fps)
+    steps = np.tile([0.6 / spec.fps, 1.4 / spec.fps, 1.0 / spec.fps], math.ceil(spec.duration_s * spec.fps))
+    times = np.concatenate([[0.0], np.cumsum(steps)])
+    return times[times < spec.duration_s]
+
+
+def _zoomed(pixels: np.ndarray, factor: float, size: tuple[int, int]) -> np.ndarray:
+    """The centre of ``pixels`` enlarged by ``factor`` (the camera moved forward), at ``size`` (width, height)."""
+    height, width = pixels.shape[:2]
+    crop_w, crop_h = width / factor, height / factor
+    box = ((width - crop_w) / 2, (height - crop_h) / 2, (width + crop_w) / 2, (height + crop_h) / 2)
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.BILINEAR, box=box))
+
+
+def render_frame(scenes: list[Scene], time_s: float, size: tuple[int, int]) -> np.ndarray:
+    """The frame at ``time_s`` of ``size`` (width, height): the current scene's still, zoomed by its
+    progress, cross-faded into the next scene around their boundary."""
+    current = next(i for i, s in enumerate(scenes) if time_s < s.end_s or i == len(scenes) - 1)
+
+    def view(i: int) -> np.ndarray:
+        scene = scenes[i]
+        progress = np.clip((time_s - scene.start_s) / max(scene.end_s - scene.start_s, 1e-6), 0, 1)
+        return _zoomed(scene.pixels, 1 + ZOOM_PER_SCENE * progress, size).astype(np.float32)
+
+    frame = view(current)
+    for neighbour, boundary in ((current - 1, scenes[current].start_s), (current + 1, scenes[current].end_s)):
+        if 0 <= neighbour < len(scenes) and abs(time_s - boundary) < CROSSFADE_S / 2:
+            weight = 0.5 - abs(time_s - boundary) / CROSSFADE_S  # 0.5 at the boundary, 0 at the fade's edge
+            frame = (1 - weight) * frame + weight * view(neighbour)
+    return frame.round().astype(np.uint8)
+
+
+def write_video(path: Path, spec: VideoSpec, scenes: list[Scene]) -> None:
+    """Encode the scenes as H.264 in ``path`` (MP4 with its index first, as streaming recorders write)."""
+    import av
+
+    def encode(tmp: Path) -> None:
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "faststart"}) as container:
+            stream = container.add_stream("libx264", rate=round(spec.fps))
+            stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+            stream.codec_context.time_base = stream.time_base = MILLISECOND  # exact pts for a variable rate
+            stream.options = {"preset": "veryfast", "crf": "20"}
+            for time_s in frame_times(spec):
+                frame = av.VideoFrame.from_ndarray(
+                    render_frame(scenes, float(time_s), (spec.width, spec.height)), format="rgb24"
+                )
+                frame.pts, frame.time_base = round(time_s * 1000), MILLISECOND
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+
+    atomic_write(path, encode)
+
+
+def truth_of(name: str, scenes: list[Scene]) -> tuple[list[dict], list[dict]]:
+    """Per-code segments and CCTV-Pipe annotations of one video (moment: the segment's middle)."""
+    segments = [
+        {"video": name, "label": code, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3)}
+        for s in scenes
+        for code in s.codes
+    ]
+    annotations = [{"label": row["label"], "moment": round((row["start_s"] + row["end_s"]) / 2, 3)} for row in segments]
+    return segments, annotations
+
+
+def generate(out: str | Path, spec: VideoSpec) -> Path:
+    """Write ``spec.videos`` videos and their truth into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    segments, truth, defect_truth = [], {}, {}
+    for index in range(spec.videos):
+        name = f"pipe_{index + 1:03d}"
+        scenes = plan_scenes(spec, index)
+        write_video(out / f"{name}.mp4", spec, scenes)
+        rows, annotations = truth_of(name, scenes)
+        segments += rows
+        truth[name] = {"annotations": annotations, "duration": spec.duration_s}
+        defect_truth[name] = {
+            "annotations": [
+                {"label": "Defect", "moment": round((s.start_s + s.end_s) / 2, 3)} for s in scenes if s.codes
+            ],
+            "duration": spec.duration_s,
+        }
+    atomic_write_text(out / TRUTH_FILE, json.dumps({"database": truth}, indent=1) + "\n")
+    atomic_write_text(out / DEFECT_TRUTH_FILE, json.dumps({"database": defect_truth}, indent=1) + "\n")
+    frame = pd.DataFrame(segments, columns=["video", "label", "start_s", "end_s"])
+    atomic_write(out / SEGMENTS_FILE, lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write_text(out / "synthetic_video.json", json.dumps(asdict(spec), indent=2) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: write synthetic inspection videos and their truth."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="output folder")
+    defaults = VideoSpec()
+    for name, value in asdict(defaults).items():
+        if isinstance(value, bool):
+            parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", default=value)
+        elif isinstance(value, tuple):
+            parser.add_argument(f"--{name.replace('_', '-')}", type=float, nargs=2, default=value)
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    args = vars(parser.parse_args(argv))
+    out = args.pop("out")
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+    print(generate(out, VideoSpec(**args)))
+
+
+if __name__ == "__main__":
+    main()

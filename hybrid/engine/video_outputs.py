@@ -1,0 +1,82 @@
+"""Files a video run leaves: ``frames.csv``, ``events.csv``, ``events.json`` (the CCTV-Pipe
+results format) and each video's ``timeline.png``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hybrid.engine.outputs import pyplot
+from hybrid.events import Event
+from hybrid.util.atomic import atomic_write, atomic_write_text
+
+EVENT_COLUMNS = ["video", "label", "start_s", "end_s", "peak_s", "peak_score", "mean_score"]
+
+
+def frames_table(
+    video: str, frame_indices: Sequence[int], times: Sequence[float], probs: np.ndarray, class_names, predicted
+) -> pd.DataFrame:
+    """One row per sampled frame: ``video, frame_index, time_s``, a score column per class, ``prediction``."""
+    frame = pd.DataFrame(probs, columns=list(class_names))
+    frame.insert(0, "time_s", np.round(np.asarray(times, np.float64), 4))
+    frame.insert(0, "frame_index", list(frame_indices))
+    frame.insert(0, "video", video)
+    frame["prediction"] = list(predicted)
+    return frame
+
+
+def write_frames(path: Path, tables: Sequence[pd.DataFrame]) -> None:
+    """``frames.csv``: every video's rows, in order (rewritten whole, atomically, after each video)."""
+    frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
+
+
+def write_events(run_dir: Path, events: Sequence[Event], videos: Sequence[str]) -> None:
+    """``events.csv`` (one row per event) and ``events.json``: ``{"results": {video: [{"label",
+    "moment", "score"}]}}`` with the event's peak time and score, every processed video listed."""
+    frame = pd.DataFrame([e.row() for e in events], columns=EVENT_COLUMNS)
+    atomic_write(run_dir / "events.csv", lambda tmp: frame.to_csv(tmp, index=False, float_format="%.4f"))
+    results: dict[str, list] = {video: [] for video in videos}
+    for e in events:
+        results[e.video].append({"label": e.label, "moment": round(e.peak_s, 3), "score": round(e.peak_score, 6)})
+    atomic_write_text(run_dir / "events.json", json.dumps({"results": results}, indent=1) + "\n")
+
+
+def plot_timeline(
+    path: Path,
+    video: str,
+    times: Sequence[float],
+    curves: dict[str, np.ndarray],
+    events: Sequence[Event],
+    threshold: float,
+    max_curves: int = 8,
+) -> Path:
+    """Score curves over time (the classes with events first, then the highest), each event shaded
+    in its curve's colour, the threshold drawn."""
+    plt = pyplot()
+    with_events = list(dict.fromkeys(e.label for e in events))
+    by_peak = sorted(curves, key=lambda name: -float(np.max(curves[name])) if len(curves[name]) else 0.0)
+    shown = list(dict.fromkeys([*with_events, *by_peak]))[:max_curves]
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    colours = {}
+    for name in shown:
+        (line,) = ax.plot(times, curves[name], linewidth=1.2, label=name)
+        colours[name] = line.get_color()
+    for e in events:
+        ax.axvspan(e.start_s, e.end_s, color=colours.get(e.label, "grey"), alpha=0.18, linewidth=0)
+        ax.plot([e.peak_s], [e.peak_score], marker="v", color=colours.get(e.label, "grey"), markersize=6)
+    ax.axhline(threshold, color="black", linestyle="--", linewidth=0.8, label=f"threshold {threshold:.2f}")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, max(float(times[-1]) if len(times) else 1.0, 1e-3))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("score")
+    ax.set_title(f"{video}: {len(events)} events")
+    ax.legend(fontsize=7, ncol=min(len(shown) + 1, 5), loc="upper right")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+    return path

@@ -1,0 +1,181 @@
+"""``infer.py input=VIDEO``: an inspection video (or a folder of them) to a timed list of defects.
+
+Frames sampled at ``video.fps`` by timestamp go through the served model in batches (memory holds
+one batch, whatever the length); each class's score curve becomes events (:mod:`hybrid.events`).
+Files, rewritten after every video so an interruption keeps what was done: ``frames.csv``,
+``events.csv``, ``events.json`` (CCTV-Pipe results format, for ``python -m hybrid.evaluate_video``),
+and per video ``<video>/timeline.png`` and ``<video>/keyframes.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, open_dict
+
+from hybrid.data.labels import LabelSpec
+from hybrid.data.loaders import eval_transform, make_loader
+from hybrid.data.video import VideoFrames, read_frame_at
+from hybrid.deploy.serving import ServedModel
+from hybrid.engine.evaluation import predicted_labels
+from hybrid.engine.loop import predict
+from hybrid.engine.outputs import write_json
+from hybrid.engine.video_outputs import EVENT_COLUMNS, frames_table, plot_timeline, write_events, write_frames
+from hybrid.errors import DataError
+from hybrid.events import Event, EventSettings, detect_events
+from hybrid.metrics import THRESHOLD
+from hybrid.tracking.base import Tracker
+from hybrid.tracking.keyframes import attention_grids, write_keyframes
+
+log = logging.getLogger(__name__)
+
+
+def event_classes(spec: LabelSpec) -> list[tuple[str, int]]:
+    """``(label, score column)`` of the classes that make events: Defect for binary, every code
+    for multilabel, every class but the first (the normal one) for multiclass."""
+    if spec.task == "binary":
+        return [(spec.class_names[1], 1)]
+    first = 1 if spec.task == "multiclass" else 0
+    return [(name, i) for i, name in enumerate(spec.class_names) if i >= first]
+
+
+def event_settings(cfg: DictConfig, served: ServedModel) -> EventSettings:
+    """``video.*``; the threshold defaults to the checkpoint's (tuned, else 0.5)."""
+    video = cfg.video
+    threshold = video.threshold if video.threshold is not None else (served.tuned_threshold or THRESHOLD)
+    return EventSettings(
+        float(threshold), float(video.smoothing_s), float(video.merge_gap_s), float(video.min_duration_s)
+    )
+
+
+@dataclass
+class VideoScores:
+    """One video's sampled frames and their class scores, in time order."""
+
+    name: str
+    times: np.ndarray
+    frame_indices: list[int]
+    probs: np.ndarray
+    problem: str | None
+    seconds: float  # decoding, sampling, resizing and the model
+    model_seconds: float  # the model's forward passes alone
+
+
+def score_video(frames: VideoFrames, served: ServedModel, data_cfg, spec: LabelSpec, *, progress: bool) -> VideoScores:
+    """Run the model over every sampled frame of one video, one batch in memory at a time."""
+    runtime = served.runtime
+    with open_dict(data_cfg):
+        data_cfg.num_workers = 0  # the decoder has its own threads; frames stream from it in order
+    loader = make_loader(
+        frames, data_cfg, train=False, seed=0, device=runtime.device, channels_last=runtime.channels_last
+    )
+    started = time.perf_counter()
+    preds = predict(served.model, loader, spec, runtime, desc=frames.name, progress=progress)
+    order = np.argsort(preds.indices)
+    return VideoScores(
+        frames.name, np.asarray(frames.times), frames.frame_indices, preds.probs[order], frames.problem,
+        time.perf_counter() - started, preds.forward_seconds,
+    )  # fmt: skip
+
+
+def keyframes(video: Path, events: list[Event], served: ServedModel, data_cfg, out: Path) -> None:
+    """``keyframes.png``: the peak frame of every event, re-read from the video (never held)."""
+    if not events:
+        return
+    in_channels = int(data_cfg.in_channels)
+    frames = [read_frame_at(video, e.peak_s, in_channels) for e in events]
+    captions = [f"{e.label} {e.start_s:.1f}-{e.end_s:.1f} s, {e.peak_score:.2f} at {e.peak_s:.1f} s" for e in events]
+    grids = attention_grids(served.model, frames, data_cfg, served.runtime)
+    write_keyframes(out, frames, captions, grids)
+
+
+def infer_videos(
+    cfg: DictConfig, served: ServedModel, data_cfg: DictConfig, spec: LabelSpec, videos: list[Path], run_dir: Path,
+    tracker: Tracker,
+) -> dict:  # fmt: skip
+    """Every video to frames, events and plots in ``run_dir``; returns the run's ``video/*`` figures.
+
+    A video that breaks off keeps its frames up to the break (a warning names it and the last good
+    time); one with no decodable frame stops a single-video run with one line, and is skipped (an
+    error line) in a folder so the others go on."""
+    settings = event_settings(cfg, served)
+    classes = event_classes(spec)
+    log.info(
+        "videos: %d; sampling %g frames/s; events of %s at score >= %.2f (smoothing %g s, merge %g s, min %g s)",
+        len(videos), float(cfg.video.fps), ", ".join(name for name, _ in classes[:6]) + ("..." if len(classes) > 6 else ""),
+        settings.threshold, settings.smoothing_s, settings.merge_gap_s, settings.min_duration_s,
+    )  # fmt: skip
+    tables, events, done, failed = [], [], [], []
+    video_seconds, scoring_seconds, model_seconds = 0.0, 0.0, 0.0
+    started = time.perf_counter()
+    for path in videos:
+        try:
+            frames = VideoFrames(path, float(cfg.video.fps), eval_transform(data_cfg), int(data_cfg.in_channels))
+            scores = score_video(frames, served, data_cfg, spec, progress=bool(cfg.progress_bar))
+        except DataError as err:
+            if len(videos) == 1:
+                raise
+            log.error("%s; skipped", err)
+            failed.append(str(path))
+            continue
+        if scores.problem:
+            log.warning("%s: %s; the frames before it are used", path, scores.problem)
+        found = [
+            event
+            for label, column in classes
+            for event in detect_events(scores.name, label, scores.times, scores.probs[:, column], settings)
+        ]
+        found.sort(key=lambda e: (e.start_s, e.label))
+        events += found
+        done.append(scores.name)
+        predicted = predicted_labels(scores.probs, spec, settings.threshold)
+        tables.append(
+            frames_table(scores.name, scores.frame_indices, scores.times, scores.probs, spec.class_names, predicted)
+        )
+        write_frames(run_dir / "frames.csv", tables)
+        write_events(run_dir, events, done)
+        folder = run_dir / scores.name
+        folder.mkdir(parents=True, exist_ok=True)
+        curves = {label: scores.probs[:, column] for label, column in classes}
+        timeline = plot_timeline(folder / "timeline.png", scores.name, scores.times, curves, found, settings.threshold)
+        keyframes(path, found, served, data_cfg, folder / "keyframes.png")
+        tracker.log_image(f"video/{scores.name}/timeline", timeline)
+        duration = float(scores.times[-1]) + 1 / float(cfg.video.fps) if len(scores.times) else 0.0
+        video_seconds += duration
+        scoring_seconds += scores.seconds
+        model_seconds += scores.model_seconds
+        log.info(
+            "%s: %d frames over %.1f s, %d events; %.1fx real time",
+            scores.name, len(scores.times), duration, len(found), duration / max(scores.seconds, 1e-9),
+        )  # fmt: skip
+    if not done:
+        raise DataError(f"input={cfg.input}: none of its {len(videos)} videos could be decoded")
+    tracker.log_table("video/events", EVENT_COLUMNS, [[e.row()[c] for c in EVENT_COLUMNS] for e in events])
+    wall = time.perf_counter() - started
+    metrics = {
+        "video/num_videos": len(done),
+        "video/failed_videos": len(failed),
+        "video/num_frames": int(sum(len(t) for t in tables)),
+        "video/num_events": len(events),
+        "video/seconds": video_seconds,
+        "video/wall_seconds": wall,
+        # video time over the whole run's time (plots and keyframes included) ...
+        "video/realtime_factor": video_seconds / max(wall, 1e-9),
+        # ... and over decoding plus the model alone; the model's share of that time
+        "video/scoring_realtime_factor": video_seconds / max(scoring_seconds, 1e-9),
+        "video/model_seconds": model_seconds,
+        "video/input_seconds": scoring_seconds - model_seconds,  # decoding, sampling, resizing
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    tracker.log_summary(metrics)
+    log.info(
+        "%d videos, %.1f s of video in %.1f s: %.1fx real time (the model %.1f s, decoding and resizing %.1f s); "
+        "%d events in %s (events.json for hybrid.evaluate_video)",
+        len(done), video_seconds, wall, metrics["video/realtime_factor"], model_seconds,
+        metrics["video/input_seconds"], len(events), run_dir / "events.csv",
+    )  # fmt: skip
+    return metrics
