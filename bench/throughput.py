@@ -53,7 +53,8 @@ from hybrid.data.loaders import DataModule, resolve_workers  # noqa: E402
 from hybrid.data.sewerml import CSV_HEADER  # noqa: E402
 from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels  # noqa: E402
 from hybrid.deploy.serving import ServingOptions, load_served_model  # noqa: E402
-from hybrid.engine.loop import loss_function, predict, train_one_epoch  # noqa: E402
+from hybrid.engine.loop import predict, train_one_epoch  # noqa: E402
+from hybrid.engine.losses import loss_function  # noqa: E402
 from hybrid.engine.optim import build_optimizer, build_scheduler  # noqa: E402
 from hybrid.engine.runtime import Runtime, autocast, retain_freed_memory  # noqa: E402
 from hybrid.models import build_model, parameter_report  # noqa: E402

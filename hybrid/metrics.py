@@ -62,8 +62,13 @@ def check_monitor(monitor: str, task: str, label_columns) -> None:
         raise ConfigError("trainer.monitor=val/f2_ciw needs Sewer-ML codes in data.label_columns")
 
 
-def check_threshold_tuning(task: str, monitor: str) -> None:
-    """Threshold tuning needs thresholded predictions (not argmax) and a thresholded figure to tune for."""
+def check_threshold_tuning(task: str, monitor: str, tuning=True) -> None:
+    """Threshold tuning needs thresholded predictions (not argmax) and a thresholded figure to tune
+    for; ``per_class`` needs classes that decide on their own (multilabel)."""
+    if tuning not in THRESHOLD_TUNINGS:
+        raise ConfigError(f"trainer.tune_threshold={tuning!r}; choose false, true or per_class")
+    if tuning == "per_class" and task != "multilabel":
+        raise ConfigError(f"trainer.tune_threshold=per_class needs data.task=multilabel, not {task}")
     if task == "multiclass":
         raise ConfigError("trainer.tune_threshold needs data.task=binary or multilabel (multiclass uses argmax)")
     if monitor.removeprefix("val/") in THRESHOLD_FREE:
@@ -272,6 +277,24 @@ def tune_threshold(probs: np.ndarray, targets: np.ndarray, spec: LabelSpec, metr
         if value > best_value or (value == best_value and closer):
             best, best_value = float(candidate), value
     return best
+
+
+# trainer.tune_threshold: false | true (one threshold for every class) | per_class (multilabel)
+THRESHOLD_TUNINGS = (False, True, "per_class")
+
+
+def tune_thresholds_per_class(probs: np.ndarray, targets: np.ndarray, spec: LabelSpec, metric: str) -> list[float]:
+    """Per class, the threshold on :data:`THRESHOLD_GRID` that maximizes that class's F2 (when the
+    monitored figure is F2-based: ``f2_ciw``, ``f2_macro``) or F1 (otherwise), closest to 0.5 on
+    ties. Multi-label only: each class decides on its own."""
+    beta = 2 if metric.startswith("f2") else 1
+    truth = targets >= 0.5
+    chosen = []
+    for c in range(spec.num_labels):
+        scores = [(fbeta_score(truth[:, c], probs[:, c] >= t, beta=beta, zero_division=0), t) for t in THRESHOLD_GRID]
+        best = max(value for value, _ in scores)
+        chosen.append(float(min((t for value, t in scores if value == best), key=lambda t: abs(t - THRESHOLD))))
+    return chosen
 
 
 def monitor_mode(metric: str) -> str:

@@ -11,6 +11,11 @@ each job's model, parameters, GFLOPs, batch-1 latency of its best checkpoint mea
 ``python -m hybrid.benchmark`` does (``--latency-backend``, in a fresh process), monitored metric and
 test figures; and ``pareto.png``: the test metric against latency and against parameters, the
 Pareto front (no other job both cheaper and better) marked.
+
+Jobs that differ only in ``seed`` or ``data.fold`` (``-m seed=0,1,2``, ``-m data.fold=0,1,2
+data.num_folds=3``) repeat one configuration: ``aggregate.md`` / ``aggregate.csv`` give each
+configuration's mean, standard deviation and 95% confidence interval (Student's t) per metric,
+with the jobs each comes from, and ``aggregate.png`` the monitored metric with those intervals.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ REPORTED_METRICS = (
     "train/images_per_s",
 )
 PLOTS_PER_ROW = 4
+# Overrides that repeat a configuration rather than change it: jobs differing only in these are aggregated.
+REPEAT_KEYS = ("seed", "data.fold")
+CONFIDENCE = 0.95
 
 
 class ReportError(HybridError):
@@ -181,6 +189,104 @@ def plot_against_parameters(path: Path, table: pd.DataFrame, best_column: str, k
     return path
 
 
+def interval(values: pd.Series) -> dict[str, float]:
+    """Mean, standard deviation (n - 1) and the :data:`CONFIDENCE` interval of the mean (Student's t;
+    undefined from one value)."""
+    from scipy.stats import t
+
+    x = pd.to_numeric(values, errors="coerce").dropna().astype(float)
+    n = len(x)
+    mean = float(x.mean()) if n else np.nan
+    std = float(x.std(ddof=1)) if n > 1 else np.nan
+    half = float(t.ppf((1 + CONFIDENCE) / 2, n - 1) * std / np.sqrt(n)) if n > 1 else np.nan
+    return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+
+
+def aggregate_table(table: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame | None:
+    """One row per configuration (the swept values besides :data:`REPEAT_KEYS`) over its finished
+    jobs: ``runs``, ``jobs`` and, per metric, ``<metric>/mean``, ``/std``, ``/ci95_low``,
+    ``/ci95_high``; ``None`` when nothing repeats."""
+    if not any(k in REPEAT_KEYS for k in keys):
+        return None
+    config_keys = [k for k in keys if k not in REPEAT_KEYS]
+    done = table[table["status"] == "ok"]
+    groups = done.groupby(config_keys, sort=False, dropna=False) if config_keys else [((), done)]
+    rows = []
+    for values, group in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        group = group.sort_values("job")
+        row = {**dict(zip(config_keys, values, strict=True)), "runs": len(group), "jobs": " ".join(map(str, group.job))}
+        for metric in metrics:
+            if metric in group:
+                row.update({f"{metric}/{k}": v for k, v in interval(group[metric]).items() if k != "n"})
+        rows.append(row)
+    return pd.DataFrame(rows) if rows else None
+
+
+def aggregate_markdown(frame: pd.DataFrame, metrics: list[str]) -> str:
+    """``mean ± std [low, high]`` per metric and configuration."""
+    shown = frame[
+        [
+            c
+            for c in frame.columns
+            if "/" not in c or c.rsplit("/", 1)[-1] not in ("mean", "std", "ci95_low", "ci95_high")
+        ]
+    ].copy()
+    for metric in metrics:
+        if f"{metric}/mean" in frame:
+            shown[metric] = [
+                f"{m:.4f} ± {s:.4f} [{lo:.4f}, {hi:.4f}]" if pd.notna(s) else f"{m:.4f}"
+                for m, s, lo, hi in frame[
+                    [f"{metric}/{k}" for k in ("mean", "std", "ci95_low", "ci95_high")]
+                ].itertuples(index=False)
+            ]
+    return to_markdown(shown)
+
+
+def plot_aggregate(path: Path, frame: pd.DataFrame, table: pd.DataFrame, metric: str, keys: list[str]) -> Path | None:
+    """``metric`` per configuration: each job a dot, the mean with its 95% interval as an error bar."""
+    if f"{metric}/mean" not in frame:
+        return None
+    plt = pyplot()
+    config_keys = [k for k in keys if k not in REPEAT_KEYS]
+    labels = [" ".join(f"{k}={row[k]}" for k in config_keys) or "all" for _, row in frame.iterrows()]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(frame) + 2), 3.8))
+    for i, (_, row) in enumerate(frame.iterrows()):
+        jobs = row["jobs"].split()
+        values = table[table["job"].astype(str).isin(jobs)][metric]
+        ax.scatter([i] * len(values), values, color="tab:grey", s=14, zorder=2)
+        half = row[f"{metric}/mean"] - row[f"{metric}/ci95_low"]
+        ax.errorbar(i, row[f"{metric}/mean"], yerr=None if pd.isna(half) else half, fmt="o", color="tab:red",
+                    capsize=5, zorder=3)  # fmt: skip
+    ax.set_xticks(range(len(frame)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_title(f"mean and {CONFIDENCE:.0%} interval over {' / '.join(k for k in keys if k in REPEAT_KEYS)}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_aggregate(sweep_dir: Path, jobs: list[dict], table: pd.DataFrame, best_column: str, keys: list[str]):
+    """``aggregate.md``, ``aggregate.csv`` and ``aggregate.png`` when jobs repeat a configuration."""
+    metrics = [
+        c for c in (best_column, *REPORTED_METRICS) if c in table and c not in ("best_epoch", "test/num_samples")
+    ]
+    frame = aggregate_table(table, keys, metrics)
+    if frame is None:
+        return None
+    frame.to_csv(sweep_dir / "aggregate.csv", index=False)
+    header = (
+        f"# Repeated runs: {sweep_dir}\n\nPer configuration over {' / '.join(k for k in keys if k in REPEAT_KEYS)}: "
+        f"mean ± standard deviation [{CONFIDENCE:.0%} interval of the mean, Student's t]; `jobs` name the job dirs "
+        "whose metrics.json each figure comes from.\n\n"
+    )
+    (sweep_dir / "aggregate.md").write_text(header + aggregate_markdown(frame, metrics))
+    plot = plot_aggregate(sweep_dir / "aggregate.png", frame, table, best_column, keys)
+    track_table(sweep_dir, jobs[0]["config"], "aggregate", frame, plot)
+    return frame
+
+
 def is_comparison(jobs: list[dict]) -> bool:
     """Whether the jobs train more than one architecture."""
     return len({job["model"] for job in jobs}) > 1
@@ -262,20 +368,21 @@ def write_comparison(sweep_dir: Path, jobs: list[dict], backend: str, timed_runs
     )
     (sweep_dir / "compare.md").write_text(header + to_markdown(table))
     plot = plot_pareto(sweep_dir / "pareto.png", table)
-    track_comparison(sweep_dir, jobs[0]["config"], table, plot)
+    track_table(sweep_dir, jobs[0]["config"], "compare", table, plot)
     return table
 
 
-def track_comparison(sweep_dir: Path, job_config, table: pd.DataFrame, plot: Path | None) -> None:
-    """Under the sweep's ``logger=wandb``: the table and plot as one ``report`` run in the sweep's
-    W&B group (the group its jobs share, ``<task>-<sweep dir name>``, unless one was set)."""
+def track_table(sweep_dir: Path, job_config, key: str, table: pd.DataFrame, plot: Path | None) -> None:
+    """Under the sweep's ``logger=wandb``: a table (``compare``, ``aggregate``) and its plot as one
+    ``report`` run in the sweep's W&B group (the group its jobs share, ``<task>-<sweep dir name>``,
+    unless one was set)."""
     if OmegaConf.select(job_config, "logger.backend", default="none") == "none":
         return
     cfg = OmegaConf.create(OmegaConf.to_container(job_config, resolve=False))
     cfg.paths.output_dir = str(sweep_dir)  # a job's saved config names it through ${hydra:...}
     cfg.logger.group = cfg.logger.group or f"{cfg.task_name}-{sweep_dir.name}"
-    cfg.logger.name = "report"
-    log_results_table(cfg, sweep_dir, "report", ["compare"], "compare", table, ("pareto", plot) if plot else None)
+    cfg.logger.name = f"report-{key}"
+    log_results_table(cfg, sweep_dir, "report", [key], key, table, (f"{key}_plot", plot) if plot else None)
 
 
 def write_report(
@@ -293,6 +400,9 @@ def write_report(
     header = f"# Sweep {sweep_dir}\n\n{len(table)} jobs ({failed} failed), ranked by `{best_column}`.\n\n"
     (sweep_dir / "report.md").write_text(header + to_markdown(table))
     plot_against_parameters(sweep_dir / "report.png", table, best_column, keys)
+    aggregate = write_aggregate(sweep_dir, jobs, table, best_column, keys)
+    if aggregate is not None:
+        log.info("repeated runs: %s", sweep_dir / "aggregate.md")
     return table
 
 

@@ -20,7 +20,7 @@ from hybrid.engine.outputs import report_skipped, write_json
 from hybrid.engine.runtime import Runtime, configure_process, seed_everything
 from hybrid.engine.trainer import Trainer
 from hybrid.errors import TrainingInterrupted
-from hybrid.metrics import prefixed, tune_threshold
+from hybrid.metrics import prefixed, tune_threshold, tune_thresholds_per_class
 from hybrid.models import build_model, flops_per_image, format_parameter_report, parameter_report
 from hybrid.tracking import Tracker, build_tracker
 from hybrid.tracking.callback import TrackerCallback
@@ -45,10 +45,19 @@ def resume_command(ckpt: Path) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def tune_on_validation(model, data: DataModule, runtime: Runtime, monitor: str, *, progress: bool) -> float:
-    """The decision threshold that maximizes the monitored metric on the validation split."""
+def tune_on_validation(
+    model, data: DataModule, runtime: Runtime, monitor: str, tuning, *, progress: bool
+) -> float | list[float]:
+    """The decision threshold that maximizes the monitored metric on the validation split, or with
+    ``tuning=per_class`` each class's own (best F2 or F1 of that class)."""
     val = validate(model, data.loader("val"), data.spec, runtime, desc="tune threshold", progress=progress)
-    threshold = tune_threshold(val.predictions.probs, val.predictions.targets, data.spec, monitor.removeprefix("val/"))
+    probs, targets, metric = val.predictions.probs, val.predictions.targets, monitor.removeprefix("val/")
+    if tuning == "per_class":
+        thresholds = tune_thresholds_per_class(probs, targets, data.spec, metric)
+        shown = ", ".join(f"{c} {t:.2f}" for c, t in zip(data.spec.class_names, thresholds, strict=True))
+        log.info("tuned per-class thresholds on validation (the 0.5 figures stay the reference): %s", shown)
+        return thresholds
+    threshold = tune_threshold(probs, targets, data.spec, metric)
     log.info("tuned threshold %.2f on validation for %s (the 0.5 figures stay the reference)", threshold, monitor)
     return threshold
 
@@ -147,7 +156,9 @@ def _train(cfg: DictConfig, runtime: Runtime) -> float:
         CheckpointRecord.load(saver.best).load_weights_into(model, saver.best)
         threshold = None
         if cfg.trainer.tune_threshold:
-            threshold = tune_on_validation(model, data, runtime, cfg.trainer.monitor, progress=progress)
+            threshold = tune_on_validation(
+                model, data, runtime, cfg.trainer.monitor, cfg.trainer.tune_threshold, progress=progress
+            )
             saver.record_threshold(threshold)
         test_set = data.dataset("test")
         test = final_evaluation(

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from hybrid.data.labels import resolve_label_spec
 from hybrid.deploy.onnx_export import export_float32
 from hybrid.deploy.runtimes import OnnxRuntimeSession
-from hybrid.engine.loop import loss_function
+from hybrid.engine.losses import loss_function
 from hybrid.errors import ConfigError, PretrainedWeightsError
 from hybrid.models import build_model, parameter_report
 from hybrid.models.config import check_model_config
@@ -280,14 +280,14 @@ def test_experiment_compare_runs_every_model_and_reports_them(tiny_data, tmp_pat
 def test_the_comparison_goes_to_the_sweeps_wandb_group(tmp_path, monkeypatch, caplog):
     import logging
 
-    from hybrid.report import track_comparison
+    from hybrid.report import track_table
 
     caplog.set_level(logging.INFO, logger="hybrid")
     monkeypatch.setenv("WANDB_SILENT", "true")
     sweep = tmp_path / "2026-01-01_00-00-00"
     sweep.mkdir()
     table = pd.DataFrame({"job": [0, 1], "model": ["cats_hybrid", "resnet18"], "latency_p50_ms": [5.6, 12.5]})
-    track_comparison(sweep, compose_config(overrides=["logger=wandb"]), table, None)
+    track_table(sweep, compose_config(overrides=["logger=wandb"]), "compare", table, None)
     runs = list((sweep / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     tables = list(runs[0].rglob("compare_*.table.json"))

@@ -72,7 +72,7 @@ def test_data_follows_model_input():
         (["data.task=multilabel", "data.label_columns=[a,b]", "trainer.monitor=val/f2_ciw"], "needs Sewer-ML codes"),
         # types, from each group's schema
         (["trainer.lr=abc"], "trainer.lr='abc': expected a number"),
-        (["trainer.tune_threshold=maybe"], "trainer.tune_threshold='maybe': expected true or false"),
+        (["trainer.tune_threshold=maybe"], "trainer.tune_threshold='maybe'; choose false, true or per_class"),
         (["data.batch_size=many"], "data.batch_size='many': expected an integer"),
         (["model.emb_dim=wide"], "model.emb_dim='wide': expected an integer"),
         (["data.augment.rotation=x"], "data.augment.rotation='x': expected a number"),

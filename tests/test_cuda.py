@@ -15,7 +15,8 @@ import torch
 
 from hybrid.data.loaders import DataModule
 from hybrid.engine.checkpoint import CheckpointRecord
-from hybrid.engine.loop import loss_function, train_one_epoch
+from hybrid.engine.loop import train_one_epoch
+from hybrid.engine.losses import loss_function
 from hybrid.engine.optim import build_optimizer, build_scheduler
 from hybrid.engine.runtime import Runtime
 from hybrid.models import build_model

@@ -168,6 +168,27 @@ def test_defective_rows_need_a_multilabel_task(tiny_data):
         check_data_config(cfg.data)
 
 
+def test_folds_split_the_training_csv_stratified_and_the_same_for_every_seed(tiny_data):
+    every = pd.read_csv(tiny_data / "SewerML_Train.csv", dtype={"Filename": str})
+    vals = []
+    for fold in range(3):
+        folds = [*tiny_overrides(tiny_data), f"data.fold={fold}", "data.num_folds=3"]
+        data = DataModule(compose_config(overrides=folds).data, seed=1)
+        train, val = data.frame("train"), data.frame("val")
+        assert set(train.Filename).isdisjoint(val.Filename) and len(train) + len(val) == len(every)
+        share = val.Defect.mean()
+        assert abs(share - every.Defect.mean()) < 0.1  # stratified on the class
+        assert val.Filename.equals(DataModule(compose_config(overrides=folds).data, seed=7).frame("val").Filename)
+        vals += val.Filename.tolist()
+    assert sorted(vals) == sorted(every.Filename)  # every training row validates exactly once
+    with pytest.raises(ConfigError, match=r"data.fold and data.num_folds go together"):
+        check_data_config(compose_config(overrides=[*tiny_overrides(tiny_data), "data.fold=1"]).data)
+    with pytest.raises(ConfigError, match=r"data.fold=3 data.num_folds=3: need num_folds >= 2 and 0 <= fold"):
+        check_data_config(
+            compose_config(overrides=[*tiny_overrides(tiny_data), "data.fold=3", "data.num_folds=3"]).data
+        )
+
+
 def test_prefetching_gives_the_same_batches_and_stops_cleanly(tiny_data):
     import threading
 

@@ -128,7 +128,7 @@ def test_weights_that_do_not_fit_are_named(tiny_data, tmp_path):
 
 def test_positive_ratio_and_effective_number_weights():
     from hybrid.data.labels import resolve_label_spec
-    from hybrid.engine.loop import loss_function
+    from hybrid.engine.losses import loss_function
 
     spec = resolve_label_spec("multilabel", ["RB", "FS"], None)
     targets = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], np.float32)
@@ -136,10 +136,10 @@ def test_positive_ratio_and_effective_number_weights():
     assert torch.allclose(bce.pos_weight, torch.tensor([1.0, 3.0]))  # (N - N_c) / N_c
     effective = loss_function(spec, "effective_number", targets, beta=0.9)
     expected = np.array([(1 - 0.9) / (1 - 0.9**2), (1 - 0.9) / (1 - 0.9**1)])
-    assert torch.allclose(effective.weight, torch.tensor(expected / expected.mean(), dtype=torch.float32))
+    assert torch.allclose(effective.class_weight, torch.tensor(expected / expected.mean(), dtype=torch.float32))
     binary = resolve_label_spec("binary", None, None)
     ce = loss_function(binary, "effective_number", np.array([0, 0, 0, 1]), beta=0.5)
-    assert ce.weight[1] > ce.weight[0]  # the rarer class weighs more
+    assert ce.class_weight[1] > ce.class_weight[0]  # the rarer class weighs more
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")

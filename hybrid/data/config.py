@@ -16,7 +16,17 @@ from hybrid.data.cache import check_cache_format
 from hybrid.data.dataset import check_bad_image_policy
 from hybrid.data.folders import check_split_ratios
 from hybrid.data.labels import resolve_label_columns
-from hybrid.data.loaders import SPLITS, check_batch_size, check_root, check_rows, resolve_workers, split_ratio
+from hybrid.data.loaders import (
+    SPLITS,
+    check_batch_size,
+    check_folds,
+    check_root,
+    check_rows,
+    resolve_workers,
+    split_ratio,
+)
+from hybrid.data.mixing import MixSettings
+from hybrid.data.samplers import check_sampler
 from hybrid.errors import ConfigError
 from hybrid.util.schema import check_types
 
@@ -38,6 +48,13 @@ class AugmentSchema:
 
 
 @dataclass
+class MixAlphaSchema:
+    """``data.mixup`` / ``data.cutmix``."""
+
+    alpha: float = 0.0
+
+
+@dataclass
 class DataSchema:
     """Types of the ``data`` keys (``num_workers``: a count or ``auto``; ``sampling_ratio``: a
     number or a per-split map; their owners check those)."""
@@ -53,6 +70,9 @@ class DataSchema:
     num_workers: Any = "auto"
     sampling_ratio: Any = 1.0
     rows: str = "all"
+    fold: int | None = None
+    sampler: str = "random"
+    num_folds: int | None = None
     on_bad_image: str = "skip"
     decode: str = "cpu"
     use_cache: bool = True
@@ -64,6 +84,10 @@ class DataSchema:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     augment: AugmentSchema | None = None
+    mixup: MixAlphaSchema | None = None
+    cutmix: MixAlphaSchema | None = None
+    mix_prob: float = 1.0
+    mix_switch_prob: float = 0.5
     synthetic: Any = None
     layout: str = "csv"
     split_ratios: Any = None
@@ -79,6 +103,9 @@ def check_data_config(data: DictConfig) -> None:
     check_cache_format(data.cache_format)
     check_batch_size(data.batch_size)
     check_rows(data.get("rows", "all"), data.task)
+    check_folds(data.get("fold"), data.get("num_folds"))
+    check_sampler(data.get("sampler", "random"))
+    MixSettings.from_config(data)  # its own checks
     for split in SPLITS:
         split_ratio(data.sampling_ratio, split)
     check_root(data)

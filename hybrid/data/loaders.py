@@ -22,6 +22,7 @@ from hybrid.data.decode import DeviceDecoder
 from hybrid.data.device_loader import DeviceLoader, collate
 from hybrid.data.folders import SPLIT_FOLDERS, folder_frames
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
+from hybrid.data.mixing import BatchMixer, MixSettings
 from hybrid.data.samplers import split_sampler
 from hybrid.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
 from hybrid.data.transforms import BatchAugment, ResizeUint8, build_transform
@@ -77,6 +78,47 @@ def select_rows(frame: pd.DataFrame, rows: str, label_columns: Sequence[str], sp
     if not defective.any():
         raise DataError(f"data.rows=defective: {source} has no row with a label in {list(label_columns)}")
     return frame[defective].reset_index(drop=True)
+
+
+# Folds are drawn with this seed whatever the run's `seed`, so repeating a fold over seeds keeps its rows.
+FOLD_SEED = 0
+
+
+def check_folds(fold, num_folds) -> tuple[int, int] | None:
+    """``data.fold`` / ``data.num_folds``: both null (the CSVs' own validation split), or a fold
+    ``0 <= fold < num_folds`` with ``num_folds >= 2``."""
+    if fold is None and num_folds is None:
+        return None
+    if fold is None or num_folds is None:
+        raise ConfigError("data.fold and data.num_folds go together (e.g. data.fold=0 data.num_folds=5)")
+    if int(num_folds) < 2 or not 0 <= int(fold) < int(num_folds):
+        raise ConfigError(f"data.fold={fold} data.num_folds={num_folds}: need num_folds >= 2 and 0 <= fold < num_folds")
+    return int(fold), int(num_folds)
+
+
+def stratification_key(frame: pd.DataFrame, label_columns: Sequence[str], single_label: bool) -> np.ndarray:
+    """What folds are stratified on: the class (single-label), or an image's rarest label (multi-label;
+    ``none`` for an image without one), so rare codes spread over every fold."""
+    labels = frame[list(label_columns)]
+    if single_label:
+        return labels.iloc[:, 0].astype(str).to_numpy()
+    present = labels.to_numpy(dtype=np.float64) >= 0.5
+    order = np.argsort(present.sum(axis=0), kind="stable")  # rarest column first
+    first = np.where(present[:, order].any(axis=1), order[np.argmax(present[:, order], axis=1)], -1)
+    return np.array(["none" if k < 0 else label_columns[k] for k in first])
+
+
+def fold_rows(frame: pd.DataFrame, split: str, fold: int, num_folds: int, key: np.ndarray) -> pd.DataFrame:
+    """The training CSV's rows for ``split``: fold ``fold`` of ``num_folds`` stratified folds is the
+    validation split, the others the training split (each kept in CSV order)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    values, counts = np.unique(key, return_counts=True)
+    key = np.where(np.isin(key, values[counts < num_folds]), "rare", key)  # too few to spread: pooled
+    folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=FOLD_SEED)
+    train_rows, val_rows = list(folds.split(np.zeros(len(key)), key))[fold]
+    rows = np.sort(val_rows if split == "val" else train_rows)
+    return frame.iloc[rows].reset_index(drop=True)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -221,6 +263,19 @@ class DataModule:
         self.cache = open_cache(cfg, self.root)
 
     @property
+    def spec_is_single_label(self) -> bool:
+        """Whether each image has one class (the folds' stratification); known before :attr:`spec`."""
+        return self.cfg.task != "multilabel"
+
+    @property
+    def mixer(self) -> BatchMixer | None:
+        """Mixup / CutMix of the training batches (``data.mixup``, ``data.cutmix``), or ``None``."""
+        settings = MixSettings.from_config(self.cfg)
+        if not settings.enabled:
+            return None
+        return BatchMixer(settings, self.spec.num_labels if self.spec.single_label else None)
+
+    @property
     def from_folders(self) -> bool:
         """``data=folder``: labels are the class sub-folders (:mod:`hybrid.data.folders`), not CSVs."""
         return self.cfg.get("layout", "csv") == "folders"
@@ -242,8 +297,15 @@ class DataModule:
     def frame(self, split: str, *, require_labels: bool = True) -> pd.DataFrame:
         """The rows of a split after ``data.rows`` and ``data.sampling_ratio``."""
         if split not in self._frames:
+            folds = check_folds(self.cfg.get("fold"), self.cfg.get("num_folds"))
             if self.from_folders:
                 frame = folder_frames(self.root, self.cfg.get("split_ratios"), self.seed)[split]
+            elif folds and split in ("train", "val"):  # cross-validation: both splits from the training CSV
+                source = self.csv_path("train")
+                frame = read_label_csv(source, self.label_columns)
+                frame = select_rows(frame, self.cfg.get("rows", "all"), self.label_columns, split, source)
+                key = stratification_key(frame, self.label_columns, self.spec_is_single_label)
+                frame = fold_rows(frame, split, *folds, key)
             else:
                 frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels=require_labels)
                 frame = select_rows(frame, self.cfg.get("rows", "all"), self.label_columns, split, self.csv_path(split))
@@ -290,5 +352,5 @@ class DataModule:
             seed=self.seed,
             device=self.device,
             channels_last=self.channels_last,
-            sampler=split_sampler(dataset, train=train, seed=self.seed),
+            sampler=split_sampler(dataset, train=train, seed=self.seed, sampler=str(self.cfg.get("sampler", "random"))),
         )

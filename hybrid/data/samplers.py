@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from hybrid.errors import ConfigError
 from hybrid.util import ranks
 
 
@@ -42,14 +43,47 @@ def sample_seeds(seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
     return mixed >> np.uint64(1)  # 63 bits: a valid torch.manual_seed everywhere
 
 
+# data.sampler: random (each image once per epoch, shuffled) | balanced (drawn with replacement,
+# each class equally often in expectation)
+SAMPLERS = ("random", "balanced")
+
+
+def check_sampler(name: str) -> str:
+    """``data.sampler``: one of :data:`SAMPLERS`."""
+    if name not in SAMPLERS:
+        raise ConfigError(f"data.sampler={name!r}; choose one of {list(SAMPLERS)}")
+    return name
+
+
+def balanced_weights(targets: np.ndarray) -> np.ndarray:
+    """How often each training sample is drawn so every class is seen equally often: one over its
+    class's count (single-label: class indices); multi-label (0/1 rows): the mean of one over the
+    count of each of its labels, an image without one counting as the class "none"."""
+    targets = np.asarray(targets)
+    if targets.ndim == 1:
+        counts = np.bincount(targets)
+        return 1.0 / counts[targets]
+    present = targets >= 0.5
+    none = ~present.any(axis=1)
+    inverse = 1.0 / np.maximum(present.sum(axis=0), 1)
+    weights = (present * inverse).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    weights[none] = 1.0 / max(int(none.sum()), 1)
+    return weights
+
+
 class TrainingSampler(Sampler[tuple[int, int]]):
     """The training order: a shuffle that depends only on ``(seed, epoch)``, split over DDP ranks
     (:class:`~torch.utils.data.DistributedSampler`), yielding ``(index, seed of the sample)`` pairs
-    (:func:`sample_seeds`). :meth:`skip_first` starts the next epoch part-way, for a run resumed
-    after an interruption: the remaining batches come in the same order, with the same randomness."""
+    (:func:`sample_seeds`). With ``weights`` (``data.sampler=balanced``) an epoch draws as many
+    samples with replacement, in proportion to them, again from ``(seed, epoch)`` only, every
+    ``world_size``-th draw to a rank. :meth:`skip_first` starts the next epoch part-way, for a run
+    resumed after an interruption: the remaining batches come in the same order, with the same
+    randomness."""
 
-    def __init__(self, dataset: Dataset, *, seed: int, rank: int, world_size: int):
+    def __init__(self, dataset: Dataset, *, seed: int, rank: int, world_size: int, weights: np.ndarray | None = None):
         self.order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.weights = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+        self.rank, self.world_size = rank, world_size
         self.seed = seed
         self.epoch = 0
         self.skip = 0
@@ -63,19 +97,28 @@ class TrainingSampler(Sampler[tuple[int, int]]):
         """Leave out the first ``count`` samples of the next epoch (those already trained on)."""
         self.skip = count
 
+    def _epoch_order(self) -> list[int]:
+        if self.weights is None:
+            return list(self.order)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        draws = rng.choice(len(self.weights), size=len(self.order) * self.world_size, p=self.weights)
+        return draws[self.rank :: self.world_size].tolist()
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
         skip, self.skip = self.skip, 0
-        indices = list(self.order)[skip:]
+        indices = self._epoch_order()[skip:]
         yield from zip(indices, sample_seeds(self.seed, self.epoch, np.array(indices, np.int64)).tolist(), strict=True)
 
     def __len__(self) -> int:
         return len(self.order) - self.skip
 
 
-def split_sampler(dataset: Dataset, *, train: bool, seed: int) -> Sampler | None:
-    """Which samples this process reads. Training: a :class:`TrainingSampler`. Evaluation under
-    DDP: a :class:`ShardSampler` (each sample once); in a single process ``None`` (in order)."""
+def split_sampler(dataset: Dataset, *, train: bool, seed: int, sampler: str = "random") -> Sampler | None:
+    """Which samples this process reads. Training: a :class:`TrainingSampler` (``sampler=balanced``:
+    weighted by :func:`balanced_weights` of the dataset's ``targets``). Evaluation under DDP: a
+    :class:`ShardSampler` (each sample once); in a single process ``None`` (in order)."""
     rank, world = ranks.rank(), ranks.world_size()
     if train:
-        return TrainingSampler(dataset, seed=seed, rank=rank, world_size=world)
+        weights = balanced_weights(dataset.targets) if check_sampler(sampler) == "balanced" else None
+        return TrainingSampler(dataset, seed=seed, rank=rank, world_size=world, weights=weights)
     return ShardSampler(len(dataset), rank, world) if world > 1 else None

@@ -48,7 +48,7 @@ class ModelCard:
     in_channels: int
     mean: list[float]
     std: list[float]
-    threshold: float  # the decision threshold: tuned on validation, or 0.5
+    threshold: float | list[float]  # the decision threshold: tuned on validation (one per class), or 0.5
     threshold_tuned: bool
     precision: str  # fp32 | fp16 | int8
     config: dict  # the resolved training config (model, data, trainer, ...)
@@ -73,7 +73,7 @@ class ModelCard:
             in_channels=in_channels,
             mean=channel_stats(data["mean"], in_channels),
             std=channel_stats(data["std"], in_channels),
-            threshold=THRESHOLD if record.threshold is None else float(record.threshold),
+            threshold=THRESHOLD if record.threshold is None else record.threshold,
             threshold_tuned=record.threshold is not None,
             config=record.config,
             source_checkpoint=str(Path(ckpt_path).expanduser().resolve()),
@@ -82,7 +82,7 @@ class ModelCard:
         )
 
     @property
-    def tuned_threshold(self) -> float | None:
+    def tuned_threshold(self) -> float | list[float] | None:
         """The tuned threshold, or ``None`` when the model uses the benchmark's 0.5."""
         return self.threshold if self.threshold_tuned else None
 

@@ -53,7 +53,7 @@ class ServedModel:
     task: str
     class_names: list[str]
     config: dict  # the resolved training config
-    tuned_threshold: float | None
+    tuned_threshold: float | list[float] | None
     description: str  # which runtime, for the log
 
     @property

@@ -63,11 +63,12 @@ class CheckpointRecord:
     rng: list[dict] | None = None  # one entry per rank
     world_size: int = 1
     tracker_run_id: str | None = None  # a resumed run continues its tracker run
-    threshold: float | None = None  # tuned on validation (trainer.tune_threshold)
+    threshold: float | list[float] | None = None  # tuned on validation (trainer.tune_threshold; a list per class)
     interrupted_epoch: int | None = None
     interrupted_step: int | None = None
     epoch_progress: list[dict] | None = None  # per rank: the interrupted epoch's steps and running sums
     structure: dict | None = None  # layer sizes (hybrid.models.structure): a pruned model's architecture
+    ema: dict | None = None  # trainer.ema: the weight average's state (last.pt; best.pt serves it as ``model``)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the record to ``path`` through a temporary file, so a crash never leaves half a file."""
@@ -139,11 +140,12 @@ class CheckpointSaver:
         return self.folder / "last.pt"
 
     @rank_zero_only
-    def save_epoch(self, record: CheckpointRecord, *, improved: bool) -> None:
-        """The end of an epoch: ``best.pt`` first when it improved, then ``last.pt``, so a crash
-        between the two never leaves ``last.pt`` claiming a ``best.pt`` that was not written."""
+    def save_epoch(self, record: CheckpointRecord, *, improved: bool, best: CheckpointRecord | None = None) -> None:
+        """The end of an epoch: ``best.pt`` first when it improved (``best``: another record to
+        serve, e.g. with the EMA weights; default ``record``), then ``last.pt``, so a crash between
+        the two never leaves ``last.pt`` claiming a ``best.pt`` that was not written."""
         if improved:
-            record.save(self.best)
+            (best or record).save(self.best)
         record.save(self.last)
 
     @rank_zero_only
@@ -152,6 +154,6 @@ class CheckpointSaver:
         dataclasses.replace(record, interrupted_epoch=epoch, interrupted_step=step).save(self.last)
 
     @rank_zero_only
-    def record_threshold(self, threshold: float) -> None:
+    def record_threshold(self, threshold: float | list[float]) -> None:
         """Store a decision threshold tuned after training in ``best.pt``, which inference reads."""
         dataclasses.replace(CheckpointRecord.load(self.best), threshold=threshold).save(self.best)

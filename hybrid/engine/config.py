@@ -14,8 +14,9 @@ from omegaconf import DictConfig
 
 from hybrid.data.decode import check_decode
 from hybrid.engine.distributed import check_backend, check_strategy
-from hybrid.engine.loop import check_class_weighting
-from hybrid.engine.optim import check_scheduler
+from hybrid.engine.ema import check_ema
+from hybrid.engine.losses import LossOptions, check_class_weighting, check_loss_options
+from hybrid.engine.optim import check_optimizer, check_scheduler
 from hybrid.engine.runtime import check_precision, select_device
 from hybrid.errors import ConfigError
 from hybrid.metrics import check_monitor, check_threshold_tuning
@@ -34,6 +35,32 @@ class SchedulerSchema:
 
 
 @dataclass
+class AslSchema:
+    """``trainer.asl``: the asymmetric loss's focusing and probability shift."""
+
+    gamma_pos: float = 0.0
+    gamma_neg: float = 4.0
+    clip: float = 0.05
+
+
+@dataclass
+class EmaSchema:
+    """``trainer.ema``: the weight average's decay (null: off), its warm-up, and which weights
+    (``ema`` or ``raw``) the monitored metric and ``best.pt`` come from."""
+
+    decay: float | None = None
+    warmup: bool = True
+    best: str = "ema"
+
+
+@dataclass
+class EarlyStoppingSchema:
+    """``trainer.early_stopping``: epochs without improvement of the monitored metric (null: off)."""
+
+    patience: int | None = None
+
+
+@dataclass
 class TrainerSchema:
     """Types of the ``trainer`` keys (``precision``: ``bf16``, ``32`` or ``16``, checked by its owner)."""
 
@@ -44,9 +71,18 @@ class TrainerSchema:
     grad_clip: float | None = 1.0
     scheduler: SchedulerSchema = field(default_factory=SchedulerSchema)
     monitor: str = "val/f1_macro"
+    loss: str = "auto"
+    label_smoothing: float = 0.0
+    focal_gamma: float = 2.0
+    asl: AslSchema = field(default_factory=AslSchema)
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    ema: EmaSchema = field(default_factory=EmaSchema)
+    accumulate_grad_batches: int = 1
+    early_stopping: EarlyStoppingSchema = field(default_factory=EarlyStoppingSchema)
     class_weighting: str = "none"
     effective_number_beta: float = 0.999
-    tune_threshold: bool = False
+    tune_threshold: Any = False  # false | true | per_class
     precision: Any = "bf16"
     channels_last: bool = True
     compile: bool = False
@@ -79,5 +115,15 @@ def check_trainer_config(trainer: DictConfig, data: DictConfig) -> None:
     check_scheduler(trainer.scheduler.name)
     check_monitor(trainer.monitor, data.task, data.label_columns)
     check_class_weighting(trainer.class_weighting, data.task)
+    check_loss_options(LossOptions.from_config(trainer), data.task)
+    check_optimizer(str(trainer.optimizer), str(trainer.scheduler.name))
+    check_ema(trainer.ema.decay)
+    if trainer.ema.best not in ("ema", "raw"):
+        raise ConfigError(f"trainer.ema.best={trainer.ema.best!r}; choose ema or raw")
+    if int(trainer.accumulate_grad_batches) < 1:
+        raise ConfigError(f"trainer.accumulate_grad_batches must be at least 1, got {trainer.accumulate_grad_batches}")
+    patience = trainer.early_stopping.patience
+    if patience is not None and int(patience) < 1:
+        raise ConfigError(f"trainer.early_stopping.patience must be at least 1 epoch (or null), got {patience}")
     if trainer.tune_threshold:
-        check_threshold_tuning(data.task, trainer.monitor)
+        check_threshold_tuning(data.task, trainer.monitor, trainer.tune_threshold)

@@ -72,13 +72,19 @@ def validate(
     return Evaluation(preds, [loader.dataset.names[i] for i in preds.indices], metrics)
 
 
-def add_tuned_metrics(evaluation: Evaluation, spec: LabelSpec, threshold: float) -> None:
-    """Report the headline figures at a tuned threshold under ``tuned/``, next to the 0.5 ones."""
+def add_tuned_metrics(evaluation: Evaluation, spec: LabelSpec, threshold: float | list[float]) -> None:
+    """Report the headline figures at a tuned threshold (one, or one per class) under ``tuned/``,
+    next to the 0.5 ones."""
     evaluation.threshold = threshold
     if not evaluation.metrics:
         return
-    tuned = compute_metrics(evaluation.predictions.probs, evaluation.predictions.targets, spec, threshold)
-    evaluation.metrics["tuned/threshold"] = threshold
+    tuned = compute_metrics(evaluation.predictions.probs, evaluation.predictions.targets, spec, np.asarray(threshold))
+    if np.ndim(threshold):  # per class: one key each, so metrics stay flat numbers
+        evaluation.metrics.update(
+            {f"tuned/threshold/{c}": float(t) for c, t in zip(spec.class_names, threshold, strict=True)}
+        )
+    else:
+        evaluation.metrics["tuned/threshold"] = threshold
     evaluation.metrics.update({f"tuned/{k}": v for k, v in headline(tuned).items()})
     evaluation.metrics.update({f"tuned/sewerml/{k}": v for k, v in sewerml_headline(tuned).items()})
 
@@ -88,7 +94,7 @@ def write_evaluation(run_dir: Path, evaluation: Evaluation, spec: LabelSpec, tit
     """``predictions.csv``; with labels also the per-class table (log), ``per_class.png`` and, for
     single-label tasks, ``confusion_matrix.png``."""
     preds = evaluation.predictions
-    labels = predicted_labels(preds.probs, spec, evaluation.threshold)
+    labels = predicted_labels(preds.probs, spec, np.asarray(evaluation.threshold))
     write_predictions(run_dir / "predictions.csv", evaluation.names, preds.probs, spec.class_names, labels)
     if not evaluation.metrics:
         return
@@ -138,7 +144,7 @@ def final_evaluation(
     run_dir: Path,
     *,
     labelled: bool = True,
-    tuned_threshold: float | None = None,
+    tuned_threshold: float | list[float] | None = None,
     rescore: Callable[[Predictions], np.ndarray] | None = None,
     progress: bool = False,
 ) -> Evaluation:

@@ -18,18 +18,6 @@ from hybrid.util import ranks
 from hybrid.util.progress import Progress
 from hybrid.util.progress import progress as counted
 
-CLASS_WEIGHTINGS = ("none", "positive_ratio", "effective_number")
-
-
-def check_class_weighting(weighting: str, task: str) -> str:
-    """``trainer.class_weighting``: one of :data:`CLASS_WEIGHTINGS`; ``positive_ratio`` (BCE's
-    ``pos_weight``) exists for multi-label tasks only."""
-    if weighting not in CLASS_WEIGHTINGS:
-        raise ConfigError(f"trainer.class_weighting={weighting!r}; choose one of {list(CLASS_WEIGHTINGS)}")
-    if weighting == "positive_ratio" and task != "multilabel":
-        raise ConfigError("trainer.class_weighting=positive_ratio applies to data.task=multilabel only")
-    return weighting
-
 
 def ready_images(batch: dict) -> torch.Tensor:
     """The batch's images, which the data side must hand over ready (normalized float on the device)."""
@@ -40,34 +28,6 @@ def ready_images(batch: dict) -> torch.Tensor:
             "(iterate a hybrid.data DeviceLoader, e.g. DataModule.loader or make_loader)"
         )
     return images
-
-
-def class_counts(targets: np.ndarray, spec: LabelSpec) -> np.ndarray:
-    """Positive examples per class in the training targets."""
-    if spec.single_label:
-        return np.bincount(targets, minlength=spec.num_labels).astype(np.float64)
-    return targets.sum(axis=0).astype(np.float64)
-
-
-def loss_function(
-    spec: LabelSpec, weighting: str = "none", train_targets: np.ndarray | None = None, beta: float = 0.999
-) -> nn.Module:
-    """Cross-entropy over the softmax (single-label) or per-class BCE on sigmoids (multi-label).
-
-    ``weighting``: ``positive_ratio`` (multi-label) sets BCE's ``pos_weight`` to ``(N - N_c) / N_c``
-    as the official Sewer-ML code does; ``effective_number`` weights class ``c`` by
-    ``(1 - beta) / (1 - beta ** N_c)`` (Cui et al., CVPR 2019), normalized to mean 1.
-    """
-    check_class_weighting(weighting, spec.task)
-    if weighting == "none":
-        return nn.CrossEntropyLoss() if spec.single_label else nn.BCEWithLogitsLoss()
-    counts = np.maximum(class_counts(train_targets, spec), 1.0)
-    if weighting == "positive_ratio":
-        pos_weight = (len(train_targets) - counts) / counts
-        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
-    weights = (1 - beta) / (1 - beta**counts)
-    weights = torch.tensor(weights / weights.mean(), dtype=torch.float32)
-    return nn.CrossEntropyLoss(weight=weights) if spec.single_label else nn.BCEWithLogitsLoss(weight=weights)
 
 
 def to_probabilities(logits: torch.Tensor, spec: LabelSpec) -> torch.Tensor:
@@ -82,7 +42,7 @@ class NonFiniteLossError(HybridError):
 
 @dataclass
 class EpochProgress:
-    """How far one process got in an epoch: optimizer steps, and the running sums of its loss and
+    """How far one process got in an epoch: batches trained on, and the running sums of its loss and
     images, so an epoch interrupted part-way reports the same figures when resumed."""
 
     steps: int = 0
@@ -123,6 +83,9 @@ def train_one_epoch(
     progress: bool = False,
     stop_requested: Callable[[], bool] | None = None,
     start: EpochProgress | None = None,
+    accumulate: int = 1,
+    mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ema=None,
 ) -> EpochResult:
     """Train over ``loader`` (ready batches, see :mod:`hybrid.data.device_loader`) once, stepping
     the scheduler every batch.
@@ -132,6 +95,11 @@ def train_one_epoch(
     says yes on any process, the epoch ends early with ``interrupted=True``. A NaN or infinite loss
     on any process raises :class:`NonFiniteLossError` before the weights are touched. ``start``
     continues an epoch an interruption stopped (the loader then holds only its remaining batches).
+
+    ``accumulate``: batches whose gradients add up before each optimizer (and scheduler) step; the
+    last step of the epoch takes what is left. ``mix`` (mixup / CutMix) blends each batch and its
+    targets. ``ema`` (:class:`~hybrid.engine.ema.WeightAverage`) follows every optimizer step.
+    ``steps`` counts batches; an interruption only ever lands on an optimizer step.
     """
     model.train()
     device = runtime.device
@@ -140,30 +108,39 @@ def train_one_epoch(
     total_loss, seen, steps, skipped, interrupted = start.loss_sum, start.images, start.steps, [], False
     started = time.perf_counter()
     bar = Progress(len(loader) if hasattr(loader, "__len__") else None, desc, enabled=progress, unit="batch")
+    total_batches = start.steps + (len(loader) if hasattr(loader, "__len__") else 0)
+    optimizer.zero_grad(set_to_none=True)
     for batch in loader:
         bar.update()
         skipped += batch["skipped"]
+        steps += 1
+        last_of_epoch = steps == total_batches
         if "image" not in batch:
             continue
         images = ready_images(batch)
         targets = batch["target"].to(device, non_blocking=True)  # a no-op for a DeviceLoader's batches
+        if mix is not None:
+            images, targets = mix(images, targets)
         with autocast(device, runtime.precision):
             loss = criterion(model(images), targets)
         # Every process takes the same branch, or the others would wait forever in backward's all-reduce.
         if ranks.any_rank(not math.isfinite(loss.item())):
-            raise NonFiniteLossError(f"training loss became {loss.item()} at step {steps + 1} ({desc})")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+            raise NonFiniteLossError(f"training loss became {loss.item()} at step {steps} ({desc})")
+        scaler.scale(loss / accumulate).backward()
+        total_loss += loss.item() * len(images)
+        seen += len(images)
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+        if steps % accumulate and not last_of_epoch:
+            continue  # gradients keep adding up until the next optimizer step
         if grad_clip:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        total_loss += loss.item() * len(images)
-        seen += len(images)
-        steps += 1
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update()
         if stop_requested is not None and ranks.any_rank(stop_requested()):
             interrupted = True
             break

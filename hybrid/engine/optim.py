@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from omegaconf import DictConfig
@@ -10,17 +12,72 @@ from omegaconf import DictConfig
 from hybrid.errors import ConfigError
 
 
-def build_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters; no weight decay on biases and norm weights."""
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """The trainable parameters in two groups: decayed weights, and biases and norm weights (no decay)."""
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": float(cfg.weight_decay)},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def adamw(groups: list[dict], cfg: DictConfig, steps_per_epoch: int) -> torch.optim.Optimizer:
+    """``adamw``: decoupled weight decay, ``trainer.betas``."""
     return torch.optim.AdamW(groups, lr=float(cfg.lr), betas=tuple(cfg.betas))
+
+
+def sgd(groups: list[dict], cfg: DictConfig, steps_per_epoch: int) -> torch.optim.Optimizer:
+    """``sgd``: Nesterov momentum ``trainer.momentum`` (0.9)."""
+    return torch.optim.SGD(groups, lr=float(cfg.lr), momentum=float(cfg.get("momentum", 0.9)), nesterov=True)
+
+
+def schedulefree_adamw(groups: list[dict], cfg: DictConfig, steps_per_epoch: int) -> torch.optim.Optimizer:
+    """``schedulefree_adamw``: AdamW without a schedule (Defazio et al., 2024; the ``schedulefree``
+    package); its warm-up is ``trainer.scheduler.warmup_epochs``. It evaluates at an average of its
+    iterates: :func:`evaluation_weights` switches the model to those and back."""
+    import schedulefree
+
+    warmup = round(float(cfg.scheduler.warmup_epochs) * steps_per_epoch)
+    return schedulefree.AdamWScheduleFree(groups, lr=float(cfg.lr), betas=tuple(cfg.betas), warmup_steps=warmup)
+
+
+# trainer.optimizer -> builder
+OPTIMIZERS = {"adamw": adamw, "sgd": sgd, "schedulefree_adamw": schedulefree_adamw}
+# Optimizers that keep their own schedule (trainer.scheduler.name must be none) and evaluation weights.
+SCHEDULE_FREE = ("schedulefree_adamw",)
+
+
+def check_optimizer(name: str, scheduler: str) -> str:
+    """``trainer.optimizer``: a key of :data:`OPTIMIZERS`; a schedule-free one takes no schedule."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"trainer.optimizer={name!r}; choose one of {list(OPTIMIZERS)}")
+    if name in SCHEDULE_FREE and scheduler != "none":
+        raise ConfigError(f"trainer.optimizer={name} needs trainer.scheduler.name=none (it has its own warm-up)")
+    return name
+
+
+def build_optimizer(model: torch.nn.Module, cfg: DictConfig, steps_per_epoch: int = 1) -> torch.optim.Optimizer:
+    """``trainer.optimizer`` (default AdamW) over the trainable parameters; no weight decay on biases
+    and norm weights."""
+    name = check_optimizer(str(cfg.get("optimizer", "adamw")), str(cfg.scheduler.name))
+    optimizer = OPTIMIZERS[name](parameter_groups(model, float(cfg.weight_decay)), cfg, steps_per_epoch)
+    if hasattr(optimizer, "train"):
+        optimizer.train()  # schedule-free: the weights the steps move (not the evaluation average)
+    return optimizer
+
+
+@contextmanager
+def evaluation_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
+    """Inside: the model holds the weights to evaluate and save (a schedule-free optimizer's
+    average; every other optimizer's only weights); after it, those it trains."""
+    switches = hasattr(optimizer, "eval") and hasattr(optimizer, "train")
+    if switches:
+        optimizer.eval()
+    try:
+        yield
+    finally:
+        if switches:
+            optimizer.train()
 
 
 Scheduler = torch.optim.lr_scheduler.LRScheduler

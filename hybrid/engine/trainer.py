@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,12 @@ from hybrid.data.loaders import DataModule
 from hybrid.engine import distributed
 from hybrid.engine.callbacks import Callback
 from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
+from hybrid.engine.ema import WeightAverage
 from hybrid.engine.evaluation import validate
 from hybrid.engine.interrupt import GracefulInterrupt
-from hybrid.engine.loop import EpochProgress, NonFiniteLossError, loss_function, train_one_epoch
-from hybrid.engine.optim import build_optimizer, build_scheduler
+from hybrid.engine.loop import EpochProgress, NonFiniteLossError, train_one_epoch
+from hybrid.engine.losses import LossOptions, loss_function
+from hybrid.engine.optim import build_optimizer, build_scheduler, evaluation_weights
 from hybrid.engine.outputs import plot_history, write_history
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
 from hybrid.errors import DataError, TrainingInterrupted
@@ -96,6 +99,13 @@ class Trainer:
         # float16's gradient scaler (checkpointed so a resumed run keeps its loss scale); a
         # pass-through otherwise.
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "16")
+        ema = cfg.trainer.get("ema") or {}
+        self.ema_decay = ema.get("decay")
+        self.ema_warmup = bool(ema.get("warmup", True))
+        self.monitor_ema = self.ema_decay is not None and ema.get("best", "ema") == "ema"
+        self.ema: WeightAverage | None = None
+        self.accumulate = int(cfg.trainer.get("accumulate_grad_batches", 1))
+        self.patience = (cfg.trainer.get("early_stopping") or {}).get("patience")
 
     def _improved(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -139,12 +149,17 @@ class Trainer:
             world_size=ranks.world_size(),
             tracker_run_id=self.tracker_run_id,
             structure=module_shapes(self.model),
+            ema=self.ema.state_dict() if self.ema is not None else None,
         )
 
     def _restore(self, resume: CheckpointRecord, optimizer, scheduler) -> FitState:
         """Load a checkpoint's training state; returns the bookkeeping to continue from."""
         optimizer.load_state_dict(resume.optimizer)
+        if hasattr(optimizer, "train"):
+            optimizer.train()  # schedule-free: back to the training weights from those saved for evaluation
         scheduler.load_state_dict(resume.scheduler)
+        if self.ema is not None and resume.ema is not None:
+            self.ema.load_state_dict(resume.ema)
         if self.scaler.is_enabled() and resume.scaler is not None:
             self.scaler.load_state_dict(resume.scaler)
         rng = resume.rng or []
@@ -190,13 +205,17 @@ class Trainer:
             self.trainer_cfg.class_weighting,
             train_set.targets,
             float(self.trainer_cfg.effective_number_beta),
+            LossOptions.from_config(self.trainer_cfg),
         ).to(self.runtime.device)
         train_loader, val_loader = self.data.loader("train", train_set), self.data.loader("val", val_set)
         if resume is not None:
             resume.load_weights_into(self.model, self.cfg.ckpt_path)
         train_model = self._wrap()
-        optimizer = build_optimizer(self.model, self.trainer_cfg)
-        scheduler = build_scheduler(optimizer, self.trainer_cfg, len(train_loader))
+        steps_per_epoch = math.ceil(len(train_loader) / self.accumulate)  # optimizer (and schedule) steps
+        optimizer = build_optimizer(self.model, self.trainer_cfg, steps_per_epoch)
+        scheduler = build_scheduler(optimizer, self.trainer_cfg, steps_per_epoch)
+        if self.ema_decay is not None:
+            self.ema = WeightAverage(self.model, self.ema_decay, warmup=self.ema_warmup)
         state = self._restore(resume, optimizer, scheduler) if resume is not None else FitState()
         missing = set(train_set.missing) | set(val_set.missing)
         state.skipped |= missing
@@ -215,7 +234,8 @@ class Trainer:
                         train_model, train_loader, optimizer, scheduler, self.criterion, self.runtime,
                         scaler=self.scaler, grad_clip=self.trainer_cfg.grad_clip,
                         desc=f"epoch {epoch}/{max_epochs} train", progress=self.progress,
-                        stop_requested=interrupt.requested, start=start,
+                        stop_requested=interrupt.requested, start=start, accumulate=self.accumulate,
+                        mix=self.data.mixer, ema=self.ema,
                     )  # fmt: skip
                 except NonFiniteLossError as err:
                     last = self.saver.last
@@ -228,6 +248,12 @@ class Trainer:
                     raise self._interrupted(interrupt.signal_name, interrupt.exit_code, epoch, result.steps, record)
                 speeds.append(result.images_per_s)
                 self._end_epoch(epoch, max_epochs, result, val_loader, optimizer, scheduler, state)
+                if self.patience is not None and epoch - state.best_epoch >= int(self.patience) and epoch < max_epochs:
+                    log.info(
+                        "early stopping after epoch %d: %s has not improved for %d epochs (best %.4f at epoch %d)",
+                        epoch, self.monitor, epoch - state.best_epoch, state.best_value, state.best_epoch,
+                    )  # fmt: skip
+                    break
         ranks.barrier()  # best.pt is on disk before any rank reads it
         mean_speed = sum(speeds) / len(speeds) if speeds else 0.0
         return FitResult(state.best_value, state.best_epoch, state.history, mean_speed, state.skipped, missing)
@@ -240,29 +266,39 @@ class Trainer:
     def _end_epoch(self, epoch, max_epochs, result, val_loader, optimizer, scheduler, state: FitState) -> None:
         """Validate, then write best.pt before last.pt, history.csv and tell the callbacks."""
         distributed.broadcast_buffers(self.model)  # one set of batch-norm statistics for evaluation
-        val = validate(
-            self.model, val_loader, self.data.spec, self.runtime, criterion=self.criterion,
-            desc=f"epoch {epoch} val", progress=self.progress,
-        )  # fmt: skip
-        state.skipped.update(val.predictions.skipped)
-        row = {
-            "epoch": epoch,
-            "train/loss": result.loss,
-            "train/images_per_s": result.images_per_s,
-            "lr": optimizer.param_groups[0]["lr"],
-            **prefixed(val.metrics, "val"),
-        }
-        state.history.append(row)
-        value = row[self.monitor]
-        improved = self._improved(value, state.best_value)
-        if improved:
-            state.best_value, state.best_epoch = value, epoch
-        record = self._record(epoch, state, optimizer, scheduler, ranks.all_gather_objects(rng_state()))
-        self.saver.save_epoch(record, improved=improved)
+        with evaluation_weights(optimizer):  # schedule-free: evaluate and save the averaged weights
+            val = validate(
+                self.model, val_loader, self.data.spec, self.runtime, criterion=self.criterion,
+                desc=f"epoch {epoch} val", progress=self.progress,
+            )  # fmt: skip
+            state.skipped.update(val.predictions.skipped)
+            row = {
+                "epoch": epoch,
+                "train/loss": result.loss,
+                "train/images_per_s": result.images_per_s,
+                "lr": optimizer.param_groups[0]["lr"],
+                **prefixed(val.metrics, "val"),
+            }
+            if self.ema is not None:
+                averaged = validate(
+                    self.ema.module, val_loader, self.data.spec, self.runtime, criterion=self.criterion,
+                    desc=f"epoch {epoch} val (EMA)", progress=self.progress,
+                )  # fmt: skip
+                row.update(prefixed(averaged.metrics, "val/ema"))
+            state.history.append(row)
+            value = row[self.monitor.replace("val/", "val/ema/", 1) if self.monitor_ema else self.monitor]
+            improved = self._improved(value, state.best_value)
+            if improved:
+                state.best_value, state.best_epoch = value, epoch
+            record = self._record(epoch, state, optimizer, scheduler, ranks.all_gather_objects(rng_state()))
+            best = dataclasses.replace(record, model=self.ema.module.state_dict()) if self.monitor_ema else None
+            self.saver.save_epoch(record, improved=improved, best=best)
         self._write_history(state.history)
         for callback in self.callbacks:
             callback.on_epoch_end(epoch, row, state.best_value, self.model, val_loader)
-        shown = dict.fromkeys([*EPOCH_LOG_KEYS, self.monitor])
+        shown = dict.fromkeys(
+            [*EPOCH_LOG_KEYS, self.monitor, *([self.monitor.replace("val/", "val/ema/", 1)] if self.ema else [])]
+        )
         log.info(
             "epoch %d/%d  %s%s  (%.1f img/s)",
             epoch, max_epochs, "  ".join(f"{k} {row[k]:.4f}" for k in shown),

@@ -52,11 +52,11 @@ def plot_timeline(
     times: Sequence[float],
     curves: dict[str, np.ndarray],
     events: Sequence[Event],
-    threshold: float,
+    thresholds: dict[str, float],
     max_curves: int = 8,
 ) -> Path:
     """Score curves over time (the classes with events first, then the highest), each event shaded
-    in its curve's colour, the threshold drawn."""
+    in its curve's colour, the threshold drawn (one line, or one per shown class in its colour)."""
     plt = pyplot()
     with_events = list(dict.fromkeys(e.label for e in events))
     by_peak = sorted(curves, key=lambda name: -float(np.max(curves[name])) if len(curves[name]) else 0.0)
@@ -69,7 +69,13 @@ def plot_timeline(
     for e in events:
         ax.axvspan(e.start_s, e.end_s, color=colours.get(e.label, "grey"), alpha=0.18, linewidth=0)
         ax.plot([e.peak_s], [e.peak_score], marker="v", color=colours.get(e.label, "grey"), markersize=6)
-    ax.axhline(threshold, color="black", linestyle="--", linewidth=0.8, label=f"threshold {threshold:.2f}")
+    levels = {thresholds[name] for name in shown}
+    if len(levels) == 1:
+        level = levels.pop()
+        ax.axhline(level, color="black", linestyle="--", linewidth=0.8, label=f"threshold {level:.2f}")
+    else:
+        for name in shown:
+            ax.axhline(thresholds[name], color=colours[name], linestyle="--", linewidth=0.8)
     ax.set_ylim(0, 1.02)
     ax.set_xlim(0, max(float(times[-1]) if len(times) else 1.0, 1e-3))
     ax.set_xlabel("time (s)")

@@ -43,13 +43,16 @@ def event_classes(spec: LabelSpec) -> list[tuple[str, int]]:
     return [(name, i) for i, name in enumerate(spec.class_names) if i >= first]
 
 
-def event_settings(cfg: DictConfig, served: ServedModel) -> EventSettings:
-    """``video.*``; the threshold defaults to the checkpoint's (tuned, else 0.5)."""
+def event_settings(cfg: DictConfig, served: ServedModel, spec: LabelSpec) -> dict[str, EventSettings]:
+    """``video.*`` per class; the threshold defaults to the checkpoint's (tuned, one or per class;
+    else 0.5)."""
     video = cfg.video
-    threshold = video.threshold if video.threshold is not None else (served.tuned_threshold or THRESHOLD)
-    return EventSettings(
-        float(threshold), float(video.smoothing_s), float(video.merge_gap_s), float(video.min_duration_s)
-    )
+    threshold = video.threshold if video.threshold is not None else served.tuned_threshold
+    thresholds = np.broadcast_to(np.asarray(THRESHOLD if threshold is None else threshold, float), (spec.num_labels,))
+    return {
+        name: EventSettings(float(t), float(video.smoothing_s), float(video.merge_gap_s), float(video.min_duration_s))
+        for name, t in zip(spec.class_names, thresholds, strict=True)
+    }
 
 
 @dataclass
@@ -102,13 +105,18 @@ def infer_videos(
     A video that breaks off keeps its frames up to the break (a warning names it and the last good
     time); one with no decodable frame stops a single-video run with one line, and is skipped (an
     error line) in a folder so the others go on."""
-    settings = event_settings(cfg, served)
+    settings = event_settings(cfg, served, spec)
     classes = event_classes(spec)
+    thresholds = {label: settings[label].threshold for label, _ in classes}
+    common = settings[classes[0][0]]
+    shown = sorted({f"{t:.2f}" for t in thresholds.values()})
     log.info(
-        "videos: %d; sampling %g frames/s; events of %s at score >= %.2f (smoothing %g s, merge %g s, min %g s)",
+        "videos: %d; sampling %g frames/s; events of %s at score >= %s (smoothing %g s, merge %g s, min %g s)",
         len(videos), float(cfg.video.fps), ", ".join(name for name, _ in classes[:6]) + ("..." if len(classes) > 6 else ""),
-        settings.threshold, settings.smoothing_s, settings.merge_gap_s, settings.min_duration_s,
+        shown[0] if len(shown) == 1 else "per-class thresholds", common.smoothing_s, common.merge_gap_s,
+        common.min_duration_s,
     )  # fmt: skip
+    decision = common.threshold if spec.single_label else np.array([settings[c].threshold for c in spec.class_names])
     tables, events, done, failed = [], [], [], []
     video_seconds, scoring_seconds, model_seconds = 0.0, 0.0, 0.0
     started = time.perf_counter()
@@ -127,12 +135,12 @@ def infer_videos(
         found = [
             event
             for label, column in classes
-            for event in detect_events(scores.name, label, scores.times, scores.probs[:, column], settings)
+            for event in detect_events(scores.name, label, scores.times, scores.probs[:, column], settings[label])
         ]
         found.sort(key=lambda e: (e.start_s, e.label))
         events += found
         done.append(scores.name)
-        predicted = predicted_labels(scores.probs, spec, settings.threshold)
+        predicted = predicted_labels(scores.probs, spec, decision)
         tables.append(
             frames_table(scores.name, scores.frame_indices, scores.times, scores.probs, spec.class_names, predicted)
         )
@@ -141,7 +149,7 @@ def infer_videos(
         folder = run_dir / scores.name
         folder.mkdir(parents=True, exist_ok=True)
         curves = {label: scores.probs[:, column] for label, column in classes}
-        timeline = plot_timeline(folder / "timeline.png", scores.name, scores.times, curves, found, settings.threshold)
+        timeline = plot_timeline(folder / "timeline.png", scores.name, scores.times, curves, found, thresholds)
         keyframes(path, found, served, data_cfg, folder / "keyframes.png")
         tracker.log_image(f"video/{scores.name}/timeline", timeline)
         duration = float(scores.times[-1]) + 1 / float(cfg.video.fps) if len(scores.times) else 0.0

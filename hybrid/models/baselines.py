@@ -84,6 +84,7 @@ class TimmClassifier(nn.Module):
         in_channels: int = 3,
         pretrained: bool | str = False,
         drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
     ):
         super().__init__()
         import timm
@@ -95,8 +96,9 @@ class TimmClassifier(nn.Module):
         if weights:  # timm reads the file, adapts the first conv to in_channels and drops a foreign head
             options.update(pretrained=True, pretrained_cfg_overlay={"file": weights})
         self.net = timm.create_model(
-            spec.timm_name, num_classes=num_labels, in_chans=int(in_channels), drop_rate=drop_rate, **options
-        )
+            spec.timm_name, num_classes=num_labels, in_chans=int(in_channels), drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate, **options,
+        )  # fmt: skip
         self.num_labels = num_labels
 
     def forward(self, images):

@@ -51,6 +51,7 @@ class CatsHybridSchema:
     qam_end: float = 0.5
     query_init_std: float = 0.02
     query_init: str = "learned"
+    num_queries: int | None = None
     dropout: float = 0.1
     attn_dropout: float = 0.0
     classifier_dropout: float = 0.1
@@ -74,6 +75,8 @@ def check_cats_hybrid(model: DictConfig) -> None:
     )
     check_backbone(model.backbone, model.in_channels)
     pretrained_weights_file(model.backbone, model.pretrained)
+    if model.get("num_queries") is not None and int(model.num_queries) < 1:
+        raise ConfigError(f"model.num_queries={model.num_queries}: at least 1 (or null for the seed's rule)")
 
 
 @dataclass
@@ -85,6 +88,7 @@ class TimmSchema:
     in_channels: int = 3
     pretrained: Any = False
     drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
     network: Any = None
 
 

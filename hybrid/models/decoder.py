@@ -217,7 +217,7 @@ class CatsDecoder(nn.Module):
     (``learned``, the seed) or what they pool from the image by attention (``attention_pooling``).
 
     ``[B, num_patches, featured_patch_dim]`` -> ``[B, num_queries * featured_patch_dim]`` with
-    ``num_queries = ceil(num_labels / featured_patch_dim)``. Patches and queries share the
+    ``num_queries = ceil(num_labels / featured_patch_dim)`` (the seed's rule) unless given. Patches and queries share the
     embedding ``W_feat2emb``.
     """
 
@@ -239,6 +239,7 @@ class CatsDecoder(nn.Module):
         qam_end: float = 0.5,
         query_init_std: float = 0.02,
         query_init: str = "learned",
+        num_queries: int | None = None,
     ):
         super().__init__()
         if grid_size**2 != num_patches:
@@ -246,7 +247,8 @@ class CatsDecoder(nn.Module):
         check_decoder(emb_dim, num_heads, num_layers, positional_encoding, qam_start, qam_end, query_init)
         self.first_queries = QUERY_INITS[query_init]
         self.featured_patch_dim = featured_patch_dim
-        self.num_queries = math.ceil(num_labels / featured_patch_dim)
+        # the seed's rule (the fewest queries whose features cover the labels), or model.num_queries
+        self.num_queries = int(num_queries) if num_queries else math.ceil(num_labels / featured_patch_dim)
         self.out_features = self.num_queries * featured_patch_dim
         self.residual_attention = residual_attention
         self.W_feat2emb = nn.Linear(featured_patch_dim, emb_dim)

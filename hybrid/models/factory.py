@@ -50,7 +50,11 @@ def build_hybrid(cfg: DictConfig, num_labels: int) -> HybridModel:
         cfg.decoder, num_patches=encoder.num_patches, grid_size=encoder.grid_size, num_labels=num_labels
     )
     check_contract(decoder, FeatureDecoder, "model.decoder")
-    classifier = instantiate_part(cfg.classifier, in_features=decoder.out_features, num_labels=num_labels)
+    # one query per label (model.num_queries = the label count): each label's logit from its own query
+    groups = decoder.num_queries if getattr(decoder, "num_queries", 0) == num_labels > 1 else 1
+    classifier = instantiate_part(
+        cfg.classifier, in_features=decoder.out_features, num_labels=num_labels, groups=groups
+    )
     return HybridModel(encoder, decoder, classifier, num_labels)
 
 

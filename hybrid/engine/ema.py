@@ -1,0 +1,61 @@
+"""Weight EMA (``trainer.ema``): an exponential moving average of the weights, validated and
+checkpointed beside them.
+
+torch's :class:`~torch.optim.swa_utils.AveragedModel` keeps the average (buffers, such as
+batch-norm statistics, averaged too); the decay warms up as ``min(decay, (1 + n) / (10 + n))``
+after ``n`` updates, as timm's EMA does, so early averages are not dominated by the random start.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from hybrid.errors import ConfigError
+
+
+def check_ema(decay) -> float | None:
+    """``trainer.ema.decay``: null (off) or a number in (0, 1)."""
+    if decay is None:
+        return None
+    if not 0 < float(decay) < 1:
+        raise ConfigError(f"trainer.ema.decay={decay}: must be in (0, 1), e.g. 0.999, or null")
+    return float(decay)
+
+
+class WeightAverage:
+    """The EMA of ``model``'s weights; :meth:`update` after every optimizer step."""
+
+    def __init__(self, model: nn.Module, decay: float, *, warmup: bool = True):
+        self.decay = check_ema(decay)
+        self.warmup = warmup
+
+        def average(averaged: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+            rate = self.rate(int(updates))
+            return averaged * rate + current * (1 - rate)
+
+        self.model = AveragedModel(model, avg_fn=average, use_buffers=True)
+        self.source = model
+
+    def rate(self, updates: int) -> float:
+        """The decay of the update after ``updates`` earlier ones."""
+        return min(self.decay, (1 + updates) / (10 + updates)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Move the average towards the current weights."""
+        self.model.update_parameters(self.source)
+
+    @property
+    def module(self) -> nn.Module:
+        """The averaged network (a copy of the model's architecture), for evaluation and saving."""
+        return self.model.module
+
+    def state_dict(self) -> dict:
+        """The averaged weights and the update count: all a resumed run needs."""
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.model.load_state_dict(state)
