@@ -107,6 +107,7 @@ def test_infer_applies_the_stored_threshold_and_reproduces(multilabel_run, tmp_p
     assert pd.read_csv(tmp_path / "predictions.csv").equals(pd.read_csv(multilabel_run / "predictions.csv"))
 
 
+@pytest.mark.slow  # the default run checks "replace" row by row in test_two_stage_experiment_end_to_end
 def test_two_stage_inference_replaces_normal_scores(multilabel_run, tiny_data, tmp_path):
     binary_dir = tmp_path / "binary"
     experiment("sewerml_binary", tiny_data, binary_dir)

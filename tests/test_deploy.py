@@ -121,6 +121,7 @@ def test_int8_folder_inference_needs_no_checkpoint(trained, int8_export, tiny_da
     ]
 
 
+@pytest.mark.slow  # two-stage itself runs in the default suite (tests/test_benchmark.py)
 def test_two_stage_with_an_onnx_binary_model(tiny_data, fp32_export, trained, tmp_path):
     """A multi-label checkpoint with the binary stage served from an .onnx gives what the binary
     .pt gives."""

@@ -149,7 +149,11 @@ def sweep(tiny_data, root, *swept: str):
     return pd.read_csv(root / "aggregate.csv"), (root / "aggregate.md").read_text()
 
 
-@pytest.mark.parametrize("swept", [("seed=0,1,2",), ("data.fold=0,1,2", "data.num_folds=3")], ids=["seeds", "folds"])
+@pytest.mark.parametrize(
+    "swept",
+    [("seed=0,1,2",), pytest.param(("data.fold=0,1,2", "data.num_folds=3"), marks=pytest.mark.slow)],
+    ids=["seeds", "folds"],
+)  # folds: the same aggregation (the fold split itself is tested in tests/test_data.py)
 def test_repeated_runs_are_aggregated_and_trace_to_their_jobs(tiny_data, tmp_path, swept):
     aggregate, markdown = sweep(tiny_data, tmp_path, *swept)
     [row] = aggregate.to_dict("records")  # one configuration, three runs of it
