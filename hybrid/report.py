@@ -42,6 +42,7 @@ log = logging.getLogger("hybrid.report")
 REPORTED_METRICS = (
     "best_epoch",
     *(f"test/{name}" for name in HEADLINE_METRICS),
+    *(f"test/tuned/{name}" for name in HEADLINE_METRICS),  # trainer.tune_threshold: beside the 0.5 figures
     "test/num_samples",
     "train/images_per_s",
 )
