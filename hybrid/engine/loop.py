@@ -88,7 +88,7 @@ def train_one_epoch(
     ema=None,
 ) -> EpochResult:
     """Train over ``loader`` (ready batches, see :mod:`hybrid.data.device_loader`) once, stepping
-    the scheduler every batch.
+    the scheduler at every optimizer step.
 
     ``scaler`` scales the loss for float16 (a pass-through when ``None`` or disabled).
     ``stop_requested`` is asked after every optimizer step (a SIGTERM / SIGINT arrived); when it
