@@ -128,6 +128,7 @@ def test_the_hybrid_patch_follows_its_input_size():
     assert compose_config().model.patch_size == 120
 
 
+@pytest.mark.slow  # init_from is also exercised by test_a_pruned_binary_model_fine_tunes_into_another_task
 def test_init_from_keeps_every_weight_that_fits(tiny_data, tmp_path):
     """Binary -> multi-label fine-tuning: all but the classifier's projection come from the run
     (into a decoder with attention-pooled queries, which trains and has no weights of its own)."""

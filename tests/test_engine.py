@@ -96,6 +96,7 @@ def test_checkpoint_round_trip_and_foreign_files(tmp_path):
         CheckpointRecord.load(tmp_path / "missing.pt")
 
 
+@pytest.mark.slow  # exact resume runs in the default suite (tests/test_reliability.py)
 def test_resume_continues_from_last(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     first = run_script("train.py", *tiny_overrides(tiny_data), "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")

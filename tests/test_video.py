@@ -161,6 +161,7 @@ def test_bad_videos_in_a_folder_are_named_and_the_rest_goes_on(binary_model, vid
     assert len(pd.read_csv(out / "frames.csv")) == len(frames)
 
 
+@pytest.mark.slow  # the video outputs themselves are checked in the default suite
 def test_video_timelines_and_events_reach_wandb(binary_model, videos, tmp_path):
     out = tmp_path / "run"
     result = run_script(
