@@ -47,6 +47,13 @@ def test_synthetic_videos_come_with_their_truth(videos):
     assert {a["label"] for v in defects.values() for a in v["annotations"]} == {"Defect"}
 
 
+def test_videos_sharing_a_stem_keep_apart():
+    from hybrid.data.video import video_names
+
+    paths = [Path("site_a/pipe.mp4"), Path("site_b/pipe.mp4"), Path("site_b/other.mkv")]
+    assert video_names(paths) == ["site_a_pipe", "site_b_pipe", "other"]
+
+
 def test_frames_are_sampled_by_timestamp(videos):
     frames = sampled(videos / "pipe_001.mp4", 2.0)
     # 10 frames/s source: the first frame at or after every 0.5 s

@@ -53,6 +53,13 @@ def find_videos(path: str | Path) -> list[Path]:
     return []
 
 
+def video_names(paths: list[Path]) -> list[str]:
+    """The name each video goes by in the outputs: its file stem, or ``<folder>_<stem>`` where two
+    videos of a folder tree share a stem (their files and events must not mix)."""
+    stems = [p.stem for p in paths]
+    return [f"{p.parent.name}_{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
 def _open(path: Path):
     import av  # PyAV: imported here so image-only runs never load FFmpeg
 
@@ -122,7 +129,6 @@ class VideoFrames(IterableDataset):
             raise DataError(f"video.fps={self.fps}: must be > 0")
         self.info = probe(self.path)
         self.name = self.path.stem
-        self.names: list[str] = []
 
     def __len__(self) -> int:
         """The expected number of samples (fewer when the video breaks off)."""
@@ -172,7 +178,6 @@ class VideoFrames(IterableDataset):
         for k, (index, time_s, pixels) in enumerate(self.frames()):
             self.times.append(time_s)
             self.frame_indices.append(index)
-            self.names.append(f"{self.name}@{time_s:.3f}")
             image = torch.from_numpy(pixels)
             image = image.unsqueeze(0) if image.ndim == 2 else image.permute(2, 0, 1)
             yield {"image": self.transform(image), "target": NO_TARGET, "index": k}

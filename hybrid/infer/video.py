@@ -19,7 +19,7 @@ from omegaconf import DictConfig, open_dict
 
 from hybrid.data.labels import LabelSpec
 from hybrid.data.loaders import eval_transform, make_loader
-from hybrid.data.video import VideoFrames, read_frame_at
+from hybrid.data.video import VideoFrames, read_frame_at, video_names
 from hybrid.deploy.serving import ServedModel
 from hybrid.engine.evaluation import predicted_labels
 from hybrid.engine.loop import predict
@@ -120,9 +120,10 @@ def infer_videos(
     tables, events, done, failed = [], [], [], []
     video_seconds, scoring_seconds, model_seconds = 0.0, 0.0, 0.0
     started = time.perf_counter()
-    for path in videos:
+    for path, name in zip(videos, video_names(videos), strict=True):
         try:
             frames = VideoFrames(path, float(cfg.video.fps), eval_transform(data_cfg), int(data_cfg.in_channels))
+            frames.name = name
             scores = score_video(frames, served, data_cfg, spec, progress=bool(cfg.progress_bar))
         except DataError as err:
             if len(videos) == 1:
