@@ -56,14 +56,14 @@ def train_stage(cfg: DictConfig, stage: str, run_dir: Path, command_line: list[s
     """Train one stage in ``run_dir/stage`` (or reuse it when it finished, resume it when it was
     interrupted); returns its best checkpoint."""
     stage_dir = run_dir / stage
-    best = CheckpointSaver(stage_dir).best
+    saver = CheckpointSaver(stage_dir)
+    best = saver.best
     if (stage_dir / "metrics.json").is_file() and best.is_file():
         log.info("two-stage: %s stage already trained in %s; reusing it", stage, stage_dir)
         return best
     overrides = [*stage_overrides(cfg, stage, command_line), f"paths.output_dir={stage_dir}"]
-    last = CheckpointSaver(stage_dir).last
-    if last.is_file():
-        overrides.append(f"ckpt_path={last}")
+    if saver.last.is_file():
+        overrides.append(f"ckpt_path={saver.last}")
     stage_cfg = compose(config_name="train", overrides=overrides)
     stage_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(stage_cfg, stage_dir / "config.yaml")  # what this stage was, beside its results

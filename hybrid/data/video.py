@@ -101,7 +101,7 @@ def _duration_s(container, stream) -> float:
     return float(container.duration or 0) / 1_000_000  # AV_TIME_BASE
 
 
-def sample_times(duration_s: float, fps: float) -> int:
+def sample_count(duration_s: float, fps: float) -> int:
     """How many samples ``fps`` takes from ``duration_s`` seconds: one at every ``k / fps`` before the end."""
     return max(1, math.ceil(duration_s * fps - 1e-9)) if duration_s > 0 else 0
 
@@ -132,7 +132,7 @@ class VideoFrames(IterableDataset):
 
     def __len__(self) -> int:
         """The expected number of samples (fewer when the video breaks off)."""
-        return sample_times(self.info.duration_s, self.fps)
+        return sample_count(self.info.duration_s, self.fps)
 
     def frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
         """``(source frame index, time_s, pixels H x W x C uint8)`` for each sample, in time order."""
