@@ -211,6 +211,8 @@ def aggregate_table(table: pd.DataFrame, keys: list[str], metrics: list[str]) ->
         return None
     config_keys = [k for k in keys if k not in REPEAT_KEYS]
     done = table[table["status"] == "ok"]
+    if done.empty:  # every repeat failed: report.md lists the errors
+        return None
     groups = done.groupby(config_keys, sort=False, dropna=False) if config_keys else [((), done)]
     rows = []
     for values, group in groups:

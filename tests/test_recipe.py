@@ -182,6 +182,8 @@ def test_aggregation_groups_by_everything_but_the_seed():
     assert frame["test/f1_macro/mean"].tolist() == pytest.approx([0.6, 0.8])
     assert frame["test/f1_macro/std"].tolist() == pytest.approx([np.std([0.5, 0.7], ddof=1), 0.0])
     assert aggregate_table(table, ["model.emb_dim"], ["test/f1_macro"]) is None  # nothing repeats
+    failed = table.assign(status="failed")
+    assert aggregate_table(failed, ["seed"], ["test/f1_macro"]) is None  # no empty configuration row
 
 
 def test_balanced_sampling_sees_every_class_equally_often_and_repeats_exactly():

@@ -306,6 +306,8 @@ class DataModule:
                 frame = select_rows(frame, self.cfg.get("rows", "all"), self.label_columns, split, source)
                 key = stratification_key(frame, self.label_columns, self.spec_is_single_label)
                 frame = fold_rows(frame, split, *folds, key)
+                log.info("%s: %d rows, %s of %d stratified folds of %s", split, len(frame),
+                         f"fold {folds[0]}" if split == "val" else f"all but fold {folds[0]}", folds[1], source)  # fmt: skip
             else:
                 frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels=require_labels)
                 frame = select_rows(frame, self.cfg.get("rows", "all"), self.label_columns, split, self.csv_path(split))
