@@ -206,7 +206,7 @@ def interval(values: pd.Series) -> dict[str, float]:
 def aggregate_table(table: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame | None:
     """One row per configuration (the swept values besides :data:`REPEAT_KEYS`) over its finished
     jobs: ``runs``, ``jobs`` and, per metric, ``<metric>/mean``, ``/std``, ``/ci95_low``,
-    ``/ci95_high``; ``None`` when nothing repeats."""
+    ``/ci95_high``; ``None`` when nothing repeats or no job finished."""
     if not any(k in REPEAT_KEYS for k in keys):
         return None
     config_keys = [k for k in keys if k not in REPEAT_KEYS]
