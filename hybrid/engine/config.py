@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from hybrid.data.decode import check_decode
 from hybrid.engine.distributed import check_backend, check_strategy
-from hybrid.engine.ema import check_ema
+from hybrid.engine.ema import check_ema, check_ema_best
 from hybrid.engine.losses import LossOptions, check_class_weighting, check_loss_options
 from hybrid.engine.optim import check_optimizer, check_scheduler
 from hybrid.engine.runtime import check_precision, select_device
@@ -118,8 +118,7 @@ def check_trainer_config(trainer: DictConfig, data: DictConfig) -> None:
     check_loss_options(LossOptions.from_config(trainer), data.task)
     check_optimizer(str(trainer.optimizer), str(trainer.scheduler.name))
     check_ema(trainer.ema.decay)
-    if trainer.ema.best not in ("ema", "raw"):
-        raise ConfigError(f"trainer.ema.best={trainer.ema.best!r}; choose ema or raw")
+    check_ema_best(trainer.ema.best)
     if int(trainer.accumulate_grad_batches) < 1:
         raise ConfigError(f"trainer.accumulate_grad_batches must be at least 1, got {trainer.accumulate_grad_batches}")
     patience = trainer.early_stopping.patience

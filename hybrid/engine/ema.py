@@ -14,6 +14,16 @@ from torch.optim.swa_utils import AveragedModel
 
 from hybrid.errors import ConfigError
 
+# trainer.ema.best: the weights the monitored metric and best.pt come from
+EMA_BEST = ("ema", "raw")
+
+
+def check_ema_best(best: str) -> str:
+    """``trainer.ema.best``: one of :data:`EMA_BEST`."""
+    if best not in EMA_BEST:
+        raise ConfigError(f"trainer.ema.best={best!r}; choose one of {list(EMA_BEST)}")
+    return best
+
 
 def check_ema(decay) -> float | None:
     """``trainer.ema.decay``: null (off) or a number in (0, 1)."""

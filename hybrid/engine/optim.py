@@ -61,23 +61,32 @@ def build_optimizer(model: torch.nn.Module, cfg: DictConfig, steps_per_epoch: in
     and norm weights."""
     name = check_optimizer(str(cfg.get("optimizer", "adamw")), str(cfg.scheduler.name))
     optimizer = OPTIMIZERS[name](parameter_groups(model, float(cfg.weight_decay)), cfg, steps_per_epoch)
-    if hasattr(optimizer, "train"):
-        optimizer.train()  # schedule-free: the weights the steps move (not the evaluation average)
+    training_weights(optimizer)
     return optimizer
+
+
+def switches_weights(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` trains one set of weights and evaluates another (schedule-free)."""
+    return hasattr(optimizer, "eval") and hasattr(optimizer, "train")
+
+
+def training_weights(optimizer: torch.optim.Optimizer) -> None:
+    """Put the weights the steps move into the model (a schedule-free optimizer's training iterate,
+    after building it or loading a state saved with the evaluation weights); others: nothing to do."""
+    if switches_weights(optimizer):
+        optimizer.train()
 
 
 @contextmanager
 def evaluation_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
     """Inside: the model holds the weights to evaluate and save (a schedule-free optimizer's
     average; every other optimizer's only weights); after it, those it trains."""
-    switches = hasattr(optimizer, "eval") and hasattr(optimizer, "train")
-    if switches:
+    if switches_weights(optimizer):
         optimizer.eval()
     try:
         yield
     finally:
-        if switches:
-            optimizer.train()
+        training_weights(optimizer)
 
 
 Scheduler = torch.optim.lr_scheduler.LRScheduler

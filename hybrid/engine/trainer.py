@@ -20,7 +20,7 @@ from hybrid.engine.evaluation import validate
 from hybrid.engine.interrupt import GracefulInterrupt
 from hybrid.engine.loop import EpochProgress, NonFiniteLossError, train_one_epoch
 from hybrid.engine.losses import LossOptions, loss_function
-from hybrid.engine.optim import build_optimizer, build_scheduler, evaluation_weights
+from hybrid.engine.optim import build_optimizer, build_scheduler, evaluation_weights, training_weights
 from hybrid.engine.outputs import plot_history, write_history
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
 from hybrid.errors import DataError, TrainingInterrupted
@@ -155,8 +155,7 @@ class Trainer:
     def _restore(self, resume: CheckpointRecord, optimizer, scheduler) -> FitState:
         """Load a checkpoint's training state; returns the bookkeeping to continue from."""
         optimizer.load_state_dict(resume.optimizer)
-        if hasattr(optimizer, "train"):
-            optimizer.train()  # schedule-free: back to the training weights from those saved for evaluation
+        training_weights(optimizer)  # schedule-free: saved with the evaluation weights
         scheduler.load_state_dict(resume.scheduler)
         if self.ema is not None and resume.ema is not None:
             self.ema.load_state_dict(resume.ema)
@@ -211,6 +210,7 @@ class Trainer:
         if resume is not None:
             resume.load_weights_into(self.model, self.cfg.ckpt_path)
         train_model = self._wrap()
+        mixer = self.data.mixer
         steps_per_epoch = math.ceil(len(train_loader) / self.accumulate)  # optimizer (and schedule) steps
         optimizer = build_optimizer(self.model, self.trainer_cfg, steps_per_epoch)
         scheduler = build_scheduler(optimizer, self.trainer_cfg, steps_per_epoch)
@@ -235,7 +235,7 @@ class Trainer:
                         scaler=self.scaler, grad_clip=self.trainer_cfg.grad_clip,
                         desc=f"epoch {epoch}/{max_epochs} train", progress=self.progress,
                         stop_requested=interrupt.requested, start=start, accumulate=self.accumulate,
-                        mix=self.data.mixer, ema=self.ema,
+                        mix=mixer, ema=self.ema,
                     )  # fmt: skip
                 except NonFiniteLossError as err:
                     last = self.saver.last
