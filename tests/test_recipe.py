@@ -3,6 +3,7 @@ accumulation, early stopping."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -118,6 +119,25 @@ def test_accumulated_gradients_equal_one_large_batch():
     assert torch.allclose(two_halves, whole, atol=1e-6) and steps_a == steps_b == 1
     _, steps = trained([(images[:3], targets[:3])] * 3, 2)  # 3 batches, 2 per step: the last step takes one
     assert steps == 2
+
+
+def test_accumulation_syncs_ddp_gradients_once_per_optimizer_step():
+    class Local(nn.Linear):  # stands in for DistributedDataParallel: counts the batches kept local
+        kept_local = 0
+
+        @contextlib.contextmanager
+        def no_sync(self):
+            Local.kept_local += 1
+            yield
+
+    torch.manual_seed(0)
+    model = Local(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    loader = [{"image": torch.randn(2, 4), "target": torch.randn(2, 1), "skipped": []} for _ in range(5)]
+    train_one_epoch(model, loader, optimizer, scheduler, nn.MSELoss(), Runtime("cpu", "32"), accumulate=2)
+    # steps after batches 2, 4 and 5 (the epoch's last): batches 1 and 3 keep their gradients local
+    assert Local.kept_local == 2 and scheduler.last_epoch == 3
 
 
 def test_early_stopping_ends_a_run_that_stopped_improving(tiny_data, tmp_path):

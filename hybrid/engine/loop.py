@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -121,16 +122,20 @@ def train_one_epoch(
         targets = batch["target"].to(device, non_blocking=True)  # a no-op for a DeviceLoader's batches
         if mix is not None:
             images, targets = mix(images, targets)
-        with autocast(device, runtime.precision):
-            loss = criterion(model(images), targets)
-        # Every process takes the same branch, or the others would wait forever in backward's all-reduce.
-        if ranks.any_rank(not math.isfinite(loss.item())):
-            raise NonFiniteLossError(f"training loss became {loss.item()} at step {steps} ({desc})")
-        scaler.scale(loss / accumulate).backward()
+        steps_now = steps % accumulate == 0 or last_of_epoch
+        # Under DDP the gradients of the batches before an optimizer step stay local (no_sync): one
+        # all-reduce per step, of their sum, instead of one per batch.
+        with contextlib.nullcontext() if steps_now or not hasattr(model, "no_sync") else model.no_sync():
+            with autocast(device, runtime.precision):
+                loss = criterion(model(images), targets)
+            # Every process takes the same branch, or the others would wait forever in backward's all-reduce.
+            if ranks.any_rank(not math.isfinite(loss.item())):
+                raise NonFiniteLossError(f"training loss became {loss.item()} at step {steps} ({desc})")
+            scaler.scale(loss / accumulate).backward()
         total_loss += loss.item() * len(images)
         seen += len(images)
         bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-        if steps % accumulate and not last_of_epoch:
+        if not steps_now:
             continue  # gradients keep adding up until the next optimizer step
         if grad_clip:
             scaler.unscale_(optimizer)
