@@ -35,6 +35,7 @@ from hybrid.engine.outputs import pyplot
 from hybrid.errors import HybridError
 from hybrid.metrics import HEADLINE_METRICS, monitor_mode
 from hybrid.tracking import log_results_table
+from hybrid.util.hydra_job import override_key
 
 log = logging.getLogger("hybrid.report")
 
@@ -58,8 +59,7 @@ class ReportError(HybridError):
 
 def parse_override(override: str) -> tuple[str, str]:
     """``model.emb_dim=48`` -> ``("model.emb_dim", "48")`` (``+``/``~`` prefixes dropped)."""
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
+    return override_key(override), override.partition("=")[2]
 
 
 def last_error(job_dir: Path) -> str:

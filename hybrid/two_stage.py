@@ -24,7 +24,7 @@ from hybrid.engine.checkpoint import CheckpointSaver
 from hybrid.errors import ConfigError, TrainingInterrupted
 from hybrid.infer import infer
 from hybrid.train import train
-from hybrid.util.hydra_job import command_line_overrides
+from hybrid.util.hydra_job import command_line_overrides, override_key
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,8 @@ OWN_KEYS = ("experiment", "two_stage", "hydra", "ckpt_path")
 INFERENCE_KEYS = ("logger", "paths", "progress_bar")
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def _belongs(override: str, keys: tuple[str, ...]) -> bool:
-    key = _key(override)
+    key = override_key(override)
     return any(key == k or key.startswith(k + ".") for k in keys)
 
 

@@ -28,6 +28,7 @@ from hybrid.data.loaders import (
 from hybrid.data.mixing import MixSettings
 from hybrid.data.samplers import check_sampler
 from hybrid.errors import ConfigError
+from hybrid.util.hydra_job import override_key
 from hybrid.util.schema import check_types
 
 # csv: Sewer-ML style label CSVs; folders: one sub-folder per class (data=folder)
@@ -118,7 +119,7 @@ def trained_data_config(trained_data: DictConfig, cfg: DictConfig, overrides: li
     """The data config a model was trained with (``trained_data``), with a command line's
     ``data.*`` ``overrides`` applied (their values read from the composed ``cfg``): what serving and
     export read by default. Choosing a data group outright (``data=sewerml``) replaces it whole."""
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    keys = [override_key(o) for o in overrides]
     if "data" in keys:
         return cfg.data
     data = OmegaConf.create(OmegaConf.to_container(trained_data, resolve=True))

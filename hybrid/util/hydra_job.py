@@ -20,6 +20,12 @@ def run_dir(cfg: DictConfig) -> Path:
     return path
 
 
+def override_key(override: str) -> str:
+    """The key a command-line override sets: ``+model.emb_dim=48`` -> ``model.emb_dim`` (Hydra's
+    ``+`` / ``++`` / ``~`` prefixes dropped)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def command_line_overrides() -> list[str]:
     """The overrides this job was started with (empty outside Hydra)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
