@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hybrid.infer import infer
-from hybrid.util.entry import run_entry
+from hybrid.util.entry import launch, run_entry
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")
@@ -13,4 +13,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    launch(main)

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from hybrid.engine.distributed import worker_hydra_overrides
 from hybrid.train import resume_hydra_overrides, train
 from hybrid.two_stage import run_two_stage
-from hybrid.util.entry import run_entry
+from hybrid.util.entry import launch, run_entry
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -23,4 +23,4 @@ if __name__ == "__main__":
     sys.argv[1:1] = workers
     if not workers:
         sys.argv += resume_hydra_overrides(sys.argv[1:])  # a resumed run stays in its run dir
-    main()
+    launch(main)

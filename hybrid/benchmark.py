@@ -34,7 +34,7 @@ from hybrid.engine.outputs import pyplot
 from hybrid.errors import CheckpointError, ConfigError
 from hybrid.tracking import log_results_table
 from hybrid.util.atomic import atomic_write, atomic_write_text
-from hybrid.util.entry import run_entry
+from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
 
 log = logging.getLogger("hybrid.benchmark")  # not __main__ under python -m
@@ -195,4 +195,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    launch(main)

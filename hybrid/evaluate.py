@@ -18,12 +18,12 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from hybrid.data.dataset import check_file_names
-from hybrid.data.labels import check_columns
-from hybrid.data.sewerml import BINARY_CLASSES, DEFECT_CODES
+from hybrid.data.labels import check_columns, resolve_label_spec
+from hybrid.data.sewerml import DEFECT_CODES
 from hybrid.engine.outputs import format_class_table, format_figures, write_json
 from hybrid.errors import DataError
 from hybrid.metrics import headline, multilabel_metrics, sewerml_headline, single_label_metrics
-from hybrid.util.entry import run_entry
+from hybrid.util.entry import launch, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ def score(predictions: pd.DataFrame, labels: pd.DataFrame, threshold: float, whe
     if codes:
         return multilabel_metrics(scores, truth, codes, threshold)
     probs = np.column_stack([1 - scores[:, 0], scores[:, 0]])
-    return single_label_metrics(probs, truth[:, 0].astype(np.int64), BINARY_CLASSES, threshold)
+    return single_label_metrics(
+        probs, truth[:, 0].astype(np.int64), resolve_label_spec("binary", None, None), threshold
+    )
 
 
 def evaluate_files(cfg: DictConfig) -> dict:
@@ -87,4 +89,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    launch(main)

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from hybrid.engine.outputs import format_figures, write_json
 from hybrid.errors import DataError
 from hybrid.events import DISTANCE_THRESHOLDS, temporal_map
-from hybrid.util.entry import run_entry
+from hybrid.util.entry import launch, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -88,4 +88,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    launch(main)

@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hybrid.data.config import trained_data_config
+from hybrid.data.labels import LabelSpec
 from hybrid.data.loaders import DataModule, make_loader
 from hybrid.deploy.card import ModelCard, file_sha256
 from hybrid.deploy.onnx_export import (
@@ -42,7 +43,7 @@ from hybrid.errors import CheckpointError, ConfigError
 from hybrid.metrics import compute_metrics, single_label_predictions
 from hybrid.models.factory import count_trainable, flops_per_image
 from hybrid.util.atomic import atomic_write
-from hybrid.util.entry import run_entry
+from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
 
@@ -60,10 +61,10 @@ def library_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def decisions(probs: np.ndarray, single_label: bool, threshold: float) -> np.ndarray:
+def decisions(probs: np.ndarray, spec: LabelSpec, threshold: float) -> np.ndarray:
     """What a model decides per image: its class (single-label) or its set of codes (multi-label)."""
-    if single_label:
-        return np.asarray(single_label_predictions(probs, threshold))[:, None]
+    if spec.single_label:
+        return np.asarray(single_label_predictions(probs, threshold, spec.positive_index))[:, None]
     return probs >= threshold
 
 
@@ -73,9 +74,7 @@ def compare(reference: Predictions, exported: Predictions, spec, threshold: floa
     scores = {}
     for name, preds in (("torch", reference), ("onnx", exported)):
         scores[name] = compute_metrics(preds.probs, preds.targets, spec).get(metric, float("nan"))
-    same = decisions(reference.probs, spec.single_label, threshold) == decisions(
-        exported.probs, spec.single_label, threshold
-    )
+    same = decisions(reference.probs, spec, threshold) == decisions(exported.probs, spec, threshold)
     return {
         "verify/num_images": len(reference.indices),
         "verify/max_abs_prob_delta": float(np.abs(exported.probs - reference.probs).max(initial=0.0)),
@@ -140,7 +139,9 @@ def export(cfg: DictConfig) -> dict:
         opset=OPSET,
         exported_with=library_versions(),
     )
-    data = DataModule(data_cfg, int(trained.seed), list(record.class_names), device="cpu")
+    data = DataModule(
+        data_cfg, int(trained.seed), list(record.class_names), negative_class=record.negative_class, device="cpu"
+    )
     calibration, calibrated = calibration_set(cfg, data) if precision == "int8" else (None, 0)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export.") as work:
         graph = export_float32(model, channels, size, Path(work) / "fp32.onnx")
@@ -211,4 +212,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    launch(main)

@@ -2,7 +2,8 @@
 ``name/<class>`` (callers add the ``split/`` prefix).
 
 Single-label (binary, multiclass): accuracy, macro and per-class precision / recall / F1, AUROC;
-binary adds F1-Normal / F1-Defect (per-class F1 of classes 0 / 1).
+with a negative class (``LabelSpec.negative_class``: binary's Normal, a folder named ``normal``, ...)
+also F1-Normal / F1-Defect: the F1 of that class and of "any other class".
 Multi-label: per-class precision / recall / F1 / F2 and average precision, macro and micro F1, mAP,
 AUROC, F2-CIW (the benchmark's class-importance weighted F2) and F1-Normal, where an image is
 predicted normal when no class score reaches the threshold and is truly normal when it has no label.
@@ -224,19 +225,24 @@ def multilabel_metrics(
     return out
 
 
-def single_label_predictions(probs: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
-    """Class indices: for two classes, Defect (1) when its score reaches ``threshold``; else argmax."""
-    if probs.shape[1] == 2:
-        return (probs[:, 1] >= threshold).astype(np.int64)
+def single_label_predictions(
+    probs: np.ndarray, threshold: float = THRESHOLD, positive: int | None = None
+) -> np.ndarray:
+    """Class indices: with ``positive`` (two classes, one of them negative: ``spec.positive_index``),
+    that class when its score reaches ``threshold`` and the other below it; else the argmax."""
+    if positive is not None and probs.shape[1] == 2:
+        return np.where(probs[:, positive] >= threshold, positive, 1 - positive).astype(np.int64)
     return probs.argmax(axis=1)
 
 
 def single_label_metrics(
-    probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str], threshold: float = THRESHOLD
+    probs: np.ndarray, targets: np.ndarray, spec: LabelSpec, threshold: float = THRESHOLD
 ) -> dict[str, float]:
-    """Accuracy, macro and per-class precision / recall / F1, AUROC (and F1-Normal / F1-Defect)."""
+    """Accuracy, macro and per-class precision / recall / F1, AUROC; with a negative class also
+    F1-Normal (its F1) and F1-Defect (the F1 of "any other class"), whatever its index."""
+    class_names = spec.class_names
     labels = list(range(len(class_names)))
-    preds = single_label_predictions(probs, threshold)
+    preds = single_label_predictions(probs, threshold, spec.positive_index)
     precision, recall, f1, support = precision_recall_fscore_support(targets, preds, labels=labels, zero_division=0)
     out: dict[str, float] = {
         "num_samples": len(targets),
@@ -245,11 +251,13 @@ def single_label_metrics(
         "recall_macro": float(recall.mean()),
         "f1_macro": float(f1.mean()),
     }
-    if len(class_names) == 2:
-        out["f1_normal"], out["f1_defect"] = float(f1[0]), float(f1[1])
+    negative = spec.negative_index
+    if negative is not None:
+        out["f1_normal"], out["f1_defect"] = normal_defect_f1(preds != negative, np.asarray(targets) != negative)
     one_hot = np.eye(len(class_names), dtype=bool)[targets] if len(targets) else np.zeros((0, len(labels)), bool)
     _, auroc = _ranking_scores(one_hot, probs)
-    auroc_value = auroc[1] if len(class_names) == 2 else _nanmean(auroc)
+    positive = spec.positive_index
+    auroc_value = auroc[positive] if positive is not None else _nanmean(auroc)
     if auroc_value is not None and np.isfinite(auroc_value):
         out["auroc"] = float(auroc_value)
     _per_class(out, class_names, precision=precision, recall=recall, f1=f1, support=support)
@@ -261,7 +269,7 @@ def compute_metrics(
 ) -> dict[str, float]:
     """Metrics of ``probs`` ``[N, C]`` against ``targets`` for the task of ``spec``."""
     if spec.single_label:
-        return single_label_metrics(probs, targets, spec.class_names, threshold)
+        return single_label_metrics(probs, targets, spec, threshold)
     return multilabel_metrics(probs, targets, spec.class_names, threshold)
 
 
@@ -303,10 +311,11 @@ def monitor_mode(metric: str) -> str:
 
 
 def single_label_confusion(
-    probs: np.ndarray, targets: np.ndarray, num_classes: int, threshold: float = THRESHOLD
+    probs: np.ndarray, targets: np.ndarray, spec: LabelSpec, threshold: float = THRESHOLD
 ) -> np.ndarray:
     """Confusion counts, rows true class, columns predicted class."""
-    return confusion_matrix(targets, single_label_predictions(probs, threshold), labels=list(range(num_classes)))
+    predicted = single_label_predictions(probs, threshold, spec.positive_index)
+    return confusion_matrix(targets, predicted, labels=list(range(spec.num_labels)))
 
 
 def prefixed(metrics: dict, split: str) -> dict:

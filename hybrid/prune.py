@@ -29,7 +29,7 @@ from hybrid.engine.outputs import write_json
 from hybrid.errors import ConfigError
 from hybrid.models.factory import count_trainable, flops_per_image
 from hybrid.models.structure import module_shapes, output_layers
-from hybrid.util.entry import run_entry
+from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
 
 log = logging.getLogger("hybrid.prune")  # not __main__ under python -m
@@ -147,4 +147,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    launch(main)

@@ -131,7 +131,8 @@ def _train(cfg: DictConfig, runtime: Runtime) -> float:
     )
     for split in SPLITS:  # read and check every label CSV now, not after hours of training
         data.frame(split)
-    log.info("data: %s, task %s, classes %s", data.root, data.spec.task, list(data.spec.class_names))
+    negative = f" (negative class: {data.spec.negative_class})" if data.spec.negative_class else ""
+    log.info("data: %s, task %s, classes %s%s", data.root, data.spec.task, list(data.spec.class_names), negative)
     model = build_model(cfg.model, data.spec.num_labels)
     if cfg.init_from and not resume:
         start_from_weights(model, str(cfg.init_from))

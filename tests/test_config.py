@@ -107,6 +107,9 @@ def test_patch_stride_allows_overlap():
         ("trainer.lr=abc", "trainer.lr='abc': expected a number"),
         ("model.pretrained=true", "model.pretrained=true needs resnet18-"),
         ("+model.embdim=48", "model.embdim is not a key of model; did you mean model.emb_dim?"),
+        # Hydra's own refusals: the same line (no advice to append the key) and the same exit code
+        ("model.embdim=48", "model.embdim is not a key of model; did you mean model.emb_dim?"),
+        ("data=nope", "Could not find 'data/nope' Available options in 'data': csv folder sewerml synthetic"),
     ],
 )
 def test_train_script_stops_with_one_line_before_any_work(tmp_path, override, message):
@@ -124,7 +127,18 @@ def test_train_script_stops_with_one_line_before_any_work(tmp_path, override, me
     assert len(errors) == 1 and message in errors[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "never-made").exists()  # no dataset was generated
-    assert not (run_dir / "checkpoints").exists()
+    assert not run_dir.exists()  # nor a run dir left in outputs/
+
+
+def test_a_refused_run_keeps_a_run_dir_that_holds_anything_else(tmp_path):
+    """Only what this job's Hydra wrote is removed: a folder given as hydra.run.dir with a user's
+    file in it stays, file included."""
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("keep me")
+    result = run_script("train.py", "trainer.lr=abc", "logger=none", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2
+    assert (run_dir / "notes.txt").read_text() == "keep me" and (run_dir / ".hydra").is_dir()
 
 
 def test_required_keys_left_unset_are_named(tmp_path):

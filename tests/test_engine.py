@@ -13,6 +13,7 @@ import torch
 from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 
+from hybrid.data.labels import resolve_label_spec
 from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.optim import build_optimizer, build_scheduler
 from hybrid.errors import CheckpointError
@@ -64,7 +65,7 @@ def test_binary_metrics_match_sklearn():
     targets = rng.integers(0, 2, 200)
     probs = rng.dirichlet([1, 1], 200)
     preds = probs.argmax(1)
-    m = single_label_metrics(probs, targets, ["Normal", "Defect"])
+    m = single_label_metrics(probs, targets, resolve_label_spec("binary", None, None))
     assert m["f1_normal"] == pytest.approx(f1_score(targets, preds, pos_label=0))
     assert m["f1_defect"] == pytest.approx(f1_score(targets, preds, pos_label=1))
     assert m["f1_macro"] == pytest.approx(f1_score(targets, preds, average="macro"))
@@ -73,7 +74,8 @@ def test_binary_metrics_match_sklearn():
 
 
 def test_class_never_predicted_scores_zero_not_nan():
-    m = single_label_metrics(np.array([[0.9, 0.1, 0.0]] * 3), np.array([0, 1, 2]), ["a", "b", "c"])
+    spec = resolve_label_spec("multiclass", ["label"], ["a", "b", "c"])
+    m = single_label_metrics(np.array([[0.9, 0.1, 0.0]] * 3), np.array([0, 1, 2]), spec)
     assert m["f1/b"] == 0.0 and m["precision/c"] == 0.0 and "f1_normal" not in m
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import f1_score, roc_auc_score
 
 from hybrid.config import check_train_config
+from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule
+from hybrid.data.synthetic_video import VideoSpec
+from hybrid.data.synthetic_video import generate as generate_videos
 from hybrid.errors import ConfigError, DataError
-from tests.conftest import compose_config
+from hybrid.metrics import single_label_metrics
+from tests.conftest import compose_config, run_script
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +52,7 @@ def test_split_folders_give_classes_and_ready_batches(class_folders):
     assert batch["image"].shape == (16, 3, 64, 64) and batch["image"].dtype == torch.float32
     normal = data.frame("test").label.eq("Normal").to_numpy()
     assert (data.dataset("test").targets == normal.astype(int)).all()  # Defect 0, Normal 1: sorted names
+    assert data.spec.negative_class == "Normal" and data.spec.positive_index == 0  # by name, not by place
 
 
 def test_one_folder_is_split_by_ratios_per_class_and_seed(class_folders):
@@ -65,3 +73,92 @@ def test_folder_layout_mistakes_stop_with_one_line(class_folders):
         folder_data(class_folders[1]).frame("train")
     with pytest.raises(ConfigError, match=r"must be non-negative and sum to 1"):
         folder_data(class_folders[1], "data.split_ratios={train: 0.5, val: 0.5, test: 0.5}")
+
+
+def renamed_classes(source, target, names: dict[str, str]):
+    """A copy of a class-folder tree with its class folders renamed (``Defect`` -> ``names["Defect"]``)."""
+    for image in source.rglob("*.png"):
+        split, label = image.relative_to(source).parts[:2]
+        folder = target / split / names[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, folder / image.name)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("names", "declared", "expected"),
+    [
+        (["defect", "normal"], None, "normal"),
+        (["crack", "OK"], None, "OK"),
+        (["Background", "root", "crack"], None, "Background"),
+        (["cats", "dogs"], "dogs", "dogs"),
+        (["0", "1", "2"], None, None),  # digits: no negative class, no Normal/Defect figures
+    ],
+)
+def test_the_negative_class_is_named_never_the_first_by_the_alphabet(names, declared, expected):
+    spec = resolve_label_spec("multiclass", ["label"], names, negative_class=declared)
+    assert spec.negative_class == expected
+    assert [name for name, _ in spec.event_classes] == [n for n in names if n != expected]
+
+
+def test_two_classes_without_a_negative_one_stop_with_the_key_to_set():
+    with pytest.raises(ConfigError, match=r"^classes \['cats', 'dogs'\]: neither .* set data.negative_class=<one of"):
+        resolve_label_spec("multiclass", ["label"], ["cats", "dogs"])
+    with pytest.raises(ConfigError, match=r"data.negative_class='cow' is not one of the classes"):
+        resolve_label_spec("multiclass", ["label"], ["cats", "dogs"], negative_class="cow")
+    with pytest.raises(ConfigError, match=r"could each be the negative class"):
+        resolve_label_spec("multiclass", ["label"], ["normal", "ok", "crack"])
+    with pytest.raises(ConfigError, match=r"applies to single-label tasks"):
+        resolve_label_spec("multilabel", ["RB", "OB"], None, negative_class="RB")
+
+
+def test_binary_figures_follow_the_negative_class_wherever_it_sorts():
+    """Classes ['defect', 'normal']: the threshold decides on 'defect' (index 0), and F1-Defect is
+    that class's F1, as scikit-learn computes it."""
+    spec = resolve_label_spec("multiclass", ["label"], ["defect", "normal"])
+    probs = np.array([[0.7, 0.3], [0.45, 0.55], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9]])
+    targets = np.array([0, 0, 1, 1, 1])
+    metrics = single_label_metrics(probs, targets, spec, threshold=0.4)
+    predicted_defect = probs[:, 0] >= 0.4
+    assert metrics["f1_defect"] == pytest.approx(f1_score(targets == 0, predicted_defect))
+    assert metrics["f1_normal"] == pytest.approx(f1_score(targets == 1, ~predicted_defect))
+    assert metrics["auroc"] == pytest.approx(roc_auc_score(targets == 0, probs[:, 0]))
+
+
+def test_a_defect_normal_folder_dataset_trains_defect_as_the_positive_class(class_folders, tmp_path):
+    """As a user with private data would: lower-case defect/ and normal/ folders, train, then a video."""
+    root = renamed_classes(class_folders[0], tmp_path / "data", {"Defect": "defect", "Normal": "normal"})
+    run = tmp_path / "run"
+    result = run_script(
+        "train.py", "data=folder", f"data.root={root}", "data.num_workers=0", "model.img_size=64",
+        "model.patch_size=16", "trainer.max_epochs=2", "trainer.progress_bar=false", "logger=none",
+        f"hydra.run.dir={run}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "classes ['defect', 'normal'] (negative class: normal)" in result.stdout
+    predictions = pd.read_csv(run / "predictions.csv")
+    truth = predictions.Filename.str.split("/").str[1]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test/f1_defect"] == pytest.approx(f1_score(truth == "defect", predictions.prediction == "defect"))
+    assert metrics["test/f1_normal"] == pytest.approx(f1_score(truth == "normal", predictions.prediction == "normal"))
+    assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["negative_class"] == "normal"
+
+    videos = generate_videos(tmp_path / "videos", VideoSpec(videos=1, duration_s=8.0, width=160, height=120, fps=4.0))
+    result = run_script(
+        "infer.py", f"ckpt_path={run / 'checkpoints' / 'best.pt'}", f"input={videos / 'pipe_001.mp4'}",
+        "video.threshold=0.001", "video.min_duration_s=0", f"hydra.run.dir={tmp_path / 'video'}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "events of defect at score" in result.stdout
+    events = pd.read_csv(tmp_path / "video" / "events.csv")
+    assert len(events) and set(events.label) == {"defect"}  # threshold ~0: the whole video is one defect event
+
+
+def test_cats_and_dogs_stop_before_work_with_the_one_line_request(class_folders, tmp_path):
+    root = renamed_classes(class_folders[0], tmp_path / "data", {"Defect": "cats", "Normal": "dogs"})
+    run = tmp_path / "run"
+    result = run_script("train.py", "data=folder", f"data.root={root}", "logger=none", f"hydra.run.dir={run}")
+    assert result.returncode == 2
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "classes ['cats', 'dogs']" in errors[0] and "data.negative_class=" in errors[0]
+    assert not run.exists()  # refused before work: no run dir left behind

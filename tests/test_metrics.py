@@ -83,8 +83,9 @@ def test_per_class_f_beta_agrees_with_sklearn():
 def test_binary_threshold_on_defect_score():
     probs = np.array([[0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])
     targets = np.array([1, 1, 0])
-    assert single_label_metrics(probs, targets, ["Normal", "Defect"])["accuracy"] == pytest.approx(2 / 3)
-    assert single_label_metrics(probs, targets, ["Normal", "Defect"], threshold=0.4)["f1_defect"] == pytest.approx(0.8)
+    spec = resolve_label_spec("binary", None, None)
+    assert single_label_metrics(probs, targets, spec)["accuracy"] == pytest.approx(2 / 3)
+    assert single_label_metrics(probs, targets, spec, threshold=0.4)["f1_defect"] == pytest.approx(0.8)
 
 
 def test_tuned_threshold_improves_or_keeps_the_metric():

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
+from hybrid.data.labels import LabelSpec
 from hybrid.data.loaders import DataModule
 from hybrid.engine.outputs import plot_history
 from hybrid.engine.runtime import Runtime
@@ -234,9 +235,8 @@ def test_precision_recall_points_skip_classes_without_positives():
     rows = precision_recall_points(probs, targets, ["RB", "OB", "PF"], single_label=False, max_points=2)
     assert {r[0] for r in rows} == {"RB", "OB"}
     assert all(len([r for r in rows if r[0] == c]) <= 2 for c in ("RB", "OB"))
-    true, predicted, names = confusion_counts_inputs(
-        probs, targets, ["RB", "OB", "PF"], single_label=False, threshold=0.5
-    )
+    spec = LabelSpec("multilabel", ("RB", "OB", "PF"), ("RB", "OB", "PF"))
+    true, predicted, names = confusion_counts_inputs(probs, targets, spec, threshold=0.5)
     assert names == ["Normal", "Defect"] and true == [1, 1, 1] and predicted == [1, 1, 1]
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from hybrid.data.cache import check_cache_format
 from hybrid.data.dataset import check_bad_image_policy
 from hybrid.data.folders import check_split_ratios
-from hybrid.data.labels import resolve_label_columns
+from hybrid.data.labels import resolve_label_columns, resolve_label_spec
 from hybrid.data.loaders import (
     SPLITS,
     check_batch_size,
@@ -67,6 +67,7 @@ class DataSchema:
     task: str = "binary"
     label_columns: list[str] | None = None
     class_names: list[str] | None = None
+    negative_class: str | None = None
     batch_size: int = 16
     num_workers: Any = "auto"
     sampling_ratio: Any = 1.0
@@ -98,7 +99,10 @@ def check_data_config(data: DictConfig) -> None:
     """Every ``data`` value that can be checked without reading the dataset, including that a real
     dataset's folder exists."""
     check_types(data, DataSchema, "data")
-    resolve_label_columns(data.task, data.label_columns)
+    if data.class_names or data.task != "multiclass":  # else the classes are known once the data is read
+        resolve_label_spec(data.task, data.label_columns, data.class_names, negative_class=data.get("negative_class"))
+    else:
+        resolve_label_columns(data.task, data.label_columns)
     check_bad_image_policy(data.on_bad_image)
     resolve_workers(data.num_workers)
     check_cache_format(data.cache_format)

@@ -13,6 +13,9 @@ from hybrid.data.sewerml import BINARY_CLASSES
 from hybrid.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "multilabel")
+# Class names that mean "nothing wrong here" (any case): a single-label task's negative class, the
+# one binary figures, thresholds and video events count against, unless data.negative_class names one.
+NEGATIVE_NAMES = ("normal", "ok", "good", "negative", "background")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,9 @@ class LabelSpec:
     task: str
     class_names: tuple[str, ...]
     label_columns: tuple[str, ...]
+    # The class that means "no defect" (single-label tasks; None: none, e.g. digits, or multilabel,
+    # whose normal images are those without a label).
+    negative_class: str | None = None
 
     @property
     def num_labels(self) -> int:
@@ -32,6 +38,24 @@ class LabelSpec:
     def single_label(self) -> bool:
         """One class per image (softmax) rather than independent classes (sigmoid)."""
         return self.task != "multilabel"
+
+    @property
+    def negative_index(self) -> int | None:
+        """Index of :attr:`negative_class` among the classes, or ``None``."""
+        return None if self.negative_class is None else self.class_names.index(self.negative_class)
+
+    @property
+    def positive_index(self) -> int | None:
+        """For two classes with a negative one, the other (the defect class a threshold decides on)."""
+        if self.num_labels != 2 or self.negative_index is None:
+            return None
+        return 1 - self.negative_index
+
+    @property
+    def event_classes(self) -> list[tuple[str, int]]:
+        """``(name, index)`` of the classes whose presence is a finding (video events): every class
+        but the negative one (all of them where there is none)."""
+        return [(name, i) for i, name in enumerate(self.class_names) if name != self.negative_class]
 
 
 def resolve_label_columns(task: str, label_columns: Sequence[str] | None) -> tuple[str, ...]:
@@ -48,25 +72,65 @@ def resolve_label_columns(task: str, label_columns: Sequence[str] | None) -> tup
     return columns
 
 
+def resolve_negative_class(task: str, class_names: Sequence[str], declared: str | None) -> str | None:
+    """The negative class of a task: ``declared`` (``data.negative_class``), else the one class
+    named as in :data:`NEGATIVE_NAMES`; ``binary``'s is class 0 (label 0 in its ``Defect`` column).
+    Never guessed from the class order: two classes with neither stop here, with one line naming
+    them and the key to set."""
+    names = [str(c) for c in class_names]
+    if task == "multilabel":
+        if declared is not None:
+            raise ConfigError(
+                f"data.negative_class={declared!r} applies to single-label tasks; in data.task=multilabel "
+                "an image without any label is the normal one"
+            )
+        return None
+    if declared is not None:
+        if str(declared) not in names:
+            raise ConfigError(f"data.negative_class={declared!r} is not one of the classes {names}")
+        found = [str(declared)]
+    else:
+        found = [name for name in names if name.lower() in NEGATIVE_NAMES]
+    if task == "binary":
+        if found and found != [names[0]]:
+            raise ConfigError(
+                f"data.task=binary: class 0 ({names[0]!r}, label 0 of column Defect) is its negative class, "
+                f"but {found} names another; list the negative class first in data.class_names"
+            )
+        return names[0]
+    if len(found) > 1:
+        raise ConfigError(f"classes {names}: {found} could each be the negative class; set data.negative_class=<name>")
+    if not found and len(names) == 2:
+        raise ConfigError(
+            f"classes {names}: neither is named as a negative (normal) class ({'/'.join(NEGATIVE_NAMES)}); "
+            f"set data.negative_class=<one of {names}> (the class that means no defect)"
+        )
+    return found[0] if found else None
+
+
 def resolve_label_spec(
     task: str,
     label_columns: Sequence[str] | None,
     class_names: Sequence[str] | None,
     train_frame: pd.DataFrame | None = None,
+    negative_class: str | None = None,
 ) -> LabelSpec:
-    """Build the :class:`LabelSpec` for ``data.task``.
+    """Build the :class:`LabelSpec` for ``data.task``, its negative class included
+    (:func:`resolve_negative_class`).
 
     ``multiclass`` without ``data.class_names`` takes the sorted distinct values of its label
-    column in the training CSV, so the class order is stable across runs.
+    column in the training CSV, so the class order is stable across runs (which class is negative
+    does not depend on that order).
     """
     columns = resolve_label_columns(task, label_columns)
     if task == "binary":
-        return LabelSpec(task, tuple(class_names or BINARY_CLASSES), columns)
-    if task == "multiclass" and not class_names:
+        class_names = class_names or BINARY_CLASSES
+    elif task == "multiclass" and not class_names:
         if train_frame is None:
             raise DataError("data.task=multiclass needs data.class_names or a training CSV to read them from")
         class_names = sorted(str(v) for v in train_frame[columns[0]].dropna().unique())
-    return LabelSpec(task, tuple(str(c) for c in (class_names or columns)), columns)
+    names = tuple(str(c) for c in (class_names or columns))
+    return LabelSpec(task, names, columns, resolve_negative_class(task, names, negative_class))
 
 
 def check_columns(frame: pd.DataFrame, columns: Sequence[str], csv_path: Path) -> None:

@@ -243,6 +243,7 @@ class DataModule:
         seed: int,
         class_names: list[str] | None = None,
         *,
+        negative_class: str | None = None,
         device: torch.device | str = "cpu",
         channels_last: bool = False,
     ):
@@ -256,7 +257,11 @@ class DataModule:
         names = class_names or cfg.class_names
         needs_train_csv = cfg.task == "multiclass" and not names
         self.spec = resolve_label_spec(
-            cfg.task, self.label_columns, names, self.frame("train") if needs_train_csv else None
+            cfg.task,
+            self.label_columns,
+            names,
+            self.frame("train") if needs_train_csv else None,
+            negative_class or cfg.get("negative_class"),
         )
         self.eval_transform = eval_transform(cfg)
         self.train_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.augment)

@@ -22,7 +22,7 @@ from hybrid.data.dataset import index_images
 from hybrid.data.loaders import dataset_root
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError
-from hybrid.util.entry import run_entry
+from hybrid.util.entry import launch, run_entry
 from hybrid.util.progress import progress
 
 log = logging.getLogger(__name__)
@@ -102,4 +102,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    launch(main)

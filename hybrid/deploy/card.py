@@ -58,6 +58,9 @@ class ModelCard:
     flops_per_image: int  # of the source model's forward pass (a multiply-add counts 2)
     opset: int
     exported_with: dict = field(default_factory=dict)  # library versions
+    negative_class: str | None = (
+        None  # the class meaning "no defect" (None: none, or a file from before it was recorded)
+    )
 
     @classmethod
     def from_checkpoint(cls, record, ckpt_path: str | os.PathLike, **export_facts) -> ModelCard:
@@ -69,6 +72,7 @@ class ModelCard:
         return cls(
             task=record.task,
             class_names=list(record.class_names),
+            negative_class=record.negative_class,
             img_size=int(data["img_size"]),
             in_channels=in_channels,
             mean=channel_stats(data["mean"], in_channels),
@@ -112,8 +116,14 @@ class ModelCard:
         version = int(entries.get(f"{PREFIX}version", 0))
         if version > VERSION:
             raise CheckpointError(f"ckpt_path={where}: hybrid-onnx version {version} is newer than this code reads")
-        names = [f.name for f in dataclasses.fields(cls)]
-        absent = [name for name in names if PREFIX + name not in entries and name != "exported_with"]
+        fields = dataclasses.fields(cls)
+        names = [f.name for f in fields]
+        optional = {
+            f.name
+            for f in fields
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        }
+        absent = [name for name in names if PREFIX + name not in entries and name not in optional]
         if absent:
             raise CheckpointError(f"ckpt_path={where}: hybrid metadata lacks {', '.join(absent)}")
         values = {name: json.loads(entries[PREFIX + name]) for name in names if PREFIX + name in entries}

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from hybrid.data.labels import LabelSpec, resolve_label_spec
 from hybrid.deploy.card import ModelCard
 from hybrid.deploy.runtimes import DEFAULT_RUNTIME, RUNTIMES, OnnxClassifier, check_runtime
 from hybrid.engine.checkpoint import CheckpointRecord
@@ -55,11 +56,18 @@ class ServedModel:
     config: dict  # the resolved training config
     tuned_threshold: float | list[float] | None
     description: str  # which runtime, for the log
+    negative_class: str | None = None  # as the file records it (None in files from before it was)
 
     @property
     def trained(self) -> DictConfig:
         """The training config as an OmegaConf node."""
         return OmegaConf.create(self.config)
+
+    def label_spec(self, data_cfg: DictConfig) -> LabelSpec:
+        """The model's classes, read with ``data_cfg``'s label columns; the negative class as the
+        file records it (a file from before that: as ``data_cfg`` declares it, else by name)."""
+        declared = self.negative_class or data_cfg.get("negative_class")
+        return resolve_label_spec(self.task, data_cfg.label_columns, self.class_names, negative_class=declared)
 
 
 def is_onnx(path: str | os.PathLike) -> bool:
@@ -114,6 +122,7 @@ def serve_checkpoint(path: str, options: ServingOptions) -> ServedModel:
         record.config,
         record.threshold,
         f"torch {torch.__version__} ({runtime.device}, {precision}{layout})",
+        record.negative_class,
     )
 
 
@@ -134,4 +143,5 @@ def serve_onnx(path: str, options: ServingOptions) -> ServedModel:
         card.config,
         card.tuned_threshold,
         f"{session.description}, {card.precision} model",
+        card.negative_class,
     )

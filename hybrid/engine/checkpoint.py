@@ -50,6 +50,9 @@ class CheckpointRecord:
     config: dict = field(default_factory=dict)  # the resolved training config
     class_names: list[str] = field(default_factory=list)
     task: str = ""
+    negative_class: str | None = (
+        None  # the class meaning "no defect" (None: none, or a file from before it was recorded)
+    )
     model: dict = field(default_factory=dict)  # the model's state dict
     epoch: int = 0
     monitor: str | None = None

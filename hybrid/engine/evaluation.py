@@ -38,7 +38,7 @@ def predicted_labels(probs: np.ndarray, spec: LabelSpec, threshold: float) -> li
     """Predicted class per image; multi-label: the codes that reach ``threshold`` (space-separated)
     or ``Normal`` when none does."""
     if spec.single_label:
-        return [spec.class_names[i] for i in single_label_predictions(probs, threshold)]
+        return [spec.class_names[i] for i in single_label_predictions(probs, threshold, spec.positive_index)]
     names = np.array(spec.class_names)
     return [" ".join(names[row >= threshold]) or "Normal" for row in probs]
 
@@ -104,7 +104,7 @@ def write_evaluation(run_dir: Path, evaluation: Evaluation, spec: LabelSpec, tit
         log.info("%s, as the official Sewer-ML script scores it: %s", title, format_figures(official))
     plot_per_class(run_dir / "per_class.png", evaluation.metrics, spec.class_names, title)
     if spec.single_label:
-        matrix = single_label_confusion(preds.probs, preds.targets, spec.num_labels, evaluation.threshold)
+        matrix = single_label_confusion(preds.probs, preds.targets, spec, evaluation.threshold)
         plot_confusion_matrix(run_dir / "confusion_matrix.png", np.asarray(matrix), spec.class_names, title)
 
 

@@ -135,6 +135,7 @@ class Trainer:
             config=OmegaConf.to_container(self.cfg, resolve=True),
             class_names=list(self.data.spec.class_names),
             task=self.data.spec.task,
+            negative_class=self.data.spec.negative_class,
             model=self.model.state_dict(),
             epoch=epoch,
             monitor=self.monitor,

@@ -11,7 +11,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hybrid.data.config import trained_data_config
 from hybrid.data.dataset import ImageFileDataset
-from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, eval_transform, folder_dataset, make_loader
 from hybrid.data.video import find_videos
 from hybrid.deploy.serving import ServedModel, ServingOptions, load_served_model
@@ -62,13 +61,13 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, options: Se
         int(trained.data.img_size),
     )
     runtime = served.runtime
-    spec = resolve_label_spec("binary", None, served.class_names)
+    spec = served.label_spec(trained.data)
     loader = make_loader(
         own, trained.data, train=False, seed=0, device=runtime.device, channels_last=runtime.channels_last
     )
     stage_one = predict(served.model, loader, spec, runtime, desc="binary stage", progress=bool(cfg.progress_bar))
     defect = np.full(len(dataset), np.nan)
-    defect[stage_one.indices] = stage_one.probs[:, 1]
+    defect[stage_one.indices] = stage_one.probs[:, spec.positive_index]
     log.info(
         "two-stage (%s): %d of %d images called normal by the binary model",
         cfg.two_stage.strategy, int((defect < THRESHOLD).sum()), len(dataset),
@@ -80,7 +79,7 @@ def predict_videos(cfg: DictConfig, served: ServedModel, data_cfg: DictConfig, v
     """``input=VIDEO``: timed defect events of every video (see :mod:`hybrid.infer.video`)."""
     if cfg.binary_ckpt_path:
         raise ConfigError("binary_ckpt_path (two-stage inference) applies to images, not to input=VIDEO")
-    spec = resolve_label_spec(served.task, data_cfg.label_columns, list(served.class_names))
+    spec = served.label_spec(data_cfg)
     tags = [spec.task, "video", str(served.trained.model.get("backbone") or served.trained.model.name)]
     tracker = build_tracker(cfg, run_dir, "infer", tags)
     exit_code = 1
@@ -121,14 +120,17 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
     if videos:
         return predict_videos(cfg, served, data_cfg, videos, run_dir)
     if cfg.input:
-        spec = resolve_label_spec(served.task, data_cfg.label_columns, class_names)
+        spec = served.label_spec(data_cfg)
         dataset = folder_dataset(data_cfg, cfg.input)
         loader = make_loader(
             dataset, data_cfg, train=False, seed=seed, device=runtime.device, channels_last=runtime.channels_last
         )
         labelled, source = False, str(cfg.input)
     else:
-        data = DataModule(data_cfg, seed, class_names, device=runtime.device, channels_last=runtime.channels_last)
+        data = DataModule(
+            data_cfg, seed, class_names, negative_class=served.label_spec(data_cfg).negative_class,
+            device=runtime.device, channels_last=runtime.channels_last,
+        )  # fmt: skip
         labelled = data.has_labels("test")
         spec, dataset = data.spec, data.dataset("test")
         loader, source = data.loader("test", dataset), str(data.csv_path("test"))

@@ -34,15 +34,6 @@ from hybrid.tracking.keyframes import attention_grids, write_keyframes
 log = logging.getLogger(__name__)
 
 
-def event_classes(spec: LabelSpec) -> list[tuple[str, int]]:
-    """``(label, score column)`` of the classes that make events: Defect for binary, every code
-    for multilabel, every class but the first (the normal one) for multiclass."""
-    if spec.task == "binary":
-        return [(spec.class_names[1], 1)]
-    first = 1 if spec.task == "multiclass" else 0
-    return [(name, i) for i, name in enumerate(spec.class_names) if i >= first]
-
-
 def event_settings(cfg: DictConfig, served: ServedModel, spec: LabelSpec) -> dict[str, EventSettings]:
     """``video.*`` per class; the threshold defaults to the checkpoint's (tuned, one or per class;
     else 0.5)."""
@@ -106,7 +97,7 @@ def infer_videos(
     time); one with no decodable frame stops a single-video run with one line, and is skipped (an
     error line) in a folder so the others go on."""
     settings = event_settings(cfg, served, spec)
-    classes = event_classes(spec)
+    classes = spec.event_classes  # every class but the negative one: Defect (binary), every code (multilabel)
     thresholds = {label: settings[label].threshold for label, _ in classes}
     common = settings[classes[0][0]]
     shown = sorted({f"{t:.2f}" for t in thresholds.values()})

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from hybrid.data.labels import LabelSpec
+
 
 class Tracker:
     """What the engine tells an experiment tracker. Every method is a no-op here.
@@ -44,9 +46,8 @@ class Tracker:
         split: str,
         probs: np.ndarray,
         targets: np.ndarray,
-        class_names: Sequence[str],
+        spec: LabelSpec,
         *,
-        single_label: bool,
         threshold: float,
     ) -> None:
         """Record a confusion matrix and precision-recall curves of one evaluated split."""

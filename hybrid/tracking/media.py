@@ -119,13 +119,13 @@ def precision_recall_points(
 
 
 def confusion_counts_inputs(
-    probs: np.ndarray, targets: np.ndarray, class_names: Sequence[str], *, single_label: bool, threshold: float
+    probs: np.ndarray, targets: np.ndarray, spec: LabelSpec, *, threshold: float
 ) -> tuple[list[int], list[int], list[str]]:
     """True and predicted class per image for a confusion matrix. Multi-label tasks get the
     benchmark's implicit Normal/Defect split (normal: no code reaches ``threshold``)."""
-    if single_label:
-        predicted = single_label_predictions(probs, threshold)
-        return [int(t) for t in targets], [int(p) for p in predicted], list(class_names)
+    if spec.single_label:
+        predicted = single_label_predictions(probs, threshold, spec.positive_index)
+        return [int(t) for t in targets], [int(p) for p in predicted], list(spec.class_names)
     true = (targets > 0).any(axis=1).astype(int)
     predicted = (probs >= threshold).any(axis=1).astype(int)
     return true.tolist(), predicted.tolist(), ["Normal", "Defect"]
@@ -143,8 +143,7 @@ def report_evaluation(tracker: Tracker, split: str, evaluation, dataset, spec: L
             split,
             preds.probs,
             preds.targets,
-            spec.class_names,
-            single_label=spec.single_label,
+            spec,
             threshold=evaluation.threshold,
         )
     for plot in ("confusion_matrix", "per_class"):

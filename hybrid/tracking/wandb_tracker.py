@@ -17,6 +17,7 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
+from hybrid.data.labels import LabelSpec
 from hybrid.metrics import monitor_mode
 from hybrid.tracking.base import Tracker
 from hybrid.tracking.media import confusion_counts_inputs, precision_recall_points
@@ -120,18 +121,15 @@ class WandbTracker(Tracker):
         split: str,
         probs: np.ndarray,
         targets: np.ndarray,
-        class_names: Sequence[str],
+        spec: LabelSpec,
         *,
-        single_label: bool,
         threshold: float,
     ) -> None:
-        true, predicted, names = confusion_counts_inputs(
-            probs, targets, class_names, single_label=single_label, threshold=threshold
-        )
+        true, predicted, names = confusion_counts_inputs(probs, targets, spec, threshold=threshold)
         table = self.wandb.Table(
             columns=["class", "recall", "precision"],
             data=precision_recall_points(
-                probs, targets, class_names, single_label=single_label, max_points=self.pr_curve_points
+                probs, targets, spec.class_names, single_label=spec.single_label, max_points=self.pr_curve_points
             ),
         )
         self.run.log(

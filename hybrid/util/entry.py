@@ -1,17 +1,33 @@
-"""Running a Hydra app so that a user's mistake ends in one clear line, not a traceback."""
+"""Running a Hydra app so that a user's mistake ends in one clear line and exit code 2, not a
+traceback: the app's own refusals (:class:`~hybrid.errors.HybridError`) and Hydra's (an unknown
+key, a bad override, a missing config option) alike. A run refused before any work leaves no run
+dir behind."""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from hybrid.errors import HybridError
 from hybrid.util.hydra_job import multirun_job
+from hybrid.util.schema import not_a_key
 
 log = logging.getLogger("hybrid")
+
+USAGE_ERROR = 2  # the shell's convention for a command used wrongly (argparse's too)
+# Files older than this (less a second of file-system time resolution) were not written by this process.
+_STARTED = time.time() - 1.0
+_task_started = False
 
 
 def one_line(err: Exception) -> str:
@@ -27,12 +43,15 @@ def one_line(err: Exception) -> str:
 def run_entry(task: Callable[[DictConfig], object], cfg: DictConfig):
     """Run ``task``; a :class:`HybridError` or an unset required key (``???``) stops it with a
     one-line message and exit code 2 (or the error's own ``exit_code``, e.g. 143 after SIGTERM).
+    A single run refused so leaves no run dir if it wrote nothing there but Hydra's own files.
 
     In a multirun sweep a failing job's error is raised on instead, after the same line, so Hydra
-    records the job as failed and the sweep goes on with the next one (Optuna reports the trial as
-    failed); an interruption still stops the whole sweep.
+    records the job as failed (Optuna reports the trial as failed); an interruption still stops the
+    whole sweep.
     """
-    code = 2
+    global _task_started
+    _task_started = True
+    code = USAGE_ERROR
     try:
         return task(cfg)
     except (HybridError, MissingMandatoryValue) as err:
@@ -40,7 +59,68 @@ def run_entry(task: Callable[[DictConfig], object], cfg: DictConfig):
             log.error("%s must be set on the command line", err.full_key)
         else:
             log.error("%s", one_line(err))
-            code = getattr(err, "exit_code", 2)
-        if code == 2 and multirun_job() is not None:
+            code = getattr(err, "exit_code", USAGE_ERROR)
+        if code == USAGE_ERROR and multirun_job() is not None:
             raise
+        if code == USAGE_ERROR:
+            remove_unused_run_dir()
     raise SystemExit(code)
+
+
+def remove_unused_run_dir() -> None:
+    """Remove this job's run dir when it holds nothing but what Hydra wrote for it (``.hydra/`` and
+    the job's log), all written by this process: a refused run leaves no empty run in ``outputs/``,
+    and a folder with anything else in it (checkpoints, a resumed run, a user's files) is kept."""
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    own = {f"{hydra_cfg.job.name}.log"} | (
+        {Path(hydra_cfg.output_subdir).parts[0]} if hydra_cfg.output_subdir else set()
+    )
+    if not run_dir.is_dir() or any(entry.name not in own for entry in run_dir.iterdir()):
+        return
+    if any(path.stat().st_mtime < _STARTED for path in [run_dir, *run_dir.rglob("*")]):
+        return
+    close_log_files_in(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def close_log_files_in(folder: Path) -> None:
+    """Detach and close every logging file handler writing into ``folder`` (Hydra's job log)."""
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in list(getattr(logger, "handlers", [])):
+            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).is_relative_to(folder.resolve()):
+                logger.removeHandler(handler)
+                handler.close()
+
+
+def hydra_error_line(err: Exception) -> str:
+    """One line for an error Hydra raised while composing the config; an override of a key that
+    does not exist gets the closest real key, as ``+key=value`` does from the schema check."""
+    cause = err.__cause__
+    if isinstance(cause, ConfigKeyError | ConfigAttributeError) and cause.full_key and cause.parent_node is not None:
+        return not_a_key(str(cause.full_key), [str(k) for k in cause.parent_node])
+    return " ".join(str(err).split("Config search path:")[0].split())
+
+
+def launch(main: Callable[[], object]) -> None:
+    """Run a ``@hydra.main`` function: an error Hydra meets before the job starts (composition,
+    override syntax, an unknown group option) ends in one line and exit code 2, like the app's own
+    refusals; everything after that is :func:`run_entry`'s. ``HYDRA_FULL_ERROR=1`` keeps Hydra's
+    full report."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here instead of printing them and exiting 1
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as err:
+        if _task_started:
+            raise
+        sys.stderr.write(f"[hybrid][ERROR] - {hydra_error_line(err)}\n")
+        raise SystemExit(USAGE_ERROR) from None
+    except HybridError as err:  # a multirun job's refusal, already logged by run_entry
+        raise SystemExit(getattr(err, "exit_code", USAGE_ERROR)) from None
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)

@@ -56,14 +56,20 @@ def unknown_key(key: str, schema: type, group: str) -> str:
     """The message for ``key`` (``group.path.name``; ``path.name`` for a whole config, ``group``
     empty), which ``schema`` does not declare: with the closest declared key at that level, when one
     is close."""
-    *path, name = key.split(".")
+    path = key.split(".")[:-1]
     level = schema
     for part in path[1 if group else 0 :]:  # down to the dataclass holding the key (``X | None`` counts as ``X``)
         hint = get_type_hints(level).get(part)
         level = next((t for t in (hint, *get_args(hint)) if is_dataclass(t)), None)
         if level is None:
             break
-    known = [f.name for f in fields(level)] if level is not None else []
+    return not_a_key(key, [f.name for f in fields(level)] if level is not None else [])
+
+
+def not_a_key(key: str, known: list[str]) -> str:
+    """The one line for ``key`` (dotted), absent from a node whose keys are ``known``: with the
+    closest of them when one is close (the same line whether the key came with ``+`` or not)."""
+    *path, name = key.split(".")
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {'.'.join([*path, close[0]])}?" if close else f"; the keys are {known}"
     return f"{key} is not a key of {'.'.join(path) or 'the config'}{hint}"
