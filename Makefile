@@ -13,7 +13,8 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-QUICKSTART_DIR = outputs/quickstart/$(shell date +%Y-%m-%d_%H-%M-%S)
+# := : the folder is fixed once per make run, so the train and infer lines name the same one
+QUICKSTART_DIR := outputs/quickstart/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 quickstart: $(STAMP)
 	$(PY) train.py experiment=quickstart hydra.run.dir=$(QUICKSTART_DIR)/train

@@ -17,6 +17,7 @@ from hybrid.engine import distributed
 from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
 from hybrid.engine.evaluation import final_evaluation, validate
 from hybrid.engine.outputs import report_skipped, write_json
+from hybrid.engine.resume import resumed_config
 from hybrid.engine.runtime import Runtime, configure_process, seed_everything
 from hybrid.engine.trainer import Trainer
 from hybrid.errors import TrainingInterrupted
@@ -85,9 +86,14 @@ def resume_hydra_overrides(arguments: list[str]) -> list[str]:
 
 def train(cfg: DictConfig) -> float:
     """Train, test the best checkpoint, write ``metrics.json``; return the best monitored value.
+    With ``ckpt_path`` the run continues with the checkpoint's saved config
+    (:func:`~hybrid.engine.resume.resumed_config`).
 
     With ``trainer=ddp`` under ``torchrun`` every process runs this; rank 0 writes the files.
     """
+    resume = CheckpointRecord.load(cfg.ckpt_path) if cfg.ckpt_path else None
+    if resume:
+        cfg = resumed_config(cfg, resume.config, command_line_overrides(), str(cfg.ckpt_path))
     check_train_config(cfg)
     runtime = Runtime.from_config(cfg.trainer)
     info = distributed.init_distributed(cfg.trainer.strategy, cfg.trainer.backend, runtime.device)
@@ -99,7 +105,7 @@ def train(cfg: DictConfig) -> float:
                 "DDP over %s: %d process%s, data.batch_size=%d per process",
                 info.backend, info.world_size, "" if info.world_size == 1 else "es", cfg.data.batch_size,
             )  # fmt: skip
-        return _train(cfg, runtime)
+        return _train(cfg, runtime, resume)
     except TrainingInterrupted as err:
         command = resume_command(err.checkpoint)
         raise TrainingInterrupted(f"{err} Resume with: {command}", err.exit_code, err.checkpoint) from err
@@ -118,8 +124,7 @@ def start_from_weights(model: torch.nn.Module, path: str) -> None:
         log.warning("init_from: %d weights do not fit and keep their initial values: %s", len(left_out), shown)
 
 
-def _train(cfg: DictConfig, runtime: Runtime) -> float:
-    resume = CheckpointRecord.load(cfg.ckpt_path) if cfg.ckpt_path else None
+def _train(cfg: DictConfig, runtime: Runtime, resume: CheckpointRecord | None) -> float:
     run_dir = shared_run_dir(cfg, resume)
     if resume:
         log.info("==== resumed in %s from %s: %s ====", run_dir, cfg.ckpt_path, command_line())

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from hybrid.data.dataset import CsvImageDataset, read_label_csv
 from hybrid.data.labels import resolve_label_spec
@@ -25,6 +26,7 @@ from hybrid.engine import checkpoint as checkpoint_module
 from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.interrupt import GracefulInterrupt
 from hybrid.engine.loop import NonFiniteLossError, train_one_epoch
+from hybrid.engine.resume import resumed_config
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
 from hybrid.errors import CheckpointError, ConfigError, DataError
 from tests.conftest import ROOT, compose_config, run_script, tiny_overrides
@@ -248,12 +250,8 @@ def test_sigint_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_data, tm
     assert proc.returncode == 130, output[-3000:]
     record = CheckpointRecord.load(run / "checkpoints" / "last.pt")
     assert record.interrupted_step is not None and record.interrupted_step < 12  # part-way through an epoch
-    resumed = run_script(
-        "train.py",
-        *EXACT_OVERRIDES(tiny_data),
-        f"ckpt_path={run}/checkpoints/last.pt",
-        f"hydra.run.dir={tmp_path / 'r'}",
-    )
+    # resumed as README's "Everyday use" shows: the checkpoint alone, none of the run's overrides
+    resumed = run_script("train.py", f"ckpt_path={run}/checkpoints/last.pt", f"hydra.run.dir={tmp_path / 'r'}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     same_figures(run, uninterrupted)
     # one run, one place: the resumed process logged into the original run dir and made no other
@@ -473,3 +471,59 @@ def test_failed_save_leaves_the_old_checkpoints_intact(tmp_path, monkeypatch):
     for name in ("best.pt", "last.pt"):
         record = CheckpointRecord.load(ckpts / name)
         assert record.epoch == 1 and torch.equal(record.model["w"], torch.ones(3))
+
+
+# --- a resumed run is the run it resumes ------------------------------------------------------
+
+TRAINED_WITH = ["model.img_size=96", "data.sampling_ratio=0.3", "trainer.max_epochs=3"]
+
+
+def saved_config(overrides: list[str]) -> dict:
+    """The resolved config a run trained with ``overrides`` saves in its checkpoints."""
+    cfg = compose_config(overrides=[*overrides, "paths.output_dir=/runs/a"])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_a_bare_resume_continues_with_the_saved_config():
+    saved = saved_config(TRAINED_WITH)
+    cfg = compose_config(overrides=["ckpt_path=/runs/a/checkpoints/last.pt", "paths.output_dir=/runs/a"])
+    resumed = resumed_config(cfg, saved, ["ckpt_path=/runs/a/checkpoints/last.pt"], "/runs/a/checkpoints/last.pt")
+    assert resumed.model.img_size == 96 and resumed.data.img_size == 96 and resumed.data.sampling_ratio == 0.3
+    assert resumed.ckpt_path == "/runs/a/checkpoints/last.pt"
+    assert OmegaConf.to_container(resumed.model) == saved["model"]
+
+
+def test_a_resume_override_that_changes_the_run_is_refused_naming_both_values():
+    saved = saved_config(TRAINED_WITH)
+    given = ["ckpt_path=/c.pt", "model.img_size=480"]
+    with pytest.raises(ConfigError, match=r"model.img_size=480 \(saved: 96\)") as err:
+        resumed_config(compose_config(overrides=given), saved, given, "/c.pt")
+    assert "init_from=/c.pt" in str(err.value)
+    # the same value as saved is no change; a group choice is compared key by key
+    same = ["ckpt_path=/c.pt", "model.img_size=96", "data.sampling_ratio=0.3", "trainer.max_epochs=3"]
+    assert resumed_config(compose_config(overrides=same), saved, same, "/c.pt").model.img_size == 96
+    other = ["ckpt_path=/c.pt", "model=resnet18"]
+    with pytest.raises(ConfigError, match=r"model.name='resnet18' \(saved: 'cats_hybrid'\)"):
+        resumed_config(compose_config(overrides=other), saved, other, "/c.pt")
+
+
+def test_what_may_change_on_resume_is_applied_and_logged(caplog):
+    saved = saved_config(TRAINED_WITH)
+    given = ["ckpt_path=/c.pt", "trainer.max_epochs=5", "logger=none", "data.num_workers=0", "data.root=/staged"]
+    with caplog.at_level("INFO", logger="hybrid.engine.resume"):
+        resumed = resumed_config(compose_config(overrides=given), saved, given, "/c.pt")
+    assert resumed.trainer.max_epochs == 5 and resumed.data.num_workers == 0 and resumed.data.root == "/staged"
+    assert resumed.logger.backend == "none" and resumed.model.img_size == 96
+    assert "resume: trainer.max_epochs 3 -> 5" in caplog.text
+
+
+def test_resuming_with_a_changed_input_size_stops_before_work(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    trained = run_script("train.py", *tiny_overrides(tiny_data), "trainer.max_epochs=1", f"hydra.run.dir={run}")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    last = run / "checkpoints" / "last.pt"
+    refused = run_script("train.py", f"ckpt_path={last}", "model.img_size=480")
+    assert refused.returncode == 2
+    errors = [line for line in (refused.stdout + refused.stderr).splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "model.img_size=480 (saved: 64)" in errors[0]
+    assert epochs_in(run / "history.csv") == [1]  # the run is as it was
