@@ -14,6 +14,7 @@ from hybrid.data.device_loader import collate
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, sample_rows, split_ratio
 from hybrid.data.transforms import build_transform
+from hybrid.data.video import find_videos
 from hybrid.errors import ConfigError, DataError
 from tests.conftest import compose_config, tiny_overrides
 
@@ -131,8 +132,10 @@ def test_folder_dataset_lists_images_recursively(nested):
     (nested / "empty").mkdir()
     with pytest.raises(DataError, match="holds no images"):
         FolderImageDataset(nested / "empty", EVAL)
-    with pytest.raises(DataError, match=r"is neither an image .* nor a folder"):
+    with pytest.raises(DataError, match=r"missing: no such file or folder"):
         FolderImageDataset(nested / "missing", EVAL)
+    with pytest.raises(DataError, match=r"^input=.*missing.mp4: no such file or folder$"):
+        find_videos(nested / "missing.mp4")
     with pytest.raises(DataError, match="is neither an image"):
         FolderImageDataset(nested / "notes.txt", EVAL)
     one = FolderImageDataset(nested / "train00" / "00000002.png", EVAL)

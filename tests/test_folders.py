@@ -102,8 +102,11 @@ def test_the_negative_class_is_named_never_the_first_by_the_alphabet(names, decl
 
 
 def test_two_classes_without_a_negative_one_stop_with_the_key_to_set():
+    """Two class folders: one must be the negative class. Elsewhere (a CSV's two defect types) a
+    task without one has none: argmax, and no Normal/Defect figures."""
     with pytest.raises(ConfigError, match=r"^classes \['cats', 'dogs'\]: neither .* set data.negative_class=<one of"):
-        resolve_label_spec("multiclass", ["label"], ["cats", "dogs"])
+        resolve_label_spec("multiclass", ["label"], ["cats", "dogs"], negative_required_of_two=True)
+    assert resolve_label_spec("multiclass", ["kind"], ["crack", "root"]).negative_class is None
     with pytest.raises(ConfigError, match=r"data.negative_class='cow' is not one of the classes"):
         resolve_label_spec("multiclass", ["label"], ["cats", "dogs"], negative_class="cow")
     with pytest.raises(ConfigError, match=r"could each be the negative class"):
@@ -162,3 +165,16 @@ def test_cats_and_dogs_stop_before_work_with_the_one_line_request(class_folders,
     errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "classes ['cats', 'dogs']" in errors[0] and "data.negative_class=" in errors[0]
     assert not run.exists()  # refused before work: no run dir left behind
+
+
+def test_splits_sharing_file_names_read_their_own_files_without_a_warning(class_folders, tmp_path, caplog):
+    root = renamed_classes(class_folders[0], tmp_path / "data", {"Defect": "defect", "Normal": "normal"})
+    image = next((root / "train" / "normal").iterdir())
+    shutil.copy(image, root / "test" / "normal" / image.name)  # the same name in two splits
+    data = folder_data(root)
+    with caplog.at_level("WARNING"):
+        train, test = data.dataset("train"), data.dataset("test")
+    assert "occur more than once" not in caplog.text
+    shared = f"test/normal/{image.name}"
+    assert test.paths[test.names.index(shared)] == str(root / shared)
+    assert train.paths[train.names.index(f"train/normal/{image.name}")] == str(image)

@@ -100,7 +100,10 @@ def check_data_config(data: DictConfig) -> None:
     dataset's folder exists."""
     check_types(data, DataSchema, "data")
     if data.class_names or data.task != "multiclass":  # else the classes are known once the data is read
-        resolve_label_spec(data.task, data.label_columns, data.class_names, negative_class=data.get("negative_class"))
+        resolve_label_spec(
+            data.task, data.label_columns, data.class_names, negative_class=data.get("negative_class"),
+            negative_required_of_two=data.get("layout") == "folders",
+        )  # fmt: skip
     else:
         resolve_label_columns(data.task, data.label_columns)
     check_bad_image_policy(data.on_bad_image)

@@ -186,10 +186,12 @@ class CsvImageDataset(ImageFileDataset):
         img_size: int | None = None,
         cache: ImageCache | None = None,
     ):
-        index = index_images(str(root))
         names = frame["Filename"].astype(str).tolist()
-        # a bare name is found anywhere under root (Sewer-ML); a relative path (data=folder) as it is
-        located = {n: index.get(n) or (str(root / n) if "/" in n and (root / n).is_file() else None) for n in names}
+        # a bare name is found anywhere under root (Sewer-ML); a relative path (data=folder) as it is,
+        # so a folder dataset never indexes by name (splits may share file names)
+        index = index_images(str(root)) if any("/" not in n for n in names) else {}
+        located = {n: str(root / n) if (root / n).is_file() else None for n in names if "/" in n}
+        located.update({n: index.get(n) for n in names if "/" not in n})
         present = np.array([located[n] is not None for n in names], dtype=bool)
         missing = [n for n, ok in zip(names, present, strict=True) if not ok]
         if missing and on_bad_image == "error":
@@ -221,6 +223,8 @@ class FolderImageDataset(ImageFileDataset):
             if not paths:
                 raise DataError(f"input={folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             names = [os.path.relpath(p, folder) for p in paths]
+        elif not folder.exists():
+            raise DataError(f"input={folder}: no such file or folder")
         else:
             raise DataError(f"input={folder} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a folder")
         targets = np.full(len(paths), NO_TARGET, np.int64)

@@ -72,11 +72,14 @@ def resolve_label_columns(task: str, label_columns: Sequence[str] | None) -> tup
     return columns
 
 
-def resolve_negative_class(task: str, class_names: Sequence[str], declared: str | None) -> str | None:
+def resolve_negative_class(
+    task: str, class_names: Sequence[str], declared: str | None, *, required_of_two: bool = False
+) -> str | None:
     """The negative class of a task: ``declared`` (``data.negative_class``), else the one class
     named as in :data:`NEGATIVE_NAMES`; ``binary``'s is class 0 (label 0 in its ``Defect`` column).
-    Never guessed from the class order: two classes with neither stop here, with one line naming
-    them and the key to set."""
+    Never guessed from the class order: with ``required_of_two`` (a two-class folder dataset, the
+    layout of private Normal/Defect data) two classes with neither stop here, with one line naming
+    them and the key to set; otherwise a task without one has none (argmax, no Normal/Defect figures)."""
     names = [str(c) for c in class_names]
     if task == "multilabel":
         if declared is not None:
@@ -100,7 +103,7 @@ def resolve_negative_class(task: str, class_names: Sequence[str], declared: str 
         return names[0]
     if len(found) > 1:
         raise ConfigError(f"classes {names}: {found} could each be the negative class; set data.negative_class=<name>")
-    if not found and len(names) == 2:
+    if not found and len(names) == 2 and required_of_two:
         raise ConfigError(
             f"classes {names}: neither is named as a negative (normal) class ({'/'.join(NEGATIVE_NAMES)}); "
             f"set data.negative_class=<one of {names}> (the class that means no defect)"
@@ -114,6 +117,8 @@ def resolve_label_spec(
     class_names: Sequence[str] | None,
     train_frame: pd.DataFrame | None = None,
     negative_class: str | None = None,
+    *,
+    negative_required_of_two: bool = False,
 ) -> LabelSpec:
     """Build the :class:`LabelSpec` for ``data.task``, its negative class included
     (:func:`resolve_negative_class`).
@@ -130,7 +135,8 @@ def resolve_label_spec(
             raise DataError("data.task=multiclass needs data.class_names or a training CSV to read them from")
         class_names = sorted(str(v) for v in train_frame[columns[0]].dropna().unique())
     names = tuple(str(c) for c in (class_names or columns))
-    return LabelSpec(task, names, columns, resolve_negative_class(task, names, negative_class))
+    negative = resolve_negative_class(task, names, negative_class, required_of_two=negative_required_of_two)
+    return LabelSpec(task, names, columns, negative)
 
 
 def check_columns(frame: pd.DataFrame, columns: Sequence[str], csv_path: Path) -> None:

@@ -262,6 +262,7 @@ class DataModule:
             names,
             self.frame("train") if needs_train_csv else None,
             negative_class or cfg.get("negative_class"),
+            negative_required_of_two=self.from_folders,
         )
         self.eval_transform = eval_transform(cfg)
         self.train_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.augment)

@@ -44,8 +44,10 @@ def is_video(path: str | Path) -> bool:
 
 def find_videos(path: str | Path) -> list[Path]:
     """``input`` as videos: one video file, or every video under a folder (sorted); ``[]`` when it
-    holds none (images, then)."""
+    holds none (images, then). A path that does not exist stops with one line."""
     path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"input={path}: no such file or folder")
     if path.is_file():
         return [path] if is_video(path) else []
     if path.is_dir():

@@ -57,7 +57,9 @@ def _scope(cfg: DictConfig, key: str) -> str:
 
 def _resolved(cfg: DictConfig, scope: str) -> dict[str, object]:
     if not scope:  # the whole config, but where this process writes is not the run
-        return {key: value for top in cfg if top not in ("paths", "hydra") for key, value in _resolved(cfg, top).items()}
+        return {
+            key: value for top in cfg if top not in ("paths", "hydra") for key, value in _resolved(cfg, top).items()
+        }
     node = OmegaConf.select(cfg, scope)
     if not OmegaConf.is_config(node):
         return {scope: node}

@@ -101,6 +101,7 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python infer.py ckpt_path=<run>/checkpoints/best.pt")
     two_stage_strategy(str(cfg.two_stage.strategy))  # a wrong name stops before any work
+    videos = find_videos(cfg.input) if cfg.input else []  # so does a missing input
     configure_process(cfg.num_threads)
     options = ServingOptions.from_config(cfg)
     served = load_served_model(cfg.ckpt_path, options)
@@ -116,7 +117,6 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
     class_names = list(served.class_names)
     seed = int(trained.seed)
     progress = bool(cfg.progress_bar)
-    videos = find_videos(cfg.input) if cfg.input else []
     if videos:
         return predict_videos(cfg, served, data_cfg, videos, run_dir)
     if cfg.input:
