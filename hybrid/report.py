@@ -163,7 +163,19 @@ def to_markdown(table: pd.DataFrame) -> str:
 def plot_against_parameters(path: Path, table: pd.DataFrame, best_column: str, keys: list[str]) -> Path | None:
     """``best_column`` against each swept parameter (numbers on a numeric axis, a log axis for
     ranges over decades such as the learning rate; anything else as categories)."""
+    fig = parameters_figure(table, best_column, keys)
+    if fig is None:
+        return None
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
+def parameters_figure(table: pd.DataFrame, best_column: str, keys: list[str]):
+    """The figure of :func:`plot_against_parameters`: one panel per swept key but the repeat keys
+    (``None`` without one, or without a finished job)."""
     done = table[table["status"] == "ok"]
+    keys = [k for k in keys if k not in REPEAT_KEYS]  # a seed repeats a configuration: aggregate.png shows it
     if not keys or done.empty:
         return None
     plt = pyplot()
@@ -178,16 +190,56 @@ def plot_against_parameters(path: Path, table: pd.DataFrame, best_column: str, k
             ax.scatter(values, done[best_column])
             if values.min() > 0 and values.max() / values.min() >= 100:
                 ax.set_xscale("log")
+                log_axis(ax.xaxis, values)
         else:
             categories = sorted(done[key].astype(str).unique())
             ax.scatter([categories.index(v) for v in done[key].astype(str)], done[best_column])
             ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
         ax.set_xlabel(key)
         ax.set_ylabel(best_column)
+        ax.set_ylim(*score_limits(done[best_column]))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
+
+
+# A score axis spans at least this much, so two jobs 0.002 apart do not fill the plot as if far apart.
+MIN_SCORE_SPAN = 0.1
+
+
+def score_limits(values: pd.Series) -> tuple[float, float]:
+    """y-axis limits for ``values``: their range padded by 5%, widened to :data:`MIN_SCORE_SPAN`
+    about its middle (kept inside [0, 1] when every value is)."""
+    x = pd.to_numeric(values, errors="coerce").dropna()
+    low, high = (float(x.min()), float(x.max())) if len(x) else (0.0, 1.0)
+    pad = 0.05 * (high - low)
+    low, high = low - pad, high + pad
+    if high - low < MIN_SCORE_SPAN:
+        middle = (low + high) / 2
+        low, high = middle - MIN_SCORE_SPAN / 2, middle + MIN_SCORE_SPAN / 2
+    if len(x) and x.min() >= 0 and x.max() <= 1:
+        shift = max(0.0, -low) - max(0.0, high - 1)
+        low, high = max(0.0, low + shift), min(1.0, high + shift)
+    return low, high
+
+
+def compact_number(value: float, _position=None) -> str:
+    """An axis label: ``0.5``, ``20``, ``300k``, ``1.2M``."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def log_axis(axis, values: pd.Series) -> None:
+    """A log scale with readable labels: plain numbers at 1-2-5 steps (decades only over wide
+    ranges), and no labels on the minor ticks, which is what overlapped."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    x = pd.to_numeric(values, errors="coerce").dropna()
+    decades = np.log10(x.max() / x.min()) if len(x) and x.min() > 0 else 0.0
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if decades > 2 else (1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(compact_number))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def interval(values: pd.Series) -> dict[str, float]:
@@ -334,6 +386,16 @@ def pareto_front(cost: pd.Series, score: pd.Series) -> pd.Series:
 
 def plot_pareto(path: Path, table: pd.DataFrame) -> Path | None:
     """The test metric against latency and against parameters, Pareto front joined and ringed."""
+    fig = pareto_figure(table)
+    if fig is None:
+        return None
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
+def pareto_figure(table: pd.DataFrame):
+    """The figure of :func:`plot_pareto` (``None`` without a test metric)."""
     metric = next((c for c in ("test/f2_ciw", "test/f1_macro") if c in table and table[c].notna().any()), None)
     if metric is None:
         return None
@@ -351,14 +413,14 @@ def plot_pareto(path: Path, table: pd.DataFrame) -> Path | None:
         for _, row in table.iterrows():
             ax.annotate(row["model"], (row[cost], row[metric]), fontsize=8, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
+        log_axis(ax.xaxis, table[cost])
         ax.set_xlabel(label)
         ax.set_ylabel(metric)
+        ax.set_ylim(*score_limits(table[metric]))
         ax.legend(fontsize=8)
     fig.suptitle("accuracy against cost")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def write_comparison(sweep_dir: Path, jobs: list[dict], backend: str, timed_runs: int) -> pd.DataFrame:
