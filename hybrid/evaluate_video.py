@@ -9,7 +9,6 @@ input=VIDEO`` writes, or any tool's); truth: ``{"database": {video: {"annotation
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -17,52 +16,10 @@ import hydra
 from omegaconf import DictConfig
 
 from hybrid.engine.outputs import format_figures, write_json
-from hybrid.errors import DataError
-from hybrid.events import DISTANCE_THRESHOLDS, temporal_map
+from hybrid.events import DISTANCE_THRESHOLDS, read_predictions, read_truth, temporal_map
 from hybrid.util.entry import launch, run_entry
 
 log = logging.getLogger(__name__)
-
-
-def _read_json(path: Path, role: str, top: str) -> dict:
-    if not path.is_file():
-        raise DataError(f"{role}={path}: no such file")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{role}={path}: not JSON ({err})") from err
-    if not isinstance(data, dict) or not isinstance(data.get(top), dict):
-        raise DataError(f'{role}={path}: expected {{"{top}": {{video: ...}}}}')
-    return data[top]
-
-
-def _entry(path: Path, video: str, item, keys: tuple[str, ...]) -> tuple:
-    try:
-        return tuple(item[k] if k == "label" else float(item[k]) for k in keys)
-    except (KeyError, TypeError, ValueError) as err:
-        raise DataError(f"{path}: video {video}: an entry lacks a number for one of {list(keys)}: {item}") from err
-
-
-def read_truth(path: Path) -> list[tuple[str, str, float]]:
-    """``(video, label, moment)`` of every annotation in a CCTV-Pipe ground-truth file."""
-    database = _read_json(path, "labels", "database")
-    rows = []
-    for video, entry in database.items():
-        for item in (entry or {}).get("annotations", []):
-            rows.append((video, *_entry(path, video, item, ("label", "moment"))))
-    if not rows:
-        raise DataError(f"labels={path}: no annotations")
-    return rows
-
-
-def read_predictions(path: Path) -> list[tuple[str, str, float, float]]:
-    """``(video, label, moment, score)`` of every prediction in a CCTV-Pipe results file."""
-    results = _read_json(path, "predictions", "results")
-    return [
-        (video, *_entry(path, video, item, ("label", "moment", "score")))
-        for video, items in results.items()
-        for item in items or []
-    ]
 
 
 def evaluate_video_files(cfg: DictConfig) -> dict:

@@ -13,12 +13,14 @@ unmatched truth in the same video within a distance threshold (5, 10, 15 s), as 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from hybrid.errors import ConfigError
+from hybrid.errors import ConfigError, DataError
 
 # The challenge's distance thresholds, in seconds.
 DISTANCE_THRESHOLDS = (5, 10, 15)
@@ -172,3 +174,47 @@ def temporal_map(
     for name, values in per_label.items():
         out.update({f"ap@{name}/{label}": value for label, value in sorted(values.items())})
     return out
+
+
+# --- the CCTV-Pipe files: ground truth and results -------------------------------------------
+
+
+def _read_json(path: Path, role: str, top: str) -> dict:
+    if not path.is_file():
+        raise DataError(f"{role}={path}: no such file")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{role}={path}: not JSON ({err})") from err
+    if not isinstance(data, dict) or not isinstance(data.get(top), dict):
+        raise DataError(f'{role}={path}: expected {{"{top}": {{video: ...}}}}')
+    return data[top]
+
+
+def _entry(path: Path, video: str, item, keys: tuple[str, ...]) -> tuple:
+    try:
+        return tuple(item[k] if k == "label" else float(item[k]) for k in keys)
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(f"{path}: video {video}: an entry lacks a number for one of {list(keys)}: {item}") from err
+
+
+def read_truth(path: Path) -> list[tuple[str, str, float]]:
+    """``(video, label, moment)`` of every annotation in a CCTV-Pipe ground-truth file."""
+    database = _read_json(path, "labels", "database")
+    rows = []
+    for video, entry in database.items():
+        for item in (entry or {}).get("annotations", []):
+            rows.append((video, *_entry(path, video, item, ("label", "moment"))))
+    if not rows:
+        raise DataError(f"labels={path}: no annotations")
+    return rows
+
+
+def read_predictions(path: Path) -> list[tuple[str, str, float, float]]:
+    """``(video, label, moment, score)`` of every prediction in a CCTV-Pipe results file."""
+    results = _read_json(path, "predictions", "results")
+    return [
+        (video, *_entry(path, video, item, ("label", "moment", "score")))
+        for video, items in results.items()
+        for item in items or []
+    ]

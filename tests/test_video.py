@@ -15,7 +15,9 @@ import pytest
 from hybrid.data.synthetic_video import DEFECT_TRUTH_FILE, SEGMENTS_FILE, TRUTH_FILE, VideoSpec, frame_times, generate
 from hybrid.data.transforms import build_transform
 from hybrid.data.video import VideoFrames, find_videos
+from hybrid.engine.video_outputs import timeline_figure
 from hybrid.errors import DataError
+from hybrid.infer.video import truth_beside
 from tests.conftest import ROOT, run_script, tiny_overrides
 from tests.test_tracking import of_type, offline_env, read_offline_run
 
@@ -180,3 +182,25 @@ def test_video_timelines_and_events_reach_wandb(binary_model, videos, tmp_path):
     logged = {key.split(".")[0] for item in (h["item"] for h in of_type(records, "history")) for key in item}
     assert {"video/pipe_001/timeline", "video/events"} <= logged
     assert summary["summary"]["video/num_frames"] == 24
+
+
+def test_timelines_show_the_truth_that_lies_beside_the_video(videos):
+    """The synthetic truth beside the videos: a binary model's timeline takes truth_defect.json
+    (its labels are the model's), a multi-label one truth.json's codes; segments.csv gives spans."""
+    segments = pd.read_csv(videos / SEGMENTS_FILE)
+    first = segments[segments.video == "pipe_001"]
+    binary = truth_beside(videos / "pipe_001.mp4", ["Defect"])
+    assert binary.source == DEFECT_TRUTH_FILE and {label for label, _ in binary.moments} == {"Defect"}
+    assert len(binary.segments) == len(first)  # no code is the model's: every true segment shown
+    codes = truth_beside(videos / "pipe_001.mp4", [str(first.label.iloc[0]), "RB"])
+    assert codes.source == TRUTH_FILE
+    assert {label for label, _ in codes.moments} <= {str(first.label.iloc[0]), "RB"}
+    assert truth_beside(Path("/nowhere/pipe.mp4"), ["Defect"]) is None
+
+    times = np.arange(0, 12, 0.5)
+    fig = timeline_figure("pipe_001", times, {"Defect": np.full(len(times), 0.2)}, [], {"Defect": 0.5}, truth=binary)
+    ax = fig.axes[0]
+    drawn = [line for line in ax.get_lines() if line.get_label().startswith("truth")]
+    assert len(drawn) == 1 and sorted(drawn[0].get_xdata()) == sorted(m for _, m in binary.moments)
+    assert len(ax.collections) == len(binary.segments)  # one bar per true segment
+    assert ax.get_ylim()[0] < 0 and "truth" in ax.get_title()

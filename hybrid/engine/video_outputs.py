@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,19 @@ def write_events(run_dir: Path, events: Sequence[Event], videos: Sequence[str]) 
     atomic_write_text(run_dir / "events.json", json.dumps({"results": results}, indent=1) + "\n")
 
 
+@dataclass
+class TimelineTruth:
+    """What is known to be in a video, drawn under its score curves: annotated ``moments``
+    ``(label, s)`` and true ``segments`` ``(label, start_s, end_s)``, read from ``source``."""
+
+    source: str
+    moments: list[tuple[str, float]] = field(default_factory=list)
+    segments: list[tuple[str, float, float]] = field(default_factory=list)
+
+
+TRUTH_BAND = (-0.11, 0.08)  # (bottom, height) of the strip under the curves that holds the truth
+
+
 def plot_timeline(
     path: Path,
     video: str,
@@ -54,9 +68,41 @@ def plot_timeline(
     events: Sequence[Event],
     thresholds: dict[str, float],
     max_curves: int = 8,
+    truth: TimelineTruth | None = None,
 ) -> Path:
     """Score curves over time (the classes with events first, then the highest), each event shaded
-    in its curve's colour, the threshold drawn (one line, or one per shown class in its colour)."""
+    in its curve's colour, the threshold drawn (one line, or one per shown class in its colour);
+    with ``truth``, its segments and moments in a strip underneath."""
+    plt = pyplot()
+    fig = timeline_figure(video, times, curves, events, thresholds, max_curves, truth)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+    return path
+
+
+def draw_truth(ax, truth: TimelineTruth, colours: dict[str, str]) -> None:
+    """``truth`` in the strip under the curves: segments as bars, moments as ticks."""
+    bottom, height = TRUTH_BAND
+    by_name = {name.lower(): colour for name, colour in colours.items()}
+    for label, start, end in truth.segments:
+        ax.broken_barh([(start, end - start)], (bottom, height), color=by_name.get(label.lower(), "grey"), alpha=0.6)
+    if truth.moments:
+        moments = [moment for _, moment in truth.moments]
+        ax.plot(moments, [bottom + height / 2] * len(moments), linestyle="none", marker="|", markersize=14,
+                color="black", label=f"truth ({truth.source})")  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.5)
+
+
+def timeline_figure(
+    video: str,
+    times: Sequence[float],
+    curves: dict[str, np.ndarray],
+    events: Sequence[Event],
+    thresholds: dict[str, float],
+    max_curves: int = 8,
+    truth: TimelineTruth | None = None,
+):
+    """The figure of :func:`plot_timeline`."""
     plt = pyplot()
     with_events = list(dict.fromkeys(e.label for e in events))
     by_peak = sorted(curves, key=lambda name: -float(np.max(curves[name])) if len(curves[name]) else 0.0)
@@ -76,13 +122,15 @@ def plot_timeline(
     else:
         for name in shown:
             ax.axhline(thresholds[name], color=colours[name], linestyle="--", linewidth=0.8)
-    ax.set_ylim(0, 1.02)
+    title = f"{video}: {len(events)} events"
+    if truth is not None:
+        draw_truth(ax, truth, colours)
+        title += f"; truth: {len(truth.moments) or len(truth.segments)} annotations ({truth.source})"
+    ax.set_ylim(TRUTH_BAND[0] - 0.01 if truth is not None else 0, 1.02)
     ax.set_xlim(0, max(float(times[-1]) if len(times) else 1.0, 1e-3))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("score")
-    ax.set_title(f"{video}: {len(events)} events")
-    ax.legend(fontsize=7, ncol=min(len(shown) + 1, 5), loc="upper right")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=min(len(shown) + 2, 5), loc="upper right")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-    return path
+    return fig

@@ -15,18 +15,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, open_dict
 
 from hybrid.data.labels import LabelSpec
 from hybrid.data.loaders import eval_transform, make_loader
+from hybrid.data.synthetic_video import DEFECT_TRUTH_FILE, SEGMENTS_FILE, TRUTH_FILE
 from hybrid.data.video import VideoFrames, read_frame_at, video_names
 from hybrid.deploy.serving import ServedModel
 from hybrid.engine.evaluation import predicted_labels
 from hybrid.engine.loop import predict
 from hybrid.engine.outputs import write_json
-from hybrid.engine.video_outputs import EVENT_COLUMNS, frames_table, plot_timeline, write_events, write_frames
+from hybrid.engine.video_outputs import (
+    EVENT_COLUMNS,
+    TimelineTruth,
+    frames_table,
+    plot_timeline,
+    write_events,
+    write_frames,
+)
 from hybrid.errors import DataError
-from hybrid.events import Event, EventSettings, detect_events
+from hybrid.events import Event, EventSettings, detect_events, read_truth
 from hybrid.metrics import THRESHOLD
 from hybrid.tracking.base import Tracker
 from hybrid.tracking.keyframes import attention_grids, write_keyframes
@@ -44,6 +53,53 @@ def event_settings(cfg: DictConfig, served: ServedModel, spec: LabelSpec) -> dic
         name: EventSettings(float(t), float(video.smoothing_s), float(video.merge_gap_s), float(video.min_duration_s))
         for name, t in zip(spec.class_names, thresholds, strict=True)
     }
+
+
+def _matching(rows: list[tuple], labels: set[str]) -> list[tuple]:
+    """The rows whose label (first item) is one of ``labels`` (any case); all rows when none is (a
+    binary model's one class against the codes of a multi-label truth)."""
+    kept = [row for row in rows if str(row[0]).lower() in labels]
+    return kept or rows
+
+
+def _moments(path: Path, video: str) -> list[tuple[str, float]]:
+    """``(label, moment)`` of ``video`` in the CCTV-Pipe truth file ``path`` (none when it is absent
+    or unreadable: a warning names it)."""
+    if not path.is_file():
+        return []
+    try:
+        return [(label, moment) for where, label, moment in read_truth(path) if where == video]
+    except DataError as err:
+        log.warning("%s; the timeline shows no truth from it", err)
+        return []
+
+
+def _segments(path: Path, video: str) -> list[tuple[str, float, float]]:
+    """``(label, start_s, end_s)`` of ``video`` in a ``segments.csv`` (none when absent or unreadable)."""
+    if not path.is_file():
+        return []
+    try:
+        frame = pd.read_csv(path)
+        return [(str(r.label), float(r.start_s), float(r.end_s)) for r in frame[frame.video == video].itertuples()]
+    except (ValueError, AttributeError, pd.errors.ParserError) as err:
+        log.warning("%s: not a segments table (%s); the timeline shows no segments", path, err)
+        return []
+
+
+def truth_beside(video: Path, labels: list[str]) -> TimelineTruth | None:
+    """What a ground truth beside ``video`` says is in it, for its timeline: the annotated moments
+    of ``truth.json`` (CCTV-Pipe format), or of ``truth_defect.json`` where its labels are the
+    model's (a binary model), and the segments of ``segments.csv`` (both written by
+    ``hybrid.data.synthetic_video``). The timeline is a picture, not a score: bad files are skipped."""
+    wanted = {label.lower() for label in labels}
+    found = [(name, _moments(video.parent / name, video.stem)) for name in (TRUTH_FILE, DEFECT_TRUTH_FILE)]
+    found = [(name, rows) for name, rows in found if rows]
+    segments = _segments(video.parent / SEGMENTS_FILE, video.stem)
+    if not found and not segments:
+        return None
+    matched = [(name, rows) for name, rows in found if any(label.lower() in wanted for label, _ in rows)]
+    name, rows = (matched or found or [(SEGMENTS_FILE, [])])[0]
+    return TimelineTruth(name, _matching(rows, wanted), _matching(segments, wanted))
 
 
 @dataclass
@@ -141,7 +197,10 @@ def infer_videos(
         folder = run_dir / scores.name
         folder.mkdir(parents=True, exist_ok=True)
         curves = {label: scores.probs[:, column] for label, column in classes}
-        timeline = plot_timeline(folder / "timeline.png", scores.name, scores.times, curves, found, thresholds)
+        truth = truth_beside(path, [label for label, _ in classes])
+        timeline = plot_timeline(
+            folder / "timeline.png", scores.name, scores.times, curves, found, thresholds, truth=truth
+        )
         keyframes(path, found, served, data_cfg, folder / "keyframes.png")
         tracker.log_image(f"video/{scores.name}/timeline", timeline)
         duration = float(scores.times[-1]) + 1 / float(cfg.video.fps) if len(scores.times) else 0.0
