@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,9 @@ from hybrid.data.synthetic import (
     render_image,
     sample_labels,
 )
-from tests.conftest import TINY_SYNTHETIC
+from hybrid.data.synthetic_video import VideoSpec
+from hybrid.util.cli import add_options, spec_from
+from tests.conftest import TINY_SYNTHETIC, run_module
 
 
 def digest(folder):
@@ -100,3 +104,23 @@ def test_interrupted_generation_resumes(tmp_path):
         path.unlink()
     ensure_synthetic_dataset(partial, spec, progress=False)
     assert digest(partial) == full
+
+
+@pytest.mark.parametrize(
+    ("module", "spec_type"), [("hybrid.data.synthetic", SyntheticSpec), ("hybrid.data.synthetic_video", VideoSpec)]
+)
+def test_generator_help_describes_every_option(module, spec_type):
+    shown = run_module(module, "--help")
+    assert shown.returncode == 0
+    text = " ".join(shown.stdout.split())
+    for spec_field in fields(spec_type):
+        flag = f"--{spec_field.name.replace('_', '-')}"
+        assert flag in text and " ".join(spec_field.metadata["help"].split()) in text, flag
+
+
+def test_generator_options_fill_their_spec():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    add_options(parser, VideoSpec)
+    args = vars(parser.parse_args(["o", "--videos", "3", "--defect-s", "1", "2", "--vfr"]))
+    assert spec_from(VideoSpec, args) == VideoSpec(videos=3, defect_s=(1.0, 2.0), vfr=True)

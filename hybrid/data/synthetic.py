@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 from hybrid.data.sewerml import CSV_HEADER, DEFECT_CODES
 from hybrid.errors import DataError
 from hybrid.util.atomic import atomic_write, atomic_write_text
+from hybrid.util.cli import add_options, option, spec_from
 from hybrid.util.progress import progress as counted
 
 SPLIT_FILES = {"train": "SewerML_Train.csv", "val": "SewerML_Val.csv", "test": "SewerML_Test.csv"}
@@ -63,15 +64,15 @@ MATERIALS = {
 class SyntheticSpec:
     """What a synthetic dataset is made of; stored next to it to detect stale folders."""
 
-    num_train: int = 2000
-    num_val: int = 400
-    num_test: int = 400
-    width: int = 320
-    height: int = 240
-    seed: int = 0
-    defect_rate: float = 0.47
-    min_contrast: float = 0.6
-    workers: int = 2
+    num_train: int = option(2000, "images in the training split (SewerML_Train.csv)")
+    num_val: int = option(400, "images in the validation split (SewerML_Val.csv)")
+    num_test: int = option(400, "images in the test split (SewerML_Test.csv)")
+    width: int = option(320, "image width in pixels")
+    height: int = option(240, "image height in pixels")
+    seed: int = option(0, "the dataset depends only on this and the other settings")
+    defect_rate: float = option(0.47, "share of images with at least one defect code")
+    min_contrast: float = option(0.6, "weakest a defect's contrast against the pipe may be (0-1; 1: all bold)")
+    workers: int = option(2, "processes rendering images (changes the speed only)")
 
     def identity(self) -> dict:
         """The fields that change the data (``workers`` only changes the speed)."""
@@ -622,14 +623,11 @@ def ensure_synthetic_dataset(root: str | os.PathLike, spec: SyntheticSpec, *, pr
 def main(argv: list[str] | None = None) -> None:
     """Command line: write a synthetic dataset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", help="output folder")
-    defaults = SyntheticSpec()
-    for field, value in asdict(defaults).items():
-        parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("root", help="output folder (a folder made with other settings is made anew)")
+    add_options(parser, SyntheticSpec)
     args = vars(parser.parse_args(argv))
-    root = args.pop("root")
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress lines when not on a terminal
-    print(ensure_synthetic_dataset(root, SyntheticSpec(**args)))
+    print(ensure_synthetic_dataset(args["root"], spec_from(SyntheticSpec, args)))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from PIL import Image
 
 from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels
 from hybrid.util.atomic import atomic_write, atomic_write_text
+from hybrid.util.cli import add_options, option, spec_from
 
 TRUTH_FILE, DEFECT_TRUTH_FILE, SEGMENTS_FILE = "truth.json", "truth_defect.json", "segments.csv"
 # How far the view closes in over one scene (a zoom about the pipe's vanishing point).
@@ -42,15 +43,15 @@ MILLISECOND = Fraction(1, 1000)
 class VideoSpec:
     """What the synthetic videos are made of."""
 
-    videos: int = 2
-    duration_s: float = 60.0
-    fps: float = 25.0
-    width: int = 640
-    height: int = 480
-    seed: int = 0
-    defect_s: tuple[float, float] = (3.0, 7.0)  # how long a defect stays in view
-    normal_s: tuple[float, float] = (3.0, 8.0)  # normal pipe between defects
-    vfr: bool = False
+    videos: int = option(2, "videos to write (pipe_001.mp4, ...)")
+    duration_s: float = option(60.0, "length of each video in seconds")
+    fps: float = option(25.0, "frames per second (the mean rate with --vfr)")
+    width: int = option(640, "frame width in pixels")
+    height: int = option(480, "frame height in pixels")
+    seed: int = option(0, "each video depends only on this and its index")
+    defect_s: tuple[float, float] = option((3.0, 7.0), "shortest and longest time a defect stays in view, s")
+    normal_s: tuple[float, float] = option((3.0, 8.0), "shortest and longest normal stretch between defects, s")
+    vfr: bool = option(False, "write a variable frame rate (frames alternately faster and slower than 1/fps)")
 
 
 @dataclass
@@ -181,19 +182,10 @@ def generate(out: str | Path, spec: VideoSpec) -> Path:
 def main(argv: list[str] | None = None) -> None:
     """Command line: write synthetic inspection videos and their truth."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", help="output folder")
-    defaults = VideoSpec()
-    for name, value in asdict(defaults).items():
-        if isinstance(value, bool):
-            parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", default=value)
-        elif isinstance(value, tuple):
-            parser.add_argument(f"--{name.replace('_', '-')}", type=float, nargs=2, default=value)
-        else:
-            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("out", help="output folder: the videos, truth.json, truth_defect.json, segments.csv")
+    add_options(parser, VideoSpec)
     args = vars(parser.parse_args(argv))
-    out = args.pop("out")
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
-    print(generate(out, VideoSpec(**args)))
+    print(generate(args["out"], spec_from(VideoSpec, args)))
 
 
 if __name__ == "__main__":

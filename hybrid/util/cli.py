@@ -1,0 +1,36 @@
+"""Command-line options declared once, on the dataclass they fill: each field's default and help
+text (``option``) become its ``--flag`` and its ``--help`` line, for the argparse generators."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, Field, field, fields
+
+
+def option(default, help: str) -> Field:
+    """A dataclass field with ``default`` and the line ``--help`` shows for its command-line option."""
+    return field(default=default, metadata={"help": help})
+
+
+def add_options(parser: argparse.ArgumentParser, spec_type: type) -> None:
+    """One ``--name`` per field of the dataclass ``spec_type`` (underscores as dashes), typed and
+    described as the field is: a bool becomes a switch, a tuple takes its count of numbers."""
+    for spec_field in fields(spec_type):
+        flag = f"--{spec_field.name.replace('_', '-')}"
+        default = spec_field.default if spec_field.default is not MISSING else spec_field.default_factory()
+        text = f"{spec_field.metadata.get('help', '')} (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", default=default, help=text)
+        elif isinstance(default, tuple):
+            metavar = ("LOW", "HIGH") if len(default) == 2 else None
+            parser.add_argument(
+                flag, type=type(default[0]), nargs=len(default), default=default, metavar=metavar, help=text
+            )
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=text)
+
+
+def spec_from(spec_type: type, args: dict):
+    """The ``spec_type`` that parsed ``args`` describe (lists back to the tuples declared)."""
+    names = {f.name for f in fields(spec_type)}
+    return spec_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items() if k in names})
