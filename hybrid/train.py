@@ -91,10 +91,11 @@ def train(cfg: DictConfig) -> float:
 
     With ``trainer=ddp`` under ``torchrun`` every process runs this; rank 0 writes the files.
     """
+    check_train_config(cfg)  # the command line's own mistakes first (a typo, ckpt_path with init_from)
     resume = CheckpointRecord.load(cfg.ckpt_path) if cfg.ckpt_path else None
     if resume:
         cfg = resumed_config(cfg, resume.config, command_line_overrides(), str(cfg.ckpt_path))
-    check_train_config(cfg)
+        check_train_config(cfg)
     runtime = Runtime.from_config(cfg.trainer)
     info = distributed.init_distributed(cfg.trainer.strategy, cfg.trainer.backend, runtime.device)
     try:

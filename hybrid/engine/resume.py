@@ -28,9 +28,10 @@ RESUME_MAY_CHANGE = (
     "data.cache_dir",
     "logger",
     "paths",
-    "ckpt_path",
     "task_name",
 )
+# Set on every resume: the file it resumes from, and no other weights to start from.
+RESUME_SETS = ("ckpt_path", "init_from")
 _ABSENT = "<absent>"
 
 
@@ -73,14 +74,14 @@ def resumed_config(cfg: DictConfig, saved: dict, overrides: Iterable[str], ckpt_
     saved_leaves = leaves(saved)
     changed, refused = {}, []
     for scope in dict.fromkeys(_scope(cfg, override_key(o)) for o in overrides):
-        if scope in ("ckpt_path", "hydra") or scope.startswith("hydra."):
+        if scope in RESUME_SETS:
             continue
         if scope and may_change_on_resume(scope):
             changed[scope] = OmegaConf.select(cfg, scope)
             continue
         for key, value in _resolved(cfg, scope).items():
             before = saved_leaves.get(key, _ABSENT)
-            if value == before:
+            if value == before or key in RESUME_SETS:
                 continue
             if may_change_on_resume(key):
                 changed[key] = value
