@@ -84,17 +84,19 @@ def resume_hydra_overrides(arguments: list[str]) -> list[str]:
     return [f"hydra.run.dir={run_dir}", f"hydra.output_subdir=.hydra/resumed_{stamp}"]
 
 
-def train(cfg: DictConfig) -> float:
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> float:
     """Train, test the best checkpoint, write ``metrics.json``; return the best monitored value.
     With ``ckpt_path`` the run continues with the checkpoint's saved config
-    (:func:`~hybrid.engine.resume.resumed_config`).
+    (:func:`~hybrid.engine.resume.resumed_config`), checked against ``overrides``: those that
+    composed ``cfg`` (by default the command line's; a caller composing ``cfg`` itself passes its own).
 
     With ``trainer=ddp`` under ``torchrun`` every process runs this; rank 0 writes the files.
     """
     check_train_config(cfg)  # the command line's own mistakes first (a typo, ckpt_path with init_from)
     resume = CheckpointRecord.load(cfg.ckpt_path) if cfg.ckpt_path else None
     if resume:
-        cfg = resumed_config(cfg, resume.config, command_line_overrides(), str(cfg.ckpt_path))
+        given = command_line_overrides() if overrides is None else overrides
+        cfg = resumed_config(cfg, resume.config, given, str(cfg.ckpt_path))
         check_train_config(cfg)
     runtime = Runtime.from_config(cfg.trainer)
     info = distributed.init_distributed(cfg.trainer.strategy, cfg.trainer.backend, runtime.device)

@@ -64,7 +64,7 @@ def train_stage(cfg: DictConfig, stage: str, run_dir: Path, command_line: list[s
     stage_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(stage_cfg, stage_dir / "config.yaml")  # what this stage was, beside its results
     log.info("==== two-stage: %s stage in %s: %s ====", stage, stage_dir, " ".join(overrides))
-    train(stage_cfg)
+    train(stage_cfg, overrides)
     return best
 
 
