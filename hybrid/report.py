@@ -31,7 +31,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from hybrid.deploy.measure import BACKENDS, MeasureSettings, measure_apart, model_facts
-from hybrid.engine.outputs import pyplot
+from hybrid.engine.outputs import pyplot, save_figure
 from hybrid.errors import HybridError
 from hybrid.metrics import HEADLINE_METRICS, monitor_mode
 from hybrid.tracking import log_results_table
@@ -160,20 +160,10 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_against_parameters(path: Path, table: pd.DataFrame, best_column: str, keys: list[str]) -> Path | None:
-    """``best_column`` against each swept parameter (numbers on a numeric axis, a log axis for
-    ranges over decades such as the learning rate; anything else as categories)."""
-    fig = parameters_figure(table, best_column, keys)
-    if fig is None:
-        return None
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
-    return path
-
-
 def parameters_figure(table: pd.DataFrame, best_column: str, keys: list[str]):
-    """The figure of :func:`plot_against_parameters`: one panel per swept key but the repeat keys
-    (``None`` without one, or without a finished job)."""
+    """``report.png``: ``best_column`` against each swept parameter but the repeat keys (numbers on
+    a numeric axis, a log axis for ranges over decades such as the learning rate; anything else as
+    categories); ``None`` without such a key, or without a finished job."""
     done = table[table["status"] == "ok"]
     keys = [k for k in keys if k not in REPEAT_KEYS]  # a seed repeats a configuration: aggregate.png shows it
     if not keys or done.empty:
@@ -384,18 +374,9 @@ def pareto_front(cost: pd.Series, score: pd.Series) -> pd.Series:
     return pd.Series(front, index=cost.index)
 
 
-def plot_pareto(path: Path, table: pd.DataFrame) -> Path | None:
-    """The test metric against latency and against parameters, Pareto front joined and ringed."""
-    fig = pareto_figure(table)
-    if fig is None:
-        return None
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
-    return path
-
-
 def pareto_figure(table: pd.DataFrame):
-    """The figure of :func:`plot_pareto` (``None`` without a test metric)."""
+    """``pareto.png``: the test metric against latency and against parameters, Pareto front joined
+    and ringed (``None`` without a test metric)."""
     metric = next((c for c in ("test/f2_ciw", "test/f1_macro") if c in table and table[c].notna().any()), None)
     if metric is None:
         return None
@@ -432,7 +413,7 @@ def write_comparison(sweep_dir: Path, jobs: list[dict], backend: str, timed_runs
         "runs in a fresh process (as python -m hybrid.benchmark measures); parameters and GFLOPs per image.\n\n"
     )
     (sweep_dir / "compare.md").write_text(header + to_markdown(table))
-    plot = plot_pareto(sweep_dir / "pareto.png", table)
+    plot = save_figure(pareto_figure(table), sweep_dir / "pareto.png")
     track_table(sweep_dir, jobs[0]["config"], "compare", table, plot)
     return table
 
@@ -464,7 +445,7 @@ def write_report(
     failed = int((table["status"] != "ok").sum())
     header = f"# Sweep {sweep_dir}\n\n{len(table)} jobs ({failed} failed), ranked by `{best_column}`.\n\n"
     (sweep_dir / "report.md").write_text(header + to_markdown(table))
-    plot_against_parameters(sweep_dir / "report.png", table, best_column, keys)
+    save_figure(parameters_figure(table, best_column, keys), sweep_dir / "report.png")
     aggregate = write_aggregate(sweep_dir, jobs, table, best_column, keys)
     if aggregate is not None:
         log.info("repeated runs: %s", sweep_dir / "aggregate.md")

@@ -22,6 +22,15 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: Path, dpi: int = 110) -> Path | None:
+    """Write a matplotlib figure (``None``: nothing to draw) to ``path`` atomically and close it."""
+    if fig is None:
+        return None
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+    pyplot().close(fig)
+    return path
+
+
 def write_json(path: Path, data: Mapping) -> None:
     """Write ``data`` as indented JSON, replacing the file atomically."""
     atomic_write_text(path, json.dumps(dict(data), indent=2, sort_keys=False) + "\n")

@@ -60,26 +60,6 @@ class TimelineTruth:
 TRUTH_BAND = (-0.11, 0.08)  # (bottom, height) of the strip under the curves that holds the truth
 
 
-def plot_timeline(
-    path: Path,
-    video: str,
-    times: Sequence[float],
-    curves: dict[str, np.ndarray],
-    events: Sequence[Event],
-    thresholds: dict[str, float],
-    max_curves: int = 8,
-    truth: TimelineTruth | None = None,
-) -> Path:
-    """Score curves over time (the classes with events first, then the highest), each event shaded
-    in its curve's colour, the threshold drawn (one line, or one per shown class in its colour);
-    with ``truth``, its segments and moments in a strip underneath."""
-    plt = pyplot()
-    fig = timeline_figure(video, times, curves, events, thresholds, max_curves, truth)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-    return path
-
-
 def draw_truth(ax, truth: TimelineTruth, colours: dict[str, str]) -> None:
     """``truth`` in the strip under the curves: segments as bars, moments as ticks."""
     bottom, height = TRUTH_BAND
@@ -102,7 +82,9 @@ def timeline_figure(
     max_curves: int = 8,
     truth: TimelineTruth | None = None,
 ):
-    """The figure of :func:`plot_timeline`."""
+    """``timeline.png``: score curves over time (the classes with events first, then the highest),
+    each event shaded in its curve's colour, the threshold drawn (one line, or one per shown class
+    in its colour); with ``truth``, its segments and moments in a strip underneath."""
     plt = pyplot()
     with_events = list(dict.fromkeys(e.label for e in events))
     by_peak = sorted(curves, key=lambda name: -float(np.max(curves[name])) if len(curves[name]) else 0.0)

@@ -25,12 +25,12 @@ from hybrid.data.video import VideoFrames, read_frame_at, video_names
 from hybrid.deploy.serving import ServedModel
 from hybrid.engine.evaluation import predicted_labels
 from hybrid.engine.loop import predict
-from hybrid.engine.outputs import write_json
+from hybrid.engine.outputs import save_figure, write_json
 from hybrid.engine.video_outputs import (
     EVENT_COLUMNS,
     TimelineTruth,
     frames_table,
-    plot_timeline,
+    timeline_figure,
     write_events,
     write_frames,
 )
@@ -198,9 +198,8 @@ def infer_videos(
         folder.mkdir(parents=True, exist_ok=True)
         curves = {label: scores.probs[:, column] for label, column in classes}
         truth = truth_beside(path, [label for label, _ in classes])
-        timeline = plot_timeline(
-            folder / "timeline.png", scores.name, scores.times, curves, found, thresholds, truth=truth
-        )
+        figure = timeline_figure(scores.name, scores.times, curves, found, thresholds, truth=truth)
+        timeline = save_figure(figure, folder / "timeline.png", dpi=100)
         keyframes(path, found, served, data_cfg, folder / "keyframes.png")
         tracker.log_image(f"video/{scores.name}/timeline", timeline)
         duration = float(scores.times[-1]) + 1 / float(cfg.video.fps) if len(scores.times) else 0.0
