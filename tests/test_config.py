@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from hybrid.config import check_train_config
@@ -132,13 +134,20 @@ def test_train_script_stops_with_one_line_before_any_work(tmp_path, override, me
 
 def test_a_refused_run_keeps_a_run_dir_that_holds_anything_else(tmp_path):
     """Only what this job's Hydra wrote is removed: a folder given as hydra.run.dir with a user's
-    file in it stays, file included."""
+    file in it stays, file included (this job's new .hydra/ goes); a .hydra/ that was there before
+    stays too, even where Hydra has overwritten its files."""
     run_dir = tmp_path / "mine"
     run_dir.mkdir()
     (run_dir / "notes.txt").write_text("keep me")
     result = run_script("train.py", "trainer.lr=abc", "logger=none", f"hydra.run.dir={run_dir}")
     assert result.returncode == 2
-    assert (run_dir / "notes.txt").read_text() == "keep me" and (run_dir / ".hydra").is_dir()
+    assert (run_dir / "notes.txt").read_text() == "keep me" and not (run_dir / ".hydra").exists()
+    (run_dir / ".hydra").mkdir()
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):  # an earlier run's, Hydra rewrites them in place
+        (run_dir / ".hydra" / name).write_text("an earlier run's")
+    os.utime(run_dir / ".hydra", (0, 0))  # made long before
+    result = run_script("train.py", "trainer.lr=abc", "logger=none", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2 and (run_dir / ".hydra" / "config.yaml").is_file()
 
 
 def test_required_keys_left_unset_are_named(tmp_path):

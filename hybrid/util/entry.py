@@ -67,23 +67,30 @@ def run_entry(task: Callable[[DictConfig], object], cfg: DictConfig):
     raise SystemExit(code)
 
 
+def written_by_this_process(folder: Path) -> bool:
+    """Whether ``folder`` and everything in it are newer than this process (a folder that existed
+    before keeps an older time even when files in it were overwritten)."""
+    return all(path.stat().st_mtime >= _STARTED for path in [folder, *folder.rglob("*")])
+
+
 def remove_unused_run_dir() -> None:
-    """Remove this job's run dir when it holds nothing but what Hydra wrote for it (``.hydra/`` and
-    the job's log), all written by this process: a refused run leaves no empty run in ``outputs/``,
-    and a folder with anything else in it (checkpoints, a resumed run, a user's files) is kept."""
+    """What a refused run leaves: its run dir when that holds nothing but what Hydra wrote for this
+    job (``.hydra/`` and the job's log), so no empty run is left in ``outputs/``; in a run dir kept
+    for what else it holds (a resumed run's checkpoints, a user's files), this job's new config
+    folder (``.hydra/resumed_<time>/``). Nothing older than this process is removed."""
     if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    own = {f"{hydra_cfg.job.name}.log"} | (
-        {Path(hydra_cfg.output_subdir).parts[0]} if hydra_cfg.output_subdir else set()
-    )
-    if not run_dir.is_dir() or any(entry.name not in own for entry in run_dir.iterdir()):
+    subdir = run_dir / hydra_cfg.output_subdir if hydra_cfg.output_subdir else None
+    own = {f"{hydra_cfg.job.name}.log"} | ({subdir.relative_to(run_dir).parts[0]} if subdir else set())
+    if not run_dir.is_dir():
         return
-    if any(path.stat().st_mtime < _STARTED for path in [run_dir, *run_dir.rglob("*")]):
-        return
-    close_log_files_in(run_dir)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    if all(entry.name in own for entry in run_dir.iterdir()) and written_by_this_process(run_dir):
+        close_log_files_in(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    elif subdir is not None and subdir.is_dir() and written_by_this_process(subdir):
+        shutil.rmtree(subdir, ignore_errors=True)
 
 
 def close_log_files_in(folder: Path) -> None:
