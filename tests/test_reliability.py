@@ -202,6 +202,7 @@ def test_sigterm_mid_epoch_saves_last_and_prints_the_resume_command(tiny_data, t
     refused = run_script("train.py", f"ckpt_path={last}", "model.img_size=480")  # would change the run
     errors = [line for line in (refused.stdout + refused.stderr).splitlines() if "ERROR" in line]
     assert refused.returncode == 2 and len(errors) == 1 and "model.img_size=480 (saved: 64)" in errors[0]
+    assert not list((run / ".hydra").glob("resumed_*"))  # the refused attempt left no config folder
     # the printed command, with the original overrides (their saved values), resumes
     resumed = run_script("train.py", *overrides, f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'r'}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
