@@ -228,3 +228,18 @@ def test_a_checkpoint_trained_from_pretrained_weights_serves_without_them(traine
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(served.model(images), reference.model(images))
+
+
+def test_the_card_records_the_negative_class_and_version_1_cards_still_load():
+    card = ModelCard(
+        task="multiclass", class_names=["defect", "normal"], img_size=64, in_channels=3, mean=[0.5] * 3,
+        std=[0.2] * 3, threshold=0.5, threshold_tuned=False, precision="fp32", config={}, source_checkpoint="b.pt",
+        source_sha256="0" * 64, parameters=1, flops_per_image=1, opset=18, negative_class="normal",
+    )  # fmt: skip
+    entries = card.metadata()
+    assert ModelCard.from_metadata(entries, "m.onnx").negative_class == "normal"
+    older = {k: v for k, v in entries.items() if k != "hybrid.negative_class"} | {"hybrid.version": "1"}
+    assert ModelCard.from_metadata(older, "m.onnx").negative_class is None
+    newer = entries | {"hybrid.version": "3"}
+    with pytest.raises(CheckpointError, match="version 3 is newer than this code reads"):
+        ModelCard.from_metadata(newer, "m.onnx")

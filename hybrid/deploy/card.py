@@ -1,7 +1,7 @@
 """The model card an exported ONNX file carries in its metadata, and its one reader/writer.
 
-Everything inference needs travels inside the ``.onnx`` file: task, class names, input size and
-channels, normalization, the decision threshold, the resolved training config (so ``infer.py``
+Everything inference needs travels inside the ``.onnx`` file: task, class names (and which of them
+is the negative class), input size and channels, normalization, the decision threshold, the resolved training config (so ``infer.py``
 finds the trained test split as it does for a ``.pt``) and the source checkpoint's sha256. Each
 field is one ``metadata_props`` entry named ``hybrid.<field>`` holding JSON, so tools such as
 Netron show them and :meth:`ModelCard.read` needs only the file.
@@ -21,7 +21,7 @@ from hybrid.errors import CheckpointError
 from hybrid.metrics import THRESHOLD
 
 FORMAT = "hybrid-onnx"
-VERSION = 1
+VERSION = 2  # 2: the card records the negative class (version-1 files still load, without it)
 PREFIX = "hybrid."
 # The graph's one input and one output (see hybrid.deploy.onnx_export).
 INPUT_NAME = "images"
@@ -58,9 +58,8 @@ class ModelCard:
     flops_per_image: int  # of the source model's forward pass (a multiply-add counts 2)
     opset: int
     exported_with: dict = field(default_factory=dict)  # library versions
-    negative_class: str | None = (
-        None  # the class meaning "no defect" (None: none, or a file from before it was recorded)
-    )
+    # the class meaning "no defect" (None: none, or a version-1 file, from before it was recorded)
+    negative_class: str | None = None
 
     @classmethod
     def from_checkpoint(cls, record, ckpt_path: str | os.PathLike, **export_facts) -> ModelCard:
