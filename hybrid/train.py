@@ -86,6 +86,7 @@ def resume_hydra_overrides(arguments: list[str]) -> list[str]:
 
 def train(cfg: DictConfig, overrides: list[str] | None = None) -> float:
     """Train, test the best checkpoint, write ``metrics.json``; return the best monitored value.
+
     With ``ckpt_path`` the run continues with the checkpoint's saved config
     (:func:`~hybrid.engine.resume.resumed_config`), checked against ``overrides``: those that
     composed ``cfg`` (by default the command line's; a caller composing ``cfg`` itself passes its own).

@@ -53,7 +53,7 @@ def leaves(node, prefix: str = "") -> dict[str, object]:
 def _scope(cfg: DictConfig, key: str) -> str:
     """The part of the config an override sets: its key, or all of it for a group that writes
     across the config (``experiment=...``, ``hparams_search=...``)."""
-    return key if OmegaConf.select(cfg, key, default=_ABSENT) != _ABSENT else ""
+    return key if OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT else ""
 
 
 def _resolved(cfg: DictConfig, scope: str) -> dict[str, object]:
