@@ -111,7 +111,11 @@ def test_patch_stride_allows_overlap():
         ("+model.embdim=48", "model.embdim is not a key of model; did you mean model.emb_dim?"),
         # Hydra's own refusals: the same line (no advice to append the key) and the same exit code
         ("model.embdim=48", "model.embdim is not a key of model; did you mean model.emb_dim?"),
-        ("data=nope", "Could not find 'data/nope' Available options in 'data': csv folder sewerml synthetic"),
+        pytest.param(
+            "data=nope",
+            "Could not find 'data/nope' Available options in 'data': csv folder sewerml synthetic",
+            marks=pytest.mark.slow,  # the same path as model.embdim=48 (Hydra's refusal), another message
+        ),
     ],
 )
 def test_train_script_stops_with_one_line_before_any_work(tmp_path, override, message):
