@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from hybrid.data.config import trained_data_config
 from hybrid.data.labels import LabelSpec
 from hybrid.data.loaders import DataModule, make_loader
-from hybrid.deploy.card import ModelCard, file_sha256
+from hybrid.deploy.card import card_from_checkpoint, file_sha256, write_card
 from hybrid.deploy.onnx_export import (
     OPSET,
     Calibration,
@@ -42,6 +42,7 @@ from hybrid.engine.runtime import Runtime, configure_process
 from hybrid.errors import CheckpointError, ConfigError
 from hybrid.metrics import compute_metrics, single_label_predictions
 from hybrid.models.factory import count_trainable, flops_per_image
+from hybrid.serve.card import ModelCard
 from hybrid.util.atomic import atomic_write
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import command_line_overrides
@@ -130,7 +131,7 @@ def export(cfg: DictConfig) -> dict:
     target = target_path(cfg)
     model = model_from_record(record, cfg.ckpt_path).eval()
     size, channels = int(trained.model.img_size), int(trained.model.in_channels)
-    card = ModelCard.from_checkpoint(
+    card = card_from_checkpoint(
         record,
         cfg.ckpt_path,
         precision=precision,
@@ -173,7 +174,7 @@ def with_card(source: Path, card: ModelCard, target: Path) -> Path:
     import onnx
 
     model = onnx.load(str(source))
-    card.write_into(model)
+    write_card(model, card)
     model.doc_string = f"hybrid {card.task} classifier ({card.precision}) from {card.source_checkpoint}"
     return atomic_write(target, lambda tmp: onnx.save(model, str(tmp)))
 

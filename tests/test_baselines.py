@@ -13,12 +13,12 @@ from omegaconf import OmegaConf
 
 from hybrid.data.labels import resolve_label_spec
 from hybrid.deploy.onnx_export import export_float32
-from hybrid.deploy.runtimes import OnnxRuntimeSession
 from hybrid.engine.losses import loss_function
 from hybrid.errors import ConfigError, PretrainedWeightsError
 from hybrid.models import build_model, parameter_report
 from hybrid.models.config import check_model_config
 from hybrid.report import pareto_front
+from hybrid.serve.runtimes import OnnxRuntimeSession
 from tests.conftest import compose_config, run_module, run_script, tiny_overrides
 
 BASELINES = [

@@ -103,7 +103,7 @@ def test_onnxruntime_cuda_provider_matches_torch(tmp_path):
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip(f"onnxruntime {ort.__version__} has no CUDA provider here ({ort.get_available_providers()})")
     from hybrid.deploy.onnx_export import export_float32
-    from hybrid.deploy.runtimes import OnnxRuntimeSession
+    from hybrid.serve.runtimes import OnnxRuntimeSession
 
     cfg = compose_config(overrides=["model.img_size=64", "model.patch_size=16"])
     model = build_model(cfg.model, 2).eval()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -12,10 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
-from hybrid.deploy.card import ModelCard
 from hybrid.deploy.onnx_export import check_export_precision
 from hybrid.deploy.runtimes import OnnxClassifier
 from hybrid.errors import CheckpointError, ConfigError, DataError
+from hybrid.serve.card import ModelCard
 from tests.conftest import run_module, run_script, tiny_overrides
 
 FLOAT32 = ("trainer.precision=32", "trainer.channels_last=false")
@@ -164,7 +166,7 @@ def test_bad_model_files_and_sizes_give_one_line(trained, fp32_export, tmp_path)
 
 
 def test_served_model_refuses_images_of_another_size(fp32_export):
-    from hybrid.deploy.runtimes import OnnxRuntimeSession
+    from hybrid.serve.runtimes import OnnxRuntimeSession
 
     path = str(fp32_export[0])
     model = OnnxClassifier(OnnxRuntimeSession(path), ModelCard.read(path), path)
@@ -243,3 +245,40 @@ def test_the_card_records_the_negative_class_and_version_1_cards_still_load():
     newer = entries | {"hybrid.version": "3"}
     with pytest.raises(CheckpointError, match="version 3 is newer than this code reads"):
         ModelCard.from_metadata(newer, "m.onnx")
+
+
+# Nothing of the training stack may load in the serving part (the robot has none of it).
+TRAINING_STACK = ("torch", "torchvision", "hydra", "omegaconf", "pandas", "sklearn", "matplotlib", "wandb")
+SERVE_PROBE = """
+import importlib.abc, json, sys
+
+class TrainingStack(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked}:
+            raise ImportError(f"the serving part imported {{name}}")
+
+sys.meta_path.insert(0, TrainingStack())
+import hybrid.serve, hybrid.serve.card, hybrid.serve.images, hybrid.serve.model, hybrid.serve.runtimes
+from hybrid.serve import Model
+
+model = Model(sys.argv[1])
+print(json.dumps({{"classes": model.class_names, "probs": model.predict(sys.argv[2:], batch_size=5).tolist()}}))
+"""
+
+
+def test_the_serving_part_predicts_what_pytorch_did_without_the_training_stack(tiny_data, trained, fp32_export):
+    """hybrid.serve in a process that refuses to import torch & co: the fp32 .onnx gives the fp32
+    checkpoint's test probabilities (its own predictions.csv) within 1e-4, and the same decisions."""
+    expected = pd.read_csv(trained / "predictions.csv")
+    paths = [str(next(tiny_data.rglob(name))) for name in expected.Filename]
+    probe = SERVE_PROBE.format(blocked=set(TRAINING_STACK))
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(fp32_export[0]), *paths], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout)
+    assert served["classes"] == ["Normal", "Defect"]
+    probs = np.asarray(served["probs"])
+    reference = expected[["Normal", "Defect"]].to_numpy()
+    assert probs.shape == reference.shape and np.abs(probs - reference).max() <= 1e-4
+    assert ((probs[:, 1] >= 0.5) == (reference[:, 1] >= 0.5)).all()

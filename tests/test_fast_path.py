@@ -17,9 +17,10 @@ from hybrid.data.batch import BatchPreparer
 from hybrid.data.cache import open_cache
 from hybrid.data.loaders import DataModule, resolve_workers
 from hybrid.data.prepare import prepare
-from hybrid.data.transforms import read_image, use_draft
+from hybrid.data.transforms import read_image
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
+from hybrid.util.images import use_draft
 from tests.conftest import compose_config, run_script, tiny_overrides
 
 MEAN, STD = [0.523, 0.453, 0.345], [0.210, 0.199, 0.154]

@@ -1,6 +1,6 @@
 """The architecture as a rule: imports only go down the layers (README, Development).
 
-    errors -> util -> models | data -> metrics -> engine -> tracking | deploy -> config
+    errors -> util -> models | data -> metrics | events -> engine | serve -> tracking | deploy -> config
            -> train | infer | evaluate | report | export | benchmark | prune -> two_stage
            -> entry points (train.py, infer.py, bench/)
 
@@ -30,6 +30,7 @@ LAYERS = {
     "hybrid.metrics": 3,
     "hybrid.events": 3,  # timed events from score curves, and their temporal metric
     "hybrid.engine": 4,
+    "hybrid.serve": 4,  # serving an .onnx without the training stack: numpy, Pillow, onnxruntime
     "hybrid.tracking": 5,
     "hybrid.deploy": 5,  # model files for serving: the ONNX card, export steps, runtimes
     "hybrid.config": 6,  # the owners' config checks, composed

@@ -16,29 +16,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms import v2
 
-# PIL's JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale in the DCT, so it only pays once the
-# source is at least twice the target on both sides (it never goes below the requested size).
-DRAFT_FACTOR = 2
-
-
-def use_draft(source_size: tuple[int, int], target: int | None) -> bool:
-    """Whether a ``(width, height)`` source is large enough for a reduced-scale JPEG decode."""
-    return target is not None and min(source_size) >= DRAFT_FACTOR * target
+from hybrid.util.images import decode_pixels
 
 
 def read_image(path: str, in_channels: int, target: int | None = None) -> torch.Tensor:
-    """Decode an image file to a ``[C, H, W]`` uint8 tensor (RGB, or grayscale for 1 channel).
-
-    With ``target`` (the side the image is resized to next), a JPEG at least twice that size is
-    decoded in draft mode at a reduced scale still >= ``target``, which is several times cheaper.
+    """Decode an image file to a ``[C, H, W]`` uint8 tensor (RGB, or grayscale for 1 channel), with
+    the reduced-scale JPEG decode of :func:`hybrid.util.images.decode_pixels` for a ``target`` side.
     Raises ``OSError`` for unreadable or truncated files.
     """
-    mode = "L" if in_channels == 1 else "RGB"
-    with Image.open(path) as img:
-        if img.format == "JPEG" and use_draft(img.size, target):
-            img.draft(mode, (target, target))
-        pixels = np.asarray(img.convert(mode))
-    tensor = torch.from_numpy(pixels.copy())
+    tensor = torch.from_numpy(decode_pixels(path, in_channels, target))
     return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
 
 

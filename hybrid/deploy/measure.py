@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid.deploy.card import ModelCard
 from hybrid.deploy.serving import ServingOptions, is_onnx, load_served_model, model_from_record
 from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.runtime import autocast, configure_process
 from hybrid.errors import ConfigError
 from hybrid.models.factory import count_trainable, flops_per_image
+from hybrid.serve.card import ModelCard
 
 
 @dataclass(frozen=True)

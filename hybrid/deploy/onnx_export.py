@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid.deploy.card import INPUT_NAME, OUTPUT_NAME
 from hybrid.errors import ConfigError
+from hybrid.serve.card import INPUT_NAME, OUTPUT_NAME
 
 # ONNX opset 18: the dynamo exporter's own (torch 2.14); ONNX Runtime >= 1.14 and OpenVINO read it.
 OPSET = 18

@@ -13,12 +13,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.labels import LabelSpec, resolve_label_spec
-from hybrid.deploy.card import ModelCard
-from hybrid.deploy.runtimes import DEFAULT_RUNTIME, RUNTIMES, OnnxClassifier, check_runtime
+from hybrid.deploy.runtimes import OnnxClassifier
 from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
 from hybrid.models import build_model
+from hybrid.serve.card import ModelCard
+from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES, check_runtime
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ ONNX_SUFFIX = ".onnx"
 @dataclass(frozen=True)
 class ServingOptions:
     """How to run a model file; ``None`` means as the file says (a checkpoint: its trainer config;
-    an ``.onnx``: :data:`~hybrid.deploy.runtimes.DEFAULT_RUNTIME` on the CPU)."""
+    an ``.onnx``: :data:`~hybrid.serve.runtimes.DEFAULT_RUNTIME` on the CPU)."""
 
     runtime: str | None = None  # torch (.pt) | onnxruntime | openvino (.onnx)
     device: str | None = None

@@ -1,0 +1,77 @@
+"""An exported model as a Python object: :class:`Model` reads the card an ``.onnx`` carries, runs the
+file with a runtime and turns image files into class probabilities, with numpy, Pillow and
+onnxruntime only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hybrid.errors import DataError
+from hybrid.serve.card import ModelCard
+from hybrid.serve.images import load_image, normalize
+from hybrid.serve.runtimes import RUNTIMES, check_runtime
+
+
+def probabilities(logits: np.ndarray, *, single_label: bool) -> np.ndarray:
+    """Softmax over the classes (single-label tasks) or a sigmoid per class (multi-label)."""
+    logits = np.asarray(logits, np.float32)
+    if not single_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+class Model:
+    """An exported hybrid model (``python -m hybrid.export``), ready to predict.
+
+    ``runtime``: ``onnxruntime`` (default here: it is the one the serving install always has) or
+    ``openvino``; ``threads``: intra-op threads (``None``: the runtime's choice).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, runtime: str = "onnxruntime", threads: int | None = None):
+        self.path = str(Path(path).expanduser())
+        self.card = ModelCard.read(self.path)
+        self.session = RUNTIMES[check_runtime(runtime)](self.path, num_threads=threads)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes, in the order of the probability columns."""
+        return list(self.card.class_names)
+
+    @property
+    def single_label(self) -> bool:
+        """One class per image (softmax) rather than independent classes (sigmoid)."""
+        return self.card.task != "multilabel"
+
+    def load(self, path: str | os.PathLike) -> np.ndarray:
+        """One image file as the uint8 ``[C, H, W]`` this model takes (a :class:`DataError` naming
+        a file that cannot be read)."""
+        try:
+            return load_image(str(path), self.card.in_channels, self.card.img_size)
+        except OSError as err:
+            raise DataError(f"{path}: not a readable image ({err})") from err
+
+    def predict(self, images: Iterable[str | os.PathLike | np.ndarray], batch_size: int = 16) -> np.ndarray:
+        """Class probabilities ``[N, classes]`` of image files, or of uint8 ``[C, H, W]`` arrays
+        already at the model's size, in batches of ``batch_size``."""
+        rows, batch = [], []
+        for image in images:
+            batch.append(image if isinstance(image, np.ndarray) else self.load(image))
+            if len(batch) == batch_size:
+                rows.append(self._forward(batch))
+                batch = []
+        if batch:
+            rows.append(self._forward(batch))
+        return np.concatenate(rows) if rows else np.zeros((0, len(self.class_names)), np.float32)
+
+    def _forward(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        shape = (self.card.in_channels, self.card.img_size, self.card.img_size)
+        wrong = next((tuple(b.shape) for b in batch if tuple(b.shape) != shape), None)
+        if wrong is not None:
+            raise DataError(f"{self.path} takes images of {'x'.join(map(str, shape))}, got {'x'.join(map(str, wrong))}")
+        logits = self.session(normalize(batch, self.card.mean, self.card.std))
+        return probabilities(logits, single_label=self.single_label)

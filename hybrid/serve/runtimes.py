@@ -1,0 +1,89 @@
+"""The runtimes that serve an exported ``.onnx`` file, behind one small interface (numpy in, numpy
+out; no torch).
+
+``onnxruntime``: ONNX Runtime (the CPU provider; the CUDA provider when present and
+``device=cuda``). ``openvino``: Intel's runtime, which reads the same ``.onnx``, runs on any x86 CPU
+and uses bf16 / AMX where the CPU has them (optional on a robot). Each turns a float32
+``[B, C, H, W]`` batch into ``[B, classes]`` logits.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from hybrid.errors import ConfigError
+from hybrid.serve.card import INPUT_NAME
+
+# The default for .onnx files: `python -m hybrid.benchmark` served the int8 model fastest with
+# OpenVINO both on an AMD EPYC without AMX (README, Deploy) and on an AMX Xeon (1.2-1.3x ONNX Runtime).
+DEFAULT_RUNTIME = "openvino"
+
+
+class OnnxRuntimeSession:
+    """ONNX Runtime: the CUDA provider for ``device=cuda`` (refused where it is missing), else the CPU one."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str, *, device: str = "cpu", precision: str | None = None, num_threads: int | None = None):
+        import onnxruntime as ort
+
+        if precision is not None and str(precision) != "32":
+            raise ConfigError(
+                f"precision={precision}: runtime=onnxruntime runs the file's own precision; leave it null"
+            )
+        options = ort.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = int(num_threads)
+        providers = ["CPUExecutionProvider"]
+        if str(device).startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ConfigError(
+                    f"device={device}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)"
+                )
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.description = f"onnxruntime {ort.__version__} ({self.session.get_providers()[0]})"
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {INPUT_NAME: images})[0]
+
+
+class OpenVinoSession:
+    """OpenVINO on the CPU; ``precision`` ``32`` / ``bf16`` sets its inference precision, ``null``
+    keeps OpenVINO's choice for the CPU (bf16 where the CPU has it, for a float32 file)."""
+
+    name = "openvino"
+    PRECISION_HINTS: ClassVar[dict[str, str]] = {"32": "f32", "bf16": "bf16"}
+
+    def __init__(self, path: str, *, device: str = "cpu", precision: str | None = None, num_threads: int | None = None):
+        import openvino as ov
+
+        if str(device) not in ("cpu", "auto"):
+            raise ConfigError(f"device={device}: runtime=openvino serves on the CPU here; use runtime=onnxruntime")
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if num_threads:
+            config["INFERENCE_NUM_THREADS"] = int(num_threads)
+        if precision is not None:
+            precision = str(precision)  # Hydra reads 32 as an int
+            if precision not in self.PRECISION_HINTS:
+                raise ConfigError(f"precision={precision}: runtime=openvino takes one of {list(self.PRECISION_HINTS)}")
+            config["INFERENCE_PRECISION_HINT"] = self.PRECISION_HINTS[precision]
+        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        hint = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        self.description = f"openvino {ov.__version__.split('-')[0]} (CPU, inference precision {hint})"
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.request.infer({0: images})[0].copy()  # the request reuses its output buffer
+
+
+RUNTIMES = {session.name: session for session in (OnnxRuntimeSession, OpenVinoSession)}
+
+
+def check_runtime(name) -> str:
+    """A known runtime name for ``.onnx`` files."""
+    if str(name) not in RUNTIMES:
+        raise ConfigError(f"runtime={name!r}; choose one of {list(RUNTIMES)} for an .onnx file")
+    return str(name)
