@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from hybrid.data.config import trained_data_config
 from hybrid.data.labels import LabelSpec
 from hybrid.data.loaders import DataModule, make_loader
+from hybrid.decisions import single_label_predictions
 from hybrid.deploy.card import card_from_checkpoint, file_sha256, write_card
 from hybrid.deploy.onnx_export import (
     OPSET,
@@ -40,7 +41,7 @@ from hybrid.engine.loop import Predictions, predict
 from hybrid.engine.outputs import write_json
 from hybrid.engine.runtime import Runtime, configure_process
 from hybrid.errors import CheckpointError, ConfigError
-from hybrid.metrics import compute_metrics, single_label_predictions
+from hybrid.metrics import compute_metrics
 from hybrid.models.factory import count_trainable, flops_per_image
 from hybrid.serve.card import ModelCard
 from hybrid.util.atomic import atomic_write

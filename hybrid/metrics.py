@@ -27,6 +27,7 @@ from sklearn.metrics import (
 
 from hybrid.data.labels import LabelSpec
 from hybrid.data.sewerml import CIW_WEIGHTS, DEFECT_CODES
+from hybrid.decisions import single_label_predictions
 from hybrid.errors import ConfigError
 
 THRESHOLD = 0.5  # the benchmark's decision threshold
@@ -223,16 +224,6 @@ def multilabel_metrics(
     if sorted(class_names) == sorted(DEFECT_CODES):  # the official script scores exactly the 17 codes
         out.update(sewerml_metrics(probs, true, class_names, threshold))
     return out
-
-
-def single_label_predictions(
-    probs: np.ndarray, threshold: float = THRESHOLD, positive: int | None = None
-) -> np.ndarray:
-    """Class indices: with ``positive`` (two classes, one of them negative: ``spec.positive_index``),
-    that class when its score reaches ``threshold`` and the other below it; else the argmax."""
-    if positive is not None and probs.shape[1] == 2:
-        return np.where(probs[:, positive] >= threshold, positive, 1 - positive).astype(np.int64)
-    return probs.argmax(axis=1)
 
 
 def single_label_metrics(

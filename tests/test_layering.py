@@ -1,6 +1,6 @@
 """The architecture as a rule: imports only go down the layers (README, Development).
 
-    errors -> util -> models | data -> metrics | events -> engine | serve -> tracking | deploy -> config
+    errors -> util | decisions -> models | data -> metrics | events -> engine | serve -> tracking | deploy -> config
            -> train | infer | evaluate | report | export | benchmark | prune -> two_stage
            -> entry points (train.py, infer.py, bench/)
 
@@ -25,6 +25,7 @@ LAYERS = {
     "hybrid": 0,  # the package's own __init__
     "hybrid.errors": 0,
     "hybrid.util": 1,
+    "hybrid.decisions": 1,  # what scores decide (the negative class, thresholds), numpy only
     "hybrid.models": 2,
     "hybrid.data": 2,
     "hybrid.metrics": 3,

@@ -10,12 +10,10 @@ import numpy as np
 import pandas as pd
 
 from hybrid.data.sewerml import BINARY_CLASSES
+from hybrid.decisions import positive_index, resolve_negative_class
 from hybrid.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "multilabel")
-# Class names that mean "nothing wrong here" (any case): a single-label task's negative class, the
-# one binary figures, thresholds and video events count against, unless data.negative_class names one.
-NEGATIVE_NAMES = ("normal", "ok", "good", "negative", "background")
 
 
 @dataclass(frozen=True)
@@ -47,9 +45,7 @@ class LabelSpec:
     @property
     def positive_index(self) -> int | None:
         """For two classes with a negative one, the other (the defect class a threshold decides on)."""
-        if self.num_labels != 2 or self.negative_index is None:
-            return None
-        return 1 - self.negative_index
+        return positive_index(self.class_names, self.negative_class)
 
     @property
     def event_classes(self) -> list[tuple[str, int]]:
@@ -72,45 +68,6 @@ def resolve_label_columns(task: str, label_columns: Sequence[str] | None) -> tup
     return columns
 
 
-def resolve_negative_class(
-    task: str, class_names: Sequence[str], declared: str | None, *, required_of_two: bool = False
-) -> str | None:
-    """The negative class of a task: ``declared`` (``data.negative_class``), else the one class
-    named as in :data:`NEGATIVE_NAMES`; ``binary``'s is class 0 (label 0 in its ``Defect`` column).
-    Never guessed from the class order: with ``required_of_two`` (a two-class folder dataset, the
-    layout of private Normal/Defect data) two classes with neither stop here, with one line naming
-    them and the key to set; otherwise a task without one has none (argmax, no Normal/Defect figures)."""
-    names = [str(c) for c in class_names]
-    if task == "multilabel":
-        if declared is not None:
-            raise ConfigError(
-                f"data.negative_class={declared!r} applies to single-label tasks; in data.task=multilabel "
-                "an image without any label is the normal one"
-            )
-        return None
-    if declared is not None:
-        if str(declared) not in names:
-            raise ConfigError(f"data.negative_class={declared!r} is not one of the classes {names}")
-        found = [str(declared)]
-    else:
-        found = [name for name in names if name.lower() in NEGATIVE_NAMES]
-    if task == "binary":
-        if found and found != [names[0]]:
-            raise ConfigError(
-                f"data.task=binary: class 0 ({names[0]!r}, label 0 of column Defect) is its negative class, "
-                f"but {found} names another; list the negative class first in data.class_names"
-            )
-        return names[0]
-    if len(found) > 1:
-        raise ConfigError(f"classes {names}: {found} could each be the negative class; set data.negative_class=<name>")
-    if not found and len(names) == 2 and required_of_two:
-        raise ConfigError(
-            f"classes {names}: neither is named as a negative (normal) class ({'/'.join(NEGATIVE_NAMES)}); "
-            f"set data.negative_class=<one of {names}> (the class that means no defect)"
-        )
-    return found[0] if found else None
-
-
 def resolve_label_spec(
     task: str,
     label_columns: Sequence[str] | None,
@@ -121,7 +78,7 @@ def resolve_label_spec(
     negative_required_of_two: bool = False,
 ) -> LabelSpec:
     """Build the :class:`LabelSpec` for ``data.task``, its negative class included
-    (:func:`resolve_negative_class`).
+    (:func:`hybrid.decisions.resolve_negative_class`).
 
     ``multiclass`` without ``data.class_names`` takes the sorted distinct values of its label
     column in the training CSV, so the class order is stable across runs (which class is negative

@@ -11,6 +11,7 @@ import numpy as np
 from torch import nn
 
 from hybrid.data.labels import LabelSpec
+from hybrid.decisions import decided_labels
 from hybrid.engine.loop import Predictions, predict
 from hybrid.engine.outputs import (
     format_class_table,
@@ -27,7 +28,6 @@ from hybrid.metrics import (
     headline,
     sewerml_headline,
     single_label_confusion,
-    single_label_predictions,
 )
 from hybrid.util.ranks import rank_zero_only
 
@@ -36,11 +36,10 @@ log = logging.getLogger(__name__)
 
 def predicted_labels(probs: np.ndarray, spec: LabelSpec, threshold: float) -> list[str]:
     """Predicted class per image; multi-label: the codes that reach ``threshold`` (space-separated)
-    or ``Normal`` when none does."""
-    if spec.single_label:
-        return [spec.class_names[i] for i in single_label_predictions(probs, threshold, spec.positive_index)]
-    names = np.array(spec.class_names)
-    return [" ".join(names[row >= threshold]) or "Normal" for row in probs]
+    or ``Normal`` when none does (:func:`hybrid.decisions.decided_labels`)."""
+    return decided_labels(
+        probs, spec.class_names, threshold, single_label=spec.single_label, positive=spec.positive_index
+    )
 
 
 @dataclass

@@ -18,10 +18,11 @@ from torch import nn
 from hybrid.data.device_loader import DeviceLoader
 from hybrid.data.labels import LabelSpec
 from hybrid.data.transforms import read_image
+from hybrid.decisions import single_label_predictions
 from hybrid.engine.evaluation import predicted_labels
 from hybrid.engine.loop import to_probabilities
 from hybrid.engine.runtime import Runtime, autocast
-from hybrid.metrics import THRESHOLD, single_label_predictions
+from hybrid.metrics import THRESHOLD
 from hybrid.models.contract import supports_attention
 from hybrid.tracking.base import Tracker
 
