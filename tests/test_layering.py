@@ -1,6 +1,6 @@
 """The architecture as a rule: imports only go down the layers (README, Development).
 
-    errors -> util | decisions -> models | data -> metrics | events -> engine | serve -> tracking | deploy -> config
+    errors -> util | decisions -> models | data | predictions -> metrics | events -> engine | serve -> tracking | deploy -> config
            -> train | infer | evaluate | report | export | benchmark | prune -> two_stage
            -> entry points (train.py, infer.py, bench/)
 
@@ -28,6 +28,7 @@ LAYERS = {
     "hybrid.decisions": 1,  # what scores decide (the negative class, thresholds), numpy only
     "hybrid.models": 2,
     "hybrid.data": 2,
+    "hybrid.predictions": 2,  # the predictions.csv format (training stack and serving)
     "hybrid.metrics": 3,
     "hybrid.events": 3,  # timed events from score curves, and their temporal metric
     "hybrid.engine": 4,

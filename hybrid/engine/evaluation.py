@@ -18,7 +18,6 @@ from hybrid.engine.outputs import (
     format_figures,
     plot_confusion_matrix,
     plot_per_class,
-    write_predictions,
 )
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
@@ -29,6 +28,7 @@ from hybrid.metrics import (
     sewerml_headline,
     single_label_confusion,
 )
+from hybrid.predictions import write_predictions
 from hybrid.util.ranks import rank_zero_only
 
 log = logging.getLogger(__name__)

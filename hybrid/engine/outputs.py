@@ -65,18 +65,6 @@ def write_history(path: Path, rows: Sequence[Mapping]) -> None:
     atomic_write(path, lambda tmp: frame[columns].to_csv(tmp, index=False))
 
 
-def write_predictions(
-    path: Path, names: Sequence[str], probs: np.ndarray, class_names: Sequence[str], predicted: Sequence[str]
-) -> pd.DataFrame:
-    """``Filename``, one probability column per class, ``prediction``; sorted by ``Filename``."""
-    frame = pd.DataFrame(probs, columns=list(class_names))
-    frame.insert(0, "Filename", list(names))
-    frame["prediction"] = list(predicted)
-    frame = frame.sort_values("Filename", kind="stable").reset_index(drop=True)
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.9g"))  # float32 round-trips
-    return frame
-
-
 def plot_confusion_matrix(path: Path, matrix: np.ndarray, class_names: Sequence[str], title: str) -> Path:
     """Save a confusion matrix (counts, rows true, columns predicted) as a PNG."""
     plt = pyplot()
