@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test bench lint format clean-outputs wheels gpu-check
+.PHONY: quickstart test bench lint format clean-outputs wheels gpu-check serve-venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,21 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The serving install (README, "On the robot"): numpy, Pillow, onnxruntime and PyAV, then hybrid
+# itself without its training dependencies; .venv-serve/bin/hybrid serve MODEL.onnx INPUT.
+SERVE_VENV := .venv-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
+
+$(SERVE_STAMP): requirements-serve.txt setup.cfg pyproject.toml
+	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/python -m pip install --quiet -r requirements-serve.txt
+	$(SERVE_VENV)/bin/python -m pip install --quiet --no-deps .
+	touch $(SERVE_STAMP)
+
+serve-venv: $(SERVE_STAMP)
+	@du -sh $(SERVE_VENV)
 
 # Throughput: hybrid's data path + engine vs a seed-style path vs the model alone (a few minutes on
 # 2 CPU cores); knobs: make bench BENCH_ARGS="--rounds 5 --train-batches 8" (see --help).

@@ -1,6 +1,7 @@
-"""The ``predictions.csv`` format, written the same way by ``infer.py`` / ``train.py`` and by
-torch-free serving (``hybrid serve``), with the standard library's csv module: ``Filename``, one
-probability column per class named as the class, ``prediction``; rows sorted by ``Filename``."""
+"""The files a prediction run leaves, written the same way by ``infer.py`` / ``train.py`` and by
+torch-free serving (``hybrid serve``), with the standard library's csv module: ``predictions.csv``
+(``Filename``, one probability column per class named as the class, ``prediction``; rows sorted by
+``Filename``) and ``skipped.csv`` (``Filename``, ``reason``: missing or unreadable)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from hybrid.util.atomic import atomic_write
 
 FILE = "predictions.csv"
+SKIPPED_FILE = "skipped.csv"
 FLOAT_FORMAT = "%.9g"  # a float32 probability round-trips
 
 
@@ -28,5 +30,17 @@ def write_predictions(
             out.writerow(["Filename", *class_names, "prediction"])
             for i in order:
                 out.writerow([names[i], *(FLOAT_FORMAT % float(p) for p in probs[i]), predicted[i]])
+
+    return atomic_write(path, write)
+
+
+def write_skipped(path: Path, reasons: dict[str, str]) -> Path:
+    """Write ``skipped.csv`` at ``path``: each skipped image's name and why, sorted by name."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            out = csv.writer(handle, lineterminator="\n")
+            out.writerow(["Filename", "reason"])
+            out.writerows(sorted(reasons.items()))
 
     return atomic_write(path, write)

@@ -45,6 +45,7 @@ LAYERS = {
     "hybrid.benchmark": 7,
     "hybrid.prune": 7,
     "hybrid.two_stage": 8,  # a recipe chaining apps: trains with train, combines with infer
+    "hybrid.commands": 9,  # `hybrid <command>`: imports each command's module when it runs
 }
 
 

@@ -18,10 +18,10 @@ from hybrid.data.decode import read_jpeg_bytes
 from hybrid.data.labels import LabelSpec, check_columns, encode_targets
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError, DataError
+from hybrid.util.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 BAD_IMAGE_POLICIES = ("skip", "error")
 NO_TARGET = -1
 

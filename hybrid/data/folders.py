@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybrid.data.dataset import IMAGE_SUFFIXES
 from hybrid.errors import ConfigError, DataError
+from hybrid.util.images import IMAGE_SUFFIXES
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "test": "test"}
 LABEL_COLUMN = "label"

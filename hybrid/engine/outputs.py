@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hybrid.predictions import write_skipped
 from hybrid.util.atomic import atomic_write, atomic_write_text
 
 
@@ -46,11 +47,11 @@ def report_skipped(path: Path, missing: Iterable[str], unreadable: Iterable[str]
     reasons = {name: "unreadable" for name in unreadable} | {name: "missing" for name in missing}
     if not reasons:
         return None
-    frame = pd.DataFrame(sorted(reasons.items()), columns=["Filename", "reason"])
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
-    shown = ", ".join(frame.Filename[:SKIPPED_SHOWN])
-    more = f" and {len(frame) - SKIPPED_SHOWN} more" if len(frame) > SKIPPED_SHOWN else ""
-    return f"skipped {len(frame)} missing or unreadable images: {shown}{more} (all in {path})"
+    write_skipped(path, reasons)
+    names = sorted(reasons)
+    shown = ", ".join(names[:SKIPPED_SHOWN])
+    more = f" and {len(names) - SKIPPED_SHOWN} more" if len(names) > SKIPPED_SHOWN else ""
+    return f"skipped {len(names)} missing or unreadable images: {shown}{more} (all in {path})"
 
 
 def format_figures(figures: Mapping[str, float]) -> str:

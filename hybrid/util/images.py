@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+# The files taken as images (any case), in datasets, input= folders and hybrid serve.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # PIL's JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale in the DCT, so it only pays once the
 # source is at least twice the target on both sides (it never goes below the requested size).
 DRAFT_FACTOR = 2
