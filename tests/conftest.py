@@ -112,3 +112,31 @@ def tiny_jpegs(tmp_path_factory) -> Path:
         rows.append(row)
     pd.DataFrame(rows, columns=CSV_HEADER).to_csv(root / "labels.csv", index=False)
     return root
+
+
+FLOAT32 = ("trainer.precision=32", "trainer.channels_last=false")
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_data, tmp_path_factory):
+    """A tiny binary model trained in float32 (so its own test figures are the fp32 reference);
+    exported and served by tests/test_deploy.py and tests/test_serve.py."""
+    run_dir = tmp_path_factory.mktemp("deploy_train")
+    result = run_script("train.py", *tiny_overrides(tiny_data), *FLOAT32, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def export(checkpoint, out, *extra: str):
+    """``python -m hybrid.export`` of ``checkpoint`` into ``out``: the model file and ``export.json``."""
+    import json
+
+    result = run_module("hybrid.export", f"ckpt_path={checkpoint}", f"hydra.run.dir={out}", *extra)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out / "model.onnx", json.loads((out / "export.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def fp32_export(trained):
+    """The fp32 export of :func:`trained`'s best checkpoint."""
+    return export(trained / "checkpoints/best.pt", trained.parent / "export_fp32")

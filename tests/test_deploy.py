@@ -18,29 +18,7 @@ from hybrid.deploy.onnx_export import check_export_precision
 from hybrid.deploy.runtimes import OnnxClassifier
 from hybrid.errors import CheckpointError, ConfigError, DataError
 from hybrid.serve.card import ModelCard
-from tests.conftest import run_module, run_script, tiny_overrides
-
-FLOAT32 = ("trainer.precision=32", "trainer.channels_last=false")
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):
-    """A tiny binary model trained in float32 (so its own test figures are the fp32 reference)."""
-    run_dir = tmp_path_factory.mktemp("deploy_train")
-    result = run_script("train.py", *tiny_overrides(tiny_data), *FLOAT32, f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
-
-
-def export(checkpoint, out, *extra: str):
-    result = run_module("hybrid.export", f"ckpt_path={checkpoint}", f"hydra.run.dir={out}", *extra)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out / "model.onnx", json.loads((out / "export.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def fp32_export(trained):
-    return export(trained / "checkpoints/best.pt", trained.parent / "export_fp32")
+from tests.conftest import FLOAT32, export, run_module, run_script, tiny_overrides
 
 
 @pytest.fixture(scope="module")

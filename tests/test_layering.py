@@ -1,8 +1,8 @@
 """The architecture as a rule: imports only go down the layers (README, Development).
 
-    errors -> util | decisions -> models | data | predictions -> metrics | events -> engine | serve -> tracking | deploy -> config
-           -> train | infer | evaluate | report | export | benchmark | prune -> two_stage
-           -> entry points (train.py, infer.py, bench/)
+    errors -> util | decisions -> models | data | predictions -> metrics | events -> engine | serve
+           -> tracking | deploy -> config -> train | infer | evaluate | report | export | benchmark | prune
+           -> two_stage -> commands -> entry points (train.py, infer.py, bench/)
 
 A module may import its own component (``hybrid.engine.*`` inside the engine) and anything in a
 lower layer; never a sibling of its own layer (models and data stay independent, so do the apps)

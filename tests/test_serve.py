@@ -13,7 +13,7 @@ import pytest
 
 from hybrid.predictions import write_predictions, write_skipped
 from tests.conftest import ROOT
-from tests.test_deploy import TRAINING_STACK, fp32_export, trained  # noqa: F401 (fixtures)
+from tests.test_deploy import TRAINING_STACK
 
 # hybrid's console script, in a process where importing the training stack fails.
 SERVE = f"""
@@ -51,7 +51,7 @@ def test_prediction_files_are_written_as_pandas_wrote_them(tmp_path):
     assert (tmp_path / "skipped.csv").read_text() == old.to_csv(index=False)
 
 
-def test_hybrid_serve_predicts_a_folder_as_infer_does(tiny_data, trained, fp32_export, tmp_path):  # noqa: F811
+def test_hybrid_serve_predicts_a_folder_as_infer_does(tiny_data, trained, fp32_export, tmp_path):
     """The fp32 .onnx through hybrid serve on the test images: the fp32 checkpoint's probabilities
     (its predictions.csv) within 1e-4 and its decisions; an unreadable image is skipped and named."""
     expected = pd.read_csv(trained / "predictions.csv").set_index("Filename")
@@ -73,7 +73,7 @@ def test_hybrid_serve_predicts_a_folder_as_infer_does(tiny_data, trained, fp32_e
     assert "broken.png: not a readable image" in result.stderr
 
 
-def test_hybrid_serve_refuses_bad_input_in_one_line(trained, fp32_export, tmp_path):  # noqa: F811
+def test_hybrid_serve_refuses_bad_input_in_one_line(trained, fp32_export, tmp_path):
     import onnx
 
     foreign = tmp_path / "foreign.onnx"  # a working model without the card
