@@ -244,6 +244,7 @@ print(json.dumps({{"classes": model.class_names, "probs": model.predict(sys.argv
 """
 
 
+@pytest.mark.slow  # tests/test_serve.py guards the same through hybrid serve in the quick suite
 def test_the_serving_part_predicts_what_pytorch_did_without_the_training_stack(tiny_data, trained, fp32_export):
     """hybrid.serve in a process that refuses to import torch & co: the fp32 .onnx gives the fp32
     checkpoint's test probabilities (its own predictions.csv) within 1e-4, and the same decisions."""
