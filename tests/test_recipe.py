@@ -49,6 +49,7 @@ def test_schedule_free_switches_to_its_average_for_evaluation_and_back():
         build_optimizer(model, trainer_cfg("trainer.optimizer=schedulefree_adamw"))
 
 
+@pytest.mark.slow  # exact resume itself is guarded quick by the SIGINT test (test_reliability)
 def test_schedule_free_and_ema_resume_exactly(tiny_data, tmp_path):
     recipe = [*tiny_overrides(tiny_data), "data.batch_size=4", "trainer.optimizer=schedulefree_adamw",
               "trainer.scheduler.name=none", "trainer.ema.decay=0.9"]  # fmt: skip

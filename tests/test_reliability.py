@@ -120,6 +120,7 @@ def test_non_zero_ranks_get_no_run_dir_of_their_own():
 # --- resume -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # resume from an epoch end; the SIGINT test guards exact resume in the quick suite
 def test_sigkill_after_first_epoch_then_resume(tiny_data, tmp_path, uninterrupted):
     run = tmp_path / "run"
     overrides = EXACT_OVERRIDES(tiny_data)

@@ -73,6 +73,7 @@ def of_type(records: list[dict], kind: str) -> list[dict]:
     return [r[kind] for r in records if r["type"] == kind]
 
 
+@pytest.mark.slow  # offline W&B runs are guarded quick by test_pipeline; this adds the sweep grouping
 def test_multirun_logs_one_wandb_run_per_job_in_one_group(tiny_data, tmp_path):
     overrides = [o for o in tiny_overrides(tiny_data) if o != "logger=none"]
     sweep = tmp_path / "sweep"
