@@ -16,6 +16,8 @@ NEGATIVE_NAMES = ("normal", "ok", "good", "negative", "background")
 # What a multi-label decision with no code at or above the threshold is called.
 NO_CODE = "Normal"
 
+THRESHOLD = 0.5  # the benchmark's decision threshold, where none is tuned
+
 
 def resolve_negative_class(
     task: str, class_names: Sequence[str], declared: str | None, *, required_of_two: bool = False
@@ -63,7 +65,15 @@ def positive_index(class_names: Sequence[str], negative_class: str | None) -> in
     return 1 - list(class_names).index(negative_class)
 
 
-def single_label_predictions(probs: np.ndarray, threshold: float = 0.5, positive: int | None = None) -> np.ndarray:
+def finding_classes(class_names: Sequence[str], negative_class: str | None) -> list[tuple[str, int]]:
+    """``(name, index)`` of the classes whose presence is a finding (video events): every class
+    but the negative one (all of them where there is none)."""
+    return [(name, i) for i, name in enumerate(class_names) if name != negative_class]
+
+
+def single_label_predictions(
+    probs: np.ndarray, threshold: float = THRESHOLD, positive: int | None = None
+) -> np.ndarray:
     """Class indices: with ``positive`` (two classes, one of them negative: :func:`positive_index`),
     that class when its score reaches ``threshold`` and the other below it; else the argmax."""
     if positive is not None and probs.shape[1] == 2:

@@ -13,15 +13,22 @@ unmatched truth in the same video within a distance threshold (5, 10, 15 s), as 
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hybrid.decisions import THRESHOLD
 from hybrid.errors import ConfigError, DataError
+from hybrid.util.atomic import atomic_write, atomic_write_text
 
+# Samples arriving one after another are at least this far apart (video frames are): what lets
+# a live tracker settle a smoothed score without waiting for one sample more.
+MIN_SAMPLE_GAP_S = 1e-3
 # The challenge's distance thresholds, in seconds.
 DISTANCE_THRESHOLDS = (5, 10, 15)
 
@@ -41,6 +48,17 @@ class EventSettings:
         for name in ("smoothing_s", "merge_gap_s", "min_duration_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"video.{name}={getattr(self, name)}: must be >= 0 seconds")
+
+
+def class_settings(
+    class_names: Sequence[str], threshold, *, smoothing_s: float, merge_gap_s: float, min_duration_s: float
+) -> dict[str, EventSettings]:
+    """:class:`EventSettings` per class: ``threshold`` one for all or one per class (``None``: :data:`~hybrid.decisions.THRESHOLD`)."""
+    levels = np.broadcast_to(np.asarray(THRESHOLD if threshold is None else threshold, float), (len(class_names),))
+    return {
+        name: EventSettings(float(level), float(smoothing_s), float(merge_gap_s), float(min_duration_s))
+        for name, level in zip(class_names, levels, strict=True)
+    }
 
 
 @dataclass(frozen=True)
@@ -64,18 +82,157 @@ class Event:
 def smooth(times: np.ndarray, scores: np.ndarray, window_s: float) -> np.ndarray:
     """Mean of the scores within ``window_s / 2`` seconds of each sample (a centred moving average
     over time, so uneven sampling weighs nothing twice); ``window_s = 0`` leaves them as they are."""
-    if window_s <= 0 or len(times) < 2:
-        return np.asarray(scores, np.float64)
-    cumulative = np.concatenate([[0.0], np.cumsum(scores, dtype=np.float64)])
-    left = np.searchsorted(times, times - window_s / 2 - 1e-9, side="left")
-    right = np.searchsorted(times, times + window_s / 2 + 1e-9, side="right")
-    return (cumulative[right] - cumulative[left]) / (right - left)
+    tracker = EventTracker("", "", EventSettings(smoothing_s=max(float(window_s), 0.0)))
+    tracker.add(times, scores)
+    tracker.settle(len(tracker.times))
+    return tracker.smoothed[: len(tracker.times)].copy()
 
 
-def _sample_ends(times: np.ndarray) -> np.ndarray:
-    """Where each sample's time slot ends: the next sample's time (the last: one typical step on)."""
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    return np.append(times[1:], times[-1] + step)
+class _Growing:
+    """A 1-D float64 array that grows at its end (doubling its storage), for scores as they arrive."""
+
+    def __init__(self):
+        self.data = np.zeros(64, np.float64)
+        self.size = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        needed = self.size + len(values)
+        if needed > len(self.data):
+            self.data = np.concatenate([self.data, np.zeros(max(needed, 2 * len(self.data)) - len(self.data))])
+        self.data[self.size : needed] = values
+        self.size = needed
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key):
+        return self.data[: self.size][key]
+
+
+class EventTracker:
+    """The events of one class in one video or stream, as its scores arrive: :meth:`add` takes the
+    next samples and returns the events that can no longer change; :meth:`close` ends the
+    video and returns the rest. Offline detection (:func:`detect_events`) is this tracker fed
+    all at once, so a live stream and its recording give the same events.
+
+    A sample's smoothed score is settled once a sample more than ``smoothing_s / 2`` after it has
+    arrived; an event is final once a settled sample lies more than ``merge_gap_s`` past its end
+    with no new segment in between. So an event is known at most :meth:`latency_bound_s` after
+    it ends. Samples come in time order, at least :data:`MIN_SAMPLE_GAP_S` apart (sampled video
+    frames are). Memory: the scores and times of the video so far (32 bytes a sample).
+    """
+
+    def __init__(self, video: str, label: str, settings: EventSettings):
+        self.video, self.label, self.settings = video, label, settings
+        self.times, self.raw, self.smoothed = _Growing(), _Growing(), _Growing()
+        self.cumulative = _Growing()  # cumulative[i]: the sum of the first i raw scores
+        self.cumulative.extend(np.zeros(1))
+        self.settled = 0  # samples whose smoothed score is final
+        self.run_first: int | None = None  # the open segment's first sample
+        self.pending: list[int] | None = None  # a closed segment [first, stop) that may still merge
+
+    @staticmethod
+    def latency_bound_s(settings: EventSettings, fps: float) -> float:
+        """How long after its end (in stream time) an event is known, at most, when samples come
+        every ``1 / fps`` s: half the smoothing window (rounded up to whole samples), the merge
+        gap, and one sample (the first past the gap)."""
+        step = 1 / fps
+        return math.ceil(settings.smoothing_s / 2 / step - 1e-6) * step + settings.merge_gap_s + step
+
+    def add(self, times: Sequence[float], scores: Sequence[float]) -> list[Event]:
+        """Take the next samples (``times`` increasing, after those already added); the events
+        they make final."""
+        times, scores = np.asarray(times, np.float64), np.asarray(scores, np.float64)
+        if not len(times):
+            return []
+        if len(self.times) and times[0] < self.times[-1] + MIN_SAMPLE_GAP_S:
+            raise DataError(
+                f"{self.video}: a sample at {times[0]:.4f} s after one at {self.times[-1]:.4f} s "
+                f"(samples must be {MIN_SAMPLE_GAP_S * 1000:g} ms apart or more, in time order)"
+            )
+        self.times.extend(times)
+        self.raw.extend(scores)
+        # sequential sums continuing the last one: the same floats as one cumsum over the whole video
+        self.cumulative.extend(np.cumsum(np.concatenate([[self.cumulative[-1]], scores]))[1:])
+        if self.settings.smoothing_s <= 0:
+            return self.settle(len(self.times))
+        # settled: no later sample can fall in its window, as the next comes MIN_SAMPLE_GAP_S after the last
+        horizon = self.times[-1] + MIN_SAMPLE_GAP_S - self.settings.smoothing_s / 2 - 1e-9
+        return self.settle(int(np.searchsorted(self.times[:], horizon, side="left")))
+
+    def close(self) -> list[Event]:
+        """End of the video: every sample settles; the events still open or pending."""
+        events = self.settle(len(self.times))
+        if self.run_first is not None:
+            events += self._segment_ends(len(self.times))
+        if self.pending is not None:
+            events += self._finish(*self.pending)
+            self.pending = None
+        return events
+
+    def settle(self, upto: int) -> list[Event]:
+        """Settle the smoothed scores of the samples before ``upto``; the events that become final."""
+        first = self.settled
+        if upto <= first:
+            return []
+        times = self.times[:]
+        window = self.settings.smoothing_s
+        if window <= 0 or len(times) < 2:
+            values = self.raw[first:upto]
+        else:
+            moments = times[first:upto]
+            left = np.searchsorted(times, moments - window / 2 - 1e-9, side="left")
+            right = np.searchsorted(times, moments + window / 2 + 1e-9, side="right")
+            values = (self.cumulative[right] - self.cumulative[left]) / (right - left)
+        self.smoothed.extend(values)
+        self.settled = upto
+        events = []
+        for index, above in enumerate(values >= self.settings.threshold, start=first):
+            if self.pending is not None and times[index] - self._end_of(self.pending[1]) > self.settings.merge_gap_s:
+                events += self._finish(*self.pending)  # too far for any later segment to merge with it
+                self.pending = None
+            if above and self.run_first is None:
+                self._segment_starts(index)
+            elif not above and self.run_first is not None:
+                events += self._segment_ends(index)
+        return events
+
+    def _segment_starts(self, index: int) -> None:
+        if self.pending is not None:  # within the merge gap (else _finish ran): one segment again
+            self.run_first, self.pending = self.pending[0], None
+        else:
+            self.run_first = index
+
+    def _segment_ends(self, stop: int) -> list[Event]:
+        self.pending, self.run_first = [self.run_first, stop], None
+        return []
+
+    def _end_of(self, stop: int) -> float:
+        """Where the slot of sample ``stop - 1`` ends: the next sample's time (the last: one typical step on)."""
+        times = self.times[:]
+        if stop < len(times):
+            return float(times[stop])
+        step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+        return float(times[-1] + step)
+
+    def _finish(self, first: int, stop: int) -> list[Event]:
+        """The segment ``[first, stop)`` as an event, or none when shorter than ``min_duration_s``."""
+        start_s, end_s = float(self.times[first]), self._end_of(stop)
+        if end_s - start_s < self.settings.min_duration_s:
+            return []
+        raw = self.raw[first:stop]
+        peak = int(np.argmax(raw))
+        return [
+            Event(
+                self.video,
+                self.label,
+                start_s,
+                end_s,
+                float(self.times[first + peak]),
+                float(raw[peak]),
+                float(raw.mean()),
+            )
+        ]
 
 
 def detect_events(
@@ -84,30 +241,23 @@ def detect_events(
     """The events of one class in one video from its per-frame ``scores`` at ``times`` (seconds,
     increasing). A segment runs from the first sample whose smoothed score reaches the threshold to
     the first that falls below it; segments closer than ``merge_gap_s`` merge; those shorter than
-    ``min_duration_s`` are dropped."""
-    times, raw = np.asarray(times, np.float64), np.asarray(scores, np.float64)
-    if not len(times):
-        return []
-    above = smooth(times, raw, settings.smoothing_s) >= settings.threshold
-    edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
-    runs = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))  # [first, stop)
-    ends = _sample_ends(times)
-    merged: list[list[int]] = []
-    for first, stop in runs:
-        if merged and times[first] - ends[merged[-1][1] - 1] <= settings.merge_gap_s:
-            merged[-1][1] = stop
-        else:
-            merged.append([first, stop])
-    events = []
-    for first, stop in merged:
-        start_s, end_s = float(times[first]), float(ends[stop - 1])
-        if end_s - start_s < settings.min_duration_s:
-            continue
-        peak = first + int(np.argmax(raw[first:stop]))
-        events.append(
-            Event(video, label, start_s, end_s, float(times[peak]), float(raw[peak]), float(raw[first:stop].mean()))
-        )
-    return events
+    ``min_duration_s`` are dropped. (:class:`EventTracker` fed the whole video at once.)"""
+    tracker = EventTracker(video, label, settings)
+    return tracker.add(times, scores) + tracker.close()
+
+
+def video_events(
+    video: str, times: Sequence[float], probs: np.ndarray, classes: Sequence[tuple[str, int]],
+    settings: dict[str, EventSettings],
+) -> list[Event]:  # fmt: skip
+    """The events of every class in ``classes`` (``(label, column of probs)``) in one scored
+    video, in order of start time (then label)."""
+    found = [
+        event
+        for label, column in classes
+        for event in detect_events(video, label, times, np.asarray(probs)[:, column], settings[label])
+    ]
+    return sorted(found, key=lambda e: (e.start_s, e.label))
 
 
 def interpolated_average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
@@ -174,6 +324,54 @@ def temporal_map(
     for name, values in per_label.items():
         out.update({f"ap@{name}/{label}": value for label, value in sorted(values.items())})
     return out
+
+
+# --- the files of a video run: events.csv, and events.json in the CCTV-Pipe results format ----
+
+EVENTS_FILE = "events.csv"
+RESULTS_FILE = "events.json"
+EVENT_COLUMNS = ["video", "label", "start_s", "end_s", "peak_s", "peak_score", "mean_score"]
+EVENT_FLOAT_FORMAT = "%.4f"
+
+
+def event_cells(event: Event) -> list:
+    """The ``events.csv`` row of ``event``: times and scores to 4 decimals."""
+    row = event.row()
+    return [row[c] if isinstance(row[c], str) else EVENT_FLOAT_FORMAT % row[c] for c in EVENT_COLUMNS]
+
+
+def append_events(path: Path, events: Sequence[Event]) -> None:
+    """Append ``events`` to ``events.csv`` at ``path`` (its header first when it is new): a live
+    stream's events the moment they close."""
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        if new:
+            out.writerow(EVENT_COLUMNS)
+        out.writerows(event_cells(e) for e in events)
+
+
+def results(events: Sequence[Event], videos: Sequence[str]) -> dict:
+    """``{"results": {video: [{"label", "moment", "score"}]}}``: each event's peak time and score,
+    every processed video listed (the CCTV-Pipe results format, for ``hybrid.evaluate_video``)."""
+    found: dict[str, list] = {video: [] for video in videos}
+    for e in events:
+        found[e.video].append({"label": e.label, "moment": round(e.peak_s, 3), "score": round(e.peak_score, 6)})
+    return {"results": found}
+
+
+def write_events(folder: Path, events: Sequence[Event], videos: Sequence[str]) -> None:
+    """``events.csv`` (one row per event) and ``events.json`` (:func:`results`) in ``folder``, each
+    written whole, atomically."""
+
+    def write_csv(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            out = csv.writer(handle, lineterminator="\n")
+            out.writerow(EVENT_COLUMNS)
+            out.writerows(event_cells(e) for e in events)
+
+    atomic_write(folder / EVENTS_FILE, write_csv)
+    atomic_write_text(folder / RESULTS_FILE, json.dumps(results(events, videos), indent=1) + "\n")
 
 
 # --- the CCTV-Pipe files: ground truth and results -------------------------------------------

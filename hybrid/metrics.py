@@ -27,10 +27,9 @@ from sklearn.metrics import (
 
 from hybrid.data.labels import LabelSpec
 from hybrid.data.sewerml import CIW_WEIGHTS, DEFECT_CODES
-from hybrid.decisions import single_label_predictions
+from hybrid.decisions import THRESHOLD, single_label_predictions
 from hybrid.errors import ConfigError
 
-THRESHOLD = 0.5  # the benchmark's decision threshold
 # Candidate thresholds for trainer.tune_threshold.
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 

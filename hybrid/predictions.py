@@ -44,3 +44,50 @@ def write_skipped(path: Path, reasons: dict[str, str]) -> Path:
             out.writerows(sorted(reasons.items()))
 
     return atomic_write(path, write)
+
+
+# --- frames.csv: the sampled frames of videos -------------------------------------------------
+
+FRAMES_FILE = "frames.csv"
+FRAMES_FLOAT_FORMAT = "%.6g"
+
+
+def frame_rows(
+    video: str, frame_indices: Sequence[int], times: Sequence[float], probs: np.ndarray, predicted: Sequence[str]
+) -> list[list]:
+    """One ``frames.csv`` row per sampled frame: ``video, frame_index, time_s`` (to 0.1 ms), a score
+    per class, ``prediction``."""
+    rounded = np.round(np.asarray(times, np.float64), 4)
+    return [
+        [video, int(index), FRAMES_FLOAT_FORMAT % float(t), *(FRAMES_FLOAT_FORMAT % float(p) for p in row), label]
+        for index, t, row, label in zip(frame_indices, rounded, probs, predicted, strict=True)
+    ]
+
+
+def frames_header(class_names: Sequence[str]) -> list[str]:
+    """The columns of ``frames.csv``."""
+    return ["video", "frame_index", "time_s", *class_names, "prediction"]
+
+
+def write_frames(path: Path, class_names: Sequence[str], rows: Sequence[list]) -> Path:
+    """Write ``frames.csv`` at ``path`` whole, atomically (after each video, so an interruption keeps
+    the videos done)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            out = csv.writer(handle, lineterminator="\n")
+            out.writerow(frames_header(class_names))
+            out.writerows(rows)
+
+    return atomic_write(path, write)
+
+
+def append_frames(path: Path, class_names: Sequence[str], rows: Sequence[list]) -> None:
+    """Append ``rows`` to ``frames.csv`` at ``path`` (its header first when it is new): a live
+    stream's frames as they are scored."""
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        out = csv.writer(handle, lineterminator="\n")
+        if new:
+            out.writerow(frames_header(class_names))
+        out.writerows(rows)

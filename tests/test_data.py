@@ -14,8 +14,8 @@ from hybrid.data.device_loader import collate
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, sample_rows, split_ratio
 from hybrid.data.transforms import build_transform
-from hybrid.data.video import find_videos
 from hybrid.errors import ConfigError, DataError
+from hybrid.util.video import find_videos
 from tests.conftest import compose_config, tiny_overrides
 
 EVAL = build_transform(32, 3)

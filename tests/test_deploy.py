@@ -144,10 +144,9 @@ def test_bad_model_files_and_sizes_give_one_line(trained, fp32_export, tmp_path)
 
 
 def test_served_model_refuses_images_of_another_size(fp32_export):
-    from hybrid.serve.runtimes import OnnxRuntimeSession
+    from hybrid.serve.model import Model
 
-    path = str(fp32_export[0])
-    model = OnnxClassifier(OnnxRuntimeSession(path), ModelCard.read(path), path)
+    model = OnnxClassifier(Model(fp32_export[0]))
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 2)
     with pytest.raises(DataError, match=r"takes images of 3x64x64, got 3x48x48"):
         model(torch.zeros(2, 3, 48, 48))

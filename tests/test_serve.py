@@ -3,17 +3,38 @@ files, and refuses bad input in one line, in a process that cannot import the tr
 
 from __future__ import annotations
 
+import json
+import pkgutil
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import hybrid.serve
+from hybrid.data.synthetic_video import VideoSpec, generate
+from hybrid.events import EventSettings, EventTracker
 from hybrid.predictions import write_predictions, write_skipped
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_script
 from tests.test_deploy import TRAINING_STACK
+
+# every module the serving install runs: the serve package and the lower modules it uses
+SERVING_MODULES = [
+    "hybrid.commands",
+    "hybrid.events",
+    "hybrid.predictions",
+    "hybrid.decisions",
+    "hybrid.util.images",
+    "hybrid.util.video",
+    "hybrid.serve",
+    *(module.name for module in pkgutil.iter_modules(hybrid.serve.__path__, "hybrid.serve.")),
+]
 
 # hybrid's console script, in a process where importing the training stack fails.
 SERVE = f"""
@@ -34,6 +55,50 @@ def hybrid(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", SERVE, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
+
+
+def start_hybrid(*arguments: str) -> subprocess.Popen:
+    """``hybrid serve`` in the background (a live source), its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", SERVE, *arguments], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def send_stream(video: Path, url: str, *extra: str) -> subprocess.Popen:
+    """``tests/stream_sender.py``: the video remuxed to MPEG-TS and sent to ``url``."""
+    return subprocess.Popen([sys.executable, "-m", "tests.stream_sender", str(video), url, *extra], cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """A 16 s synthetic inspection video (its defects: synthetic_video's truth files beside it)."""
+    folder = generate(
+        tmp_path_factory.mktemp("serve_video"), VideoSpec(videos=1, duration_s=16.0, width=160, height=120, fps=10.0)
+    )
+    return folder / "pipe_001.mp4"
+
+
+@pytest.fixture(scope="module")
+def offline(video, fp32_export, tmp_path_factory) -> dict:
+    """``hybrid serve`` on the video file, at a threshold the tiny model's Defect curve crosses
+    (its median score), so there are events to compare."""
+    out = tmp_path_factory.mktemp("serve_offline")
+    probe = hybrid("serve", str(fp32_export[0]), str(video), "--out", str(out / "probe"))
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    threshold = float(np.median(pd.read_csv(out / "probe" / "frames.csv").Defect))
+    result = hybrid(
+        "serve", str(fp32_export[0]), str(video), "--out", str(out / "run"), "--threshold", f"{threshold:.6f}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = pd.read_csv(out / "run" / "events.csv")
+    assert len(events) >= 1, "the median threshold gives the curve at least one event"
+    return {"out": out / "run", "threshold": f"{threshold:.6f}", "events": events}
 
 
 def test_prediction_files_are_written_as_pandas_wrote_them(tmp_path):
@@ -96,6 +161,128 @@ def test_hybrid_serve_refuses_bad_input_in_one_line(trained, fp32_export, tmp_pa
     assert listed.returncode == 0 and "serve" in listed.stdout
 
 
+def test_a_video_served_gives_infer_pys_frames_and_events(trained, fp32_export, video, offline, tmp_path):
+    """infer.py input=VIDEO on the same .onnx writes the same frames.csv, events.csv and
+    events.json; the fp32 checkpoint's frame scores (infer.py ckpt_path=best.pt precision=32,
+    torch's own resize) agree within 1e-4 with the same decisions."""
+    threshold = offline["threshold"]
+    common = [f"input={video}", f"video.threshold={threshold}", "logger=none", "progress_bar=false"]
+    onnx_run = run_script(
+        "infer.py", f"ckpt_path={fp32_export[0]}", "runtime=onnxruntime", *common, f"hydra.run.dir={tmp_path / 'onnx'}"
+    )
+    assert onnx_run.returncode == 0, onnx_run.stderr[-3000:]
+    for name in ("frames.csv", "events.csv", "events.json"):
+        assert (tmp_path / "onnx" / name).read_bytes() == (offline["out"] / name).read_bytes(), name
+    torch_run = run_script(
+        "infer.py", f"ckpt_path={trained}/checkpoints/best.pt", "precision=32", *common,
+        f"hydra.run.dir={tmp_path / 'pt'}",
+    )  # fmt: skip
+    assert torch_run.returncode == 0, torch_run.stderr[-3000:]
+    served, reference = (pd.read_csv(folder / "frames.csv") for folder in (offline["out"], tmp_path / "pt"))
+    assert served.time_s.tolist() == reference.time_s.tolist()
+    assert np.abs(served[["Normal", "Defect"]].to_numpy() - reference[["Normal", "Defect"]].to_numpy()).max() <= 1e-4
+    assert (served.prediction == reference.prediction).mean() >= 0.995
+
+
+def printed(stdout: str, kind: str) -> list[dict]:
+    return [line for line in map(json.loads, stdout.splitlines()) if line["type"] == kind]
+
+
+def assert_live_events_are_the_offline_ones(stdout: str, offline: dict) -> None:
+    """Every printed event is an offline event of the same file, all of them, each printed within
+    the stated bound (+1 s) of its end in stream time."""
+    events = printed(stdout, "event")
+    keys = ["label", "start_s", "end_s", "peak_s", "peak_score", "mean_score"]
+    got = sorted((e["label"], *(round(e[k], 3) for k in keys[1:])) for e in events)
+    want = sorted((r.label, *(round(getattr(r, k), 3) for k in keys[1:])) for r in offline["events"].itertuples())
+    assert got == want
+    bound = EventTracker.latency_bound_s(EventSettings(), 2.0)
+    assert all(e["known_at_s"] - e["end_s"] <= bound + 1.0 for e in events), (bound, events)
+
+
+def test_a_live_tcp_stream_prints_the_offline_events_as_they_close(fp32_export, video, offline, tmp_path):
+    """The video sent over the loopback as MPEG-TS (tcp://): the events printed while it plays are
+    the offline ones, each within the bound; a line per frame with --frames; files as offline."""
+    port = free_port()
+    served = start_hybrid(
+        "serve", str(fp32_export[0]), f"tcp://127.0.0.1:{port}?listen=1", "--out", str(tmp_path / "live"),
+        "--threshold", offline["threshold"], "--frames", "--timeout", "20",
+    )  # fmt: skip
+    sender = send_stream(video, f"tcp://127.0.0.1:{port}")
+    stdout, stderr = served.communicate(timeout=120)
+    assert sender.wait(timeout=30) == 0
+    assert served.returncode == 0, stderr
+    assert_live_events_are_the_offline_ones(stdout, offline)
+    frames = printed(stdout, "frame")
+    assert [f["time_s"] for f in frames] == pd.read_csv(offline["out"] / "frames.csv").time_s.tolist()
+    assert "the stream ended after" in stderr and "at most 2 s after it ends" in stderr
+    live = pd.read_csv(tmp_path / "live" / "events.csv")
+    assert live.drop(columns="video").equals(offline["events"].drop(columns="video"))
+    results = json.loads((tmp_path / "live" / "events.json").read_text())["results"]
+    assert len(next(iter(results.values()))) == len(live)
+
+
+@pytest.mark.slow
+def test_a_live_udp_stream_played_in_real_time(fp32_export, video, offline, tmp_path):
+    """As a camera sends it: MPEG-TS over udp:// at the video's own pace; the stream's end is a
+    stall of --timeout seconds, reported in one line (exit 1), with everything written."""
+    port = free_port(socket.SOCK_DGRAM)
+    served = start_hybrid(
+        "serve", str(fp32_export[0]), f"udp://127.0.0.1:{port}", "--out", str(tmp_path / "live"),
+        "--threshold", offline["threshold"], "--timeout", "3",
+    )  # fmt: skip
+    time.sleep(2.0)  # the receiver binds the port before anything is sent (udp has no handshake)
+    sender = send_stream(video, f"udp://127.0.0.1:{port}?pkt_size=1316", "--realtime")
+    stdout, stderr = served.communicate(timeout=120)
+    assert sender.wait(timeout=30) == 0
+    assert served.returncode == 1 and "no frame for 3 s after" in stderr, stderr
+    assert_live_events_are_the_offline_ones(stdout, offline)
+
+
+def test_live_sources_end_in_one_line_and_keep_what_was_written(fp32_export, video, tmp_path):
+    """A stream URL that does not answer times out (exit 2); a stream that stalls mid-way stops
+    after --timeout (exit 1) with its frames written; Ctrl-C on a file played as a camera
+    (--realtime) closes it and exits 0."""
+    model = str(fp32_export[0])
+    silent = hybrid(
+        "serve",
+        model,
+        f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}",
+        "--timeout",
+        "1",
+        "--out",
+        str(tmp_path / "a"),
+    )
+    lines = silent.stderr.strip().splitlines()
+    assert silent.returncode == 2 and "no answer within 1 s" in lines[-1], silent.stderr
+    port = free_port()
+    stalled = start_hybrid(
+        "serve", model, f"tcp://127.0.0.1:{port}?listen=1", "--timeout", "2", "--out", str(tmp_path / "b")
+    )
+    sender = send_stream(video, f"tcp://127.0.0.1:{port}", "--stop-after-s", "4")
+    _, stderr = stalled.communicate(timeout=120)
+    sender.kill()
+    assert stalled.returncode == 1 and "no frame for 2 s after" in stderr, stderr
+    assert 6 <= len(pd.read_csv(tmp_path / "b" / "frames.csv")) <= 10
+    camera = start_hybrid("serve", model, str(video), "--realtime", "--out", str(tmp_path / "c"))
+    time.sleep(6)
+    camera.send_signal(signal.SIGINT)
+    _, stderr = camera.communicate(timeout=60)
+    assert camera.returncode == 0 and "interrupted (Ctrl-C)" in stderr, stderr
+    assert 0 < len(pd.read_csv(tmp_path / "c" / "frames.csv")) < 32
+    taken = hybrid("serve", model, str(video), "--realtime", "--out", str(tmp_path / "c"))
+    assert taken.returncode == 2 and "already holds events.csv, frames.csv" in taken.stderr
+
+
+def test_a_truncated_video_is_served_up_to_its_break(fp32_export, video, tmp_path):
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    result = hybrid("serve", str(fp32_export[0]), str(cut), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "cut.mp4:" in result.stderr and ("truncated" in result.stderr or "decoding stopped after" in result.stderr)
+    assert 0 < len(pd.read_csv(tmp_path / "out" / "frames.csv")) < 32
+
+
 @pytest.mark.slow
 def test_the_serving_install_has_no_training_stack():
     """make serve-venv as the README gives it (it installs from the package registry): no torch
@@ -106,8 +293,9 @@ def test_the_serving_install_has_no_training_stack():
     for module in TRAINING_STACK:
         probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, text=True)
         assert probe.returncode != 0, f"{module} is installed in .venv-serve"
-    modules = "hybrid.serve, hybrid.serve.card, hybrid.serve.images, hybrid.serve.model, hybrid.serve.runtimes, hybrid.serve.command, hybrid.commands"
-    imported = subprocess.run([str(python), "-c", f"import {modules}"], capture_output=True, text=True)
+    imported = subprocess.run(
+        [str(python), "-c", f"import {', '.join(SERVING_MODULES)}"], capture_output=True, text=True
+    )
     assert imported.returncode == 0, imported.stderr
     helped = subprocess.run(
         [str(ROOT / ".venv-serve" / "bin" / "hybrid"), "serve", "--help"], capture_output=True, text=True

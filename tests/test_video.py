@@ -14,10 +14,11 @@ import pytest
 
 from hybrid.data.synthetic_video import DEFECT_TRUTH_FILE, SEGMENTS_FILE, TRUTH_FILE, VideoSpec, frame_times, generate
 from hybrid.data.transforms import build_transform
-from hybrid.data.video import VideoFrames, find_videos
+from hybrid.data.video import VideoFrames
 from hybrid.engine.video_outputs import timeline_figure
 from hybrid.errors import DataError
 from hybrid.infer.video import truth_beside
+from hybrid.util.video import find_videos
 from tests.conftest import ROOT, run_script, tiny_overrides
 from tests.test_tracking import of_type, offline_env, read_offline_run
 
@@ -50,7 +51,7 @@ def test_synthetic_videos_come_with_their_truth(videos):
 
 
 def test_videos_sharing_a_stem_keep_apart():
-    from hybrid.data.video import video_names
+    from hybrid.util.video import video_names
 
     paths = [Path("site_a/pipe.mp4"), Path("site_b/pipe.mp4"), Path("site_b/other.mkv")]
     assert video_names(paths) == ["site_a_pipe", "site_b_pipe", "other"]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from hybrid.data.sewerml import BINARY_CLASSES
-from hybrid.decisions import positive_index, resolve_negative_class
+from hybrid.decisions import finding_classes, positive_index, resolve_negative_class
 from hybrid.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "multilabel")
@@ -49,9 +49,9 @@ class LabelSpec:
 
     @property
     def event_classes(self) -> list[tuple[str, int]]:
-        """``(name, index)`` of the classes whose presence is a finding (video events): every class
-        but the negative one (all of them where there is none)."""
-        return [(name, i) for i, name in enumerate(self.class_names) if name != self.negative_class]
+        """``(name, index)`` of the classes whose presence is a finding (video events)
+        (:func:`hybrid.decisions.finding_classes`)."""
+        return finding_classes(self.class_names, self.negative_class)
 
 
 def resolve_label_columns(task: str, label_columns: Sequence[str] | None) -> tuple[str, ...]:

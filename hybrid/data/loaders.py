@@ -227,10 +227,12 @@ def eval_transform(cfg: DictConfig):
     return build_transform(cfg.img_size, cfg.in_channels)
 
 
-def folder_dataset(cfg: DictConfig, folder: str | Path) -> FolderImageDataset:
-    """Every image under ``folder`` (no labels), with the evaluation transform of ``cfg``."""
+def folder_dataset(cfg: DictConfig, folder: str | Path, transform=None) -> FolderImageDataset:
+    """Every image under ``folder`` (no labels), through ``transform`` (default: the evaluation
+    transform of ``cfg``)."""
     path = Path(str(folder)).expanduser().resolve()
-    return FolderImageDataset(path, eval_transform(cfg), cfg.in_channels, cfg.on_bad_image, int(cfg.img_size))
+    transform = transform or eval_transform(cfg)
+    return FolderImageDataset(path, transform, cfg.in_channels, cfg.on_bad_image, int(cfg.img_size))
 
 
 class DataModule:

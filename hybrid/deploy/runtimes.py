@@ -11,18 +11,19 @@ import torch
 from torch import nn
 
 from hybrid.errors import DataError
-from hybrid.serve.card import ModelCard
+from hybrid.serve.model import Model
 
 
 class OnnxClassifier(nn.Module):
-    """An exported model served by a runtime, as a module: normalized float ``images`` of the
-    card's shape in, ``logits`` out (on the images' device)."""
+    """An exported model served by a runtime (a :class:`~hybrid.serve.model.Model`), as a module:
+    normalized float ``images`` of the card's shape in, ``logits`` out (on the images' device)."""
 
-    def __init__(self, session, card: ModelCard, source: str):
+    def __init__(self, served: Model):
         super().__init__()
-        self.session = session
-        self.card = card
-        self.source = source
+        self.served = served
+        self.session = served.session
+        self.card = card = served.card
+        self.source = served.path
         self.num_labels = len(card.class_names)
         self.input_shape = (card.in_channels, card.img_size, card.img_size)
 

@@ -9,17 +9,20 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.labels import LabelSpec, resolve_label_spec
+from hybrid.data.loaders import eval_transform
 from hybrid.deploy.runtimes import OnnxClassifier
 from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
 from hybrid.models import build_model
-from hybrid.serve.card import ModelCard
-from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES, check_runtime
+from hybrid.serve.images import fit
+from hybrid.serve.model import Model
+from hybrid.serve.runtimes import DEFAULT_RUNTIME, check_runtime
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,23 @@ class ServingOptions:
         return cls(**{key: cfg.get(key) for key in ("runtime", "device", "precision", "num_threads", "compile")})
 
 
+class ServingResize:
+    """The serving code's resize (:func:`hybrid.serve.images.fit`) as a transform of the training
+    stack's datasets: uint8 ``[C, H, W]`` tensors in and out; model-sized images pass through."""
+
+    method = "hybrid.serve.images.fit (Pillow, antialiased bilinear)"
+
+    def __init__(self, size: int):
+        self.size = int(size)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if tuple(image.shape[-2:]) == (self.size, self.size):
+            return image
+        pixels = image.numpy()
+        pixels = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+        return torch.from_numpy(np.ascontiguousarray(fit(np.ascontiguousarray(pixels), self.size)))
+
+
 @dataclass
 class ServedModel:
     """A model ready to predict: ``model`` (batches in, logits out, in eval mode), the engine :class:`Runtime`
@@ -58,6 +78,14 @@ class ServedModel:
     tuned_threshold: float | list[float] | None
     description: str  # which runtime, for the log
     negative_class: str | None = None  # as the file records it (None in files from before it was)
+    serving: Model | None = None  # an .onnx file's torch-free model (hybrid.serve), which serves it
+
+    def eval_transform(self, data_cfg: DictConfig):
+        """How images are resized for this model: an ``.onnx`` file as ``hybrid serve`` resizes them
+        (one serving implementation), a checkpoint as its training evaluated them."""
+        if self.serving is not None:
+            return ServingResize(self.serving.card.img_size)
+        return eval_transform(data_cfg)
 
     @property
     def trained(self) -> DictConfig:
@@ -133,11 +161,13 @@ def serve_onnx(path: str, options: ServingOptions) -> ServedModel:
     name = check_runtime(options.runtime or DEFAULT_RUNTIME)
     if options.compile:
         raise ConfigError("compile=true applies to PyTorch checkpoints, not to an .onnx file")
-    card = ModelCard.read(path)
-    device = str(options.device or "cpu")
-    session = RUNTIMES[name](path, device=device, precision=options.precision, num_threads=options.num_threads)
+    served = Model(
+        path, runtime=name, threads=options.num_threads, device=str(options.device or "cpu"),
+        precision=options.precision,
+    )  # fmt: skip
+    card, session = served.card, served.session
     return ServedModel(
-        OnnxClassifier(session, card, path),
+        OnnxClassifier(served),
         Runtime("cpu", "32"),
         card.task,
         list(card.class_names),
@@ -145,4 +175,5 @@ def serve_onnx(path: str, options: ServingOptions) -> ServedModel:
         card.tuned_threshold,
         f"{session.description}, {card.precision} model",
         card.negative_class,
+        served,
     )

@@ -1,50 +1,16 @@
-"""Files a video run leaves: ``frames.csv``, ``events.csv``, ``events.json`` (the CCTV-Pipe
-results format) and each video's ``timeline.png``."""
+"""The picture a video run leaves per video, ``timeline.png`` (its files, ``frames.csv``,
+``events.csv`` and ``events.json``, are written by :mod:`hybrid.predictions` and
+:mod:`hybrid.events`, which torch-free serving shares)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from hybrid.engine.outputs import pyplot
 from hybrid.events import Event
-from hybrid.util.atomic import atomic_write, atomic_write_text
-
-EVENT_COLUMNS = ["video", "label", "start_s", "end_s", "peak_s", "peak_score", "mean_score"]
-
-
-def frames_table(
-    video: str, frame_indices: Sequence[int], times: Sequence[float], probs: np.ndarray, class_names, predicted
-) -> pd.DataFrame:
-    """One row per sampled frame: ``video, frame_index, time_s``, a score column per class, ``prediction``."""
-    frame = pd.DataFrame(probs, columns=list(class_names))
-    frame.insert(0, "time_s", np.round(np.asarray(times, np.float64), 4))
-    frame.insert(0, "frame_index", list(frame_indices))
-    frame.insert(0, "video", video)
-    frame["prediction"] = list(predicted)
-    return frame
-
-
-def write_frames(path: Path, tables: Sequence[pd.DataFrame]) -> None:
-    """``frames.csv``: every video's rows, in order (rewritten whole, atomically, after each video)."""
-    frame = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
-
-
-def write_events(run_dir: Path, events: Sequence[Event], videos: Sequence[str]) -> None:
-    """``events.csv`` (one row per event) and ``events.json``: ``{"results": {video: [{"label",
-    "moment", "score"}]}}`` with the event's peak time and score, every processed video listed."""
-    frame = pd.DataFrame([e.row() for e in events], columns=EVENT_COLUMNS)
-    atomic_write(run_dir / "events.csv", lambda tmp: frame.to_csv(tmp, index=False, float_format="%.4f"))
-    results: dict[str, list] = {video: [] for video in videos}
-    for e in events:
-        results[e.video].append({"label": e.label, "moment": round(e.peak_s, 3), "score": round(e.peak_score, 6)})
-    atomic_write_text(run_dir / "events.json", json.dumps({"results": results}, indent=1) + "\n")
 
 
 @dataclass

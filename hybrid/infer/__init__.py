@@ -11,8 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hybrid.data.config import trained_data_config
 from hybrid.data.dataset import ImageFileDataset
-from hybrid.data.loaders import DataModule, eval_transform, folder_dataset, make_loader
-from hybrid.data.video import find_videos
+from hybrid.data.loaders import DataModule, folder_dataset, make_loader
 from hybrid.deploy.serving import ServedModel, ServingOptions, load_served_model
 from hybrid.engine.evaluation import final_evaluation, two_stage_strategy
 from hybrid.engine.loop import predict
@@ -25,6 +24,7 @@ from hybrid.tracking import build_tracker
 from hybrid.tracking.media import report_evaluation
 from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
+from hybrid.util.video import find_videos
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, options: Se
         dataset.paths,
         dataset.names,
         dataset.targets,
-        eval_transform(trained.data),
+        served.eval_transform(trained.data),
         trained.data.in_channels,
         dataset.on_bad_image,
         int(trained.data.img_size),
@@ -121,7 +121,7 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
         return predict_videos(cfg, served, data_cfg, videos, run_dir)
     if cfg.input:
         spec = served.label_spec(data_cfg)
-        dataset = folder_dataset(data_cfg, cfg.input)
+        dataset = folder_dataset(data_cfg, cfg.input, served.eval_transform(data_cfg))
         loader = make_loader(
             dataset, data_cfg, train=False, seed=seed, device=runtime.device, channels_last=runtime.channels_last
         )
@@ -131,6 +131,7 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
             data_cfg, seed, class_names, negative_class=served.label_spec(data_cfg).negative_class,
             device=runtime.device, channels_last=runtime.channels_last,
         )  # fmt: skip
+        data.eval_transform = served.eval_transform(data_cfg)  # an .onnx file: the serving code's resize
         labelled = data.has_labels("test")
         spec, dataset = data.spec, data.dataset("test")
         loader, source = data.loader("test", dataset), str(data.csv_path("test"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +18,30 @@ import pandas as pd
 from omegaconf import DictConfig, open_dict
 
 from hybrid.data.labels import LabelSpec
-from hybrid.data.loaders import eval_transform, make_loader
+from hybrid.data.loaders import make_loader
 from hybrid.data.synthetic_video import DEFECT_TRUTH_FILE, SEGMENTS_FILE, TRUTH_FILE
-from hybrid.data.video import VideoFrames, read_frame_at, video_names
+from hybrid.data.video import VideoFrames
 from hybrid.deploy.serving import ServedModel
 from hybrid.engine.evaluation import predicted_labels
 from hybrid.engine.loop import predict
 from hybrid.engine.outputs import save_figure, write_json
-from hybrid.engine.video_outputs import (
-    EVENT_COLUMNS,
-    TimelineTruth,
-    frames_table,
-    timeline_figure,
-    write_events,
-    write_frames,
-)
+from hybrid.engine.video_outputs import TimelineTruth, timeline_figure
 from hybrid.errors import DataError
-from hybrid.events import Event, EventSettings, detect_events, read_truth
-from hybrid.metrics import THRESHOLD
+from hybrid.events import (
+    EVENT_COLUMNS,
+    Event,
+    EventSettings,
+    class_settings,
+    read_truth,
+    video_events,
+    write_events,
+)
+from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
+from hybrid.serve.video import VideoScores
+from hybrid.serve.video import score_video as serve_video_scores
 from hybrid.tracking.base import Tracker
 from hybrid.tracking.keyframes import attention_grids, write_keyframes
+from hybrid.util.video import SampledFrames, read_frame_at, video_names
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +51,10 @@ def event_settings(cfg: DictConfig, served: ServedModel, spec: LabelSpec) -> dic
     else 0.5)."""
     video = cfg.video
     threshold = video.threshold if video.threshold is not None else served.tuned_threshold
-    thresholds = np.broadcast_to(np.asarray(THRESHOLD if threshold is None else threshold, float), (spec.num_labels,))
-    return {
-        name: EventSettings(float(t), float(video.smoothing_s), float(video.merge_gap_s), float(video.min_duration_s))
-        for name, t in zip(spec.class_names, thresholds, strict=True)
-    }
+    return class_settings(
+        spec.class_names, threshold, smoothing_s=video.smoothing_s, merge_gap_s=video.merge_gap_s,
+        min_duration_s=video.min_duration_s,
+    )  # fmt: skip
 
 
 def _matching(rows: list[tuple], labels: set[str]) -> list[tuple]:
@@ -102,21 +104,15 @@ def truth_beside(video: Path, labels: list[str]) -> TimelineTruth | None:
     return TimelineTruth(name, _matching(rows, wanted), _matching(segments, wanted))
 
 
-@dataclass
-class VideoScores:
-    """One video's sampled frames and their class scores, in time order."""
-
-    name: str
-    times: np.ndarray
-    frame_indices: list[int]
-    probs: np.ndarray
-    problem: str | None
-    seconds: float  # decoding, sampling, resizing and the model
-    model_seconds: float  # the model's forward passes alone
-
-
-def score_video(frames: VideoFrames, served: ServedModel, data_cfg, spec: LabelSpec, *, progress: bool) -> VideoScores:
-    """Run the model over every sampled frame of one video, one batch in memory at a time."""
+def score_video(path: Path, name: str, served: ServedModel, data_cfg, spec: LabelSpec, fps: float, *, progress: bool):
+    """Run the model over every sampled frame of one video, one batch in memory at a time: an
+    ``.onnx`` file through the serving code (:func:`hybrid.serve.video.score_video`), a checkpoint
+    through the engine's prediction loop."""
+    if served.serving is not None:
+        frames = SampledFrames(path, fps, int(data_cfg.in_channels))
+        frames.name = name
+        return serve_video_scores(served.serving, frames, int(data_cfg.batch_size))
+    frames = VideoFrames(path, fps, served.eval_transform(data_cfg), int(data_cfg.in_channels))
     runtime = served.runtime
     with open_dict(data_cfg):
         data_cfg.num_workers = 0  # the decoder has its own threads; frames stream from it in order
@@ -124,10 +120,10 @@ def score_video(frames: VideoFrames, served: ServedModel, data_cfg, spec: LabelS
         frames, data_cfg, train=False, seed=0, device=runtime.device, channels_last=runtime.channels_last
     )
     started = time.perf_counter()
-    preds = predict(served.model, loader, spec, runtime, desc=frames.name, progress=progress)
+    preds = predict(served.model, loader, spec, runtime, desc=name, progress=progress)
     order = np.argsort(preds.indices)
     return VideoScores(
-        frames.name, np.asarray(frames.times), frames.frame_indices, preds.probs[order], frames.problem,
+        name, np.asarray(frames.times), frames.frame_indices, preds.probs[order], frames.problem,
         time.perf_counter() - started, preds.forward_seconds,
     )  # fmt: skip
 
@@ -169,9 +165,9 @@ def infer_videos(
     started = time.perf_counter()
     for path, name in zip(videos, video_names(videos), strict=True):
         try:
-            frames = VideoFrames(path, float(cfg.video.fps), eval_transform(data_cfg), int(data_cfg.in_channels))
-            frames.name = name
-            scores = score_video(frames, served, data_cfg, spec, progress=bool(cfg.progress_bar))
+            scores = score_video(
+                path, name, served, data_cfg, spec, float(cfg.video.fps), progress=bool(cfg.progress_bar)
+            )
         except DataError as err:
             if len(videos) == 1:
                 raise
@@ -180,19 +176,12 @@ def infer_videos(
             continue
         if scores.problem:
             log.warning("%s: %s; the frames before it are used", path, scores.problem)
-        found = [
-            event
-            for label, column in classes
-            for event in detect_events(scores.name, label, scores.times, scores.probs[:, column], settings[label])
-        ]
-        found.sort(key=lambda e: (e.start_s, e.label))
+        found = video_events(scores.name, scores.times, scores.probs, classes, settings)
         events += found
         done.append(scores.name)
         predicted = predicted_labels(scores.probs, spec, decision)
-        tables.append(
-            frames_table(scores.name, scores.frame_indices, scores.times, scores.probs, spec.class_names, predicted)
-        )
-        write_frames(run_dir / "frames.csv", tables)
+        tables += frame_rows(scores.name, scores.frame_indices, scores.times, scores.probs, predicted)
+        write_frames(run_dir / FRAMES_FILE, spec.class_names, tables)
         write_events(run_dir, events, done)
         folder = run_dir / scores.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -217,7 +206,7 @@ def infer_videos(
     metrics = {
         "video/num_videos": len(done),
         "video/failed_videos": len(failed),
-        "video/num_frames": int(sum(len(t) for t in tables)),
+        "video/num_frames": len(tables),
         "video/num_events": len(events),
         "video/seconds": video_seconds,
         "video/wall_seconds": wall,

@@ -93,18 +93,23 @@ class ModelCard:
         return cls.from_metadata(read_metadata(path), str(Path(path).expanduser()))
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The ``metadata_props`` of the ``.onnx`` file at ``path`` (a :class:`CheckpointError` naming
-    it when it is missing or no ONNX model)."""
+def open_session(path: str | os.PathLike, options=None, providers: list[str] | None = None):
+    """An ``onnxruntime.InferenceSession`` of the file at ``path`` (a :class:`CheckpointError`
+    naming it when it is missing or no ONNX model)."""
     import onnxruntime as ort
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={path}: no such file")
-    options = ort.SessionOptions()
+    options = options or ort.SessionOptions()
     options.log_severity_level = 3  # its own error line is enough
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises several types for a foreign or corrupt file
         raise CheckpointError(f"ckpt_path={path}: not a readable ONNX model ({type(err).__name__})") from err
-    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of the ``.onnx`` file at ``path`` (a :class:`CheckpointError` naming
+    it when it is missing or no ONNX model)."""
+    return dict(open_session(path).get_modelmeta().custom_metadata_map)

@@ -1,7 +1,9 @@
-"""``hybrid serve MODEL.onnx INPUT``: predictions for an image or a folder of images (recursively)
-with the serving install alone (numpy, Pillow, onnxruntime): ``predictions.csv`` as ``infer.py``
-writes it, and ``skipped.csv`` naming the images that could not be read. Videos and live sources
-are the open part of the "On the robot" issue; until then ``infer.py input=VIDEO`` serves them."""
+"""``hybrid serve MODEL.onnx INPUT``: an exported model with the serving install alone (numpy,
+Pillow, onnxruntime, PyAV). INPUT is an image or a folder of images (``predictions.csv`` as
+``infer.py`` writes it, ``skipped.csv`` naming the images that could not be read), a video or a
+folder of videos (``frames.csv``, ``events.csv``, ``events.json`` as ``infer.py input=VIDEO``
+writes them), or a live source: a stream URL or a camera (events printed as JSON lines the moment
+they close; :mod:`hybrid.serve.live`)."""
 
 from __future__ import annotations
 
@@ -13,14 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid.decisions import decided_labels, positive_index, resolve_negative_class
+from hybrid.decisions import THRESHOLD, decided_labels, positive_index, resolve_negative_class
 from hybrid.errors import DataError, HybridError
+from hybrid.events import EVENTS_FILE, EventSettings
 from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skipped
+from hybrid.serve.live import serve_live
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import RUNTIMES
+from hybrid.serve.video import VideoOptions, serve_videos
 from hybrid.util.images import IMAGE_SUFFIXES
+from hybrid.util.video import find_videos, is_live, is_video, video_names
 
 USAGE_ERROR = 2
+STALLED = 1  # a live source that stopped sending (what it sent is written)
+DEFAULTS = VideoOptions()
+LIVE_TIMEOUT_S = 10.0
+
+
+def print_line(text: str) -> None:
+    """A line for the user, on stderr (stdout carries a live source's JSON lines)."""
+    print(f"hybrid serve: {text}", file=sys.stderr, flush=True)
 
 
 def image_files(source: Path) -> list[tuple[str, Path]]:
@@ -28,13 +42,13 @@ def image_files(source: Path) -> list[tuple[str, Path]]:
     relative to it, sorted), as ``infer.py input=`` names them."""
     if source.is_file():
         if source.suffix.lower() not in IMAGE_SUFFIXES:
-            raise DataError(f"{source} is not an image ({', '.join(IMAGE_SUFFIXES)})")
+            raise DataError(f"{source} is not an image ({', '.join(IMAGE_SUFFIXES)}) nor a video")
         return [(source.name, source)]
     if not source.is_dir():
         raise DataError(f"{source}: no such file or folder")
     paths = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise DataError(f"{source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DataError(f"{source} holds no images ({', '.join(IMAGE_SUFFIXES)}) and no videos")
     return [(os.path.relpath(p, source), p) for p in paths]
 
 
@@ -47,6 +61,14 @@ def check_model_file(path: Path) -> None:
         )
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be > 0")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``hybrid serve``."""
     out = argparse.ArgumentParser(
@@ -54,14 +76,47 @@ def parser() -> argparse.ArgumentParser:
         description="Predict with an exported .onnx (python -m hybrid.export), without the training stack.",
     )
     out.add_argument("model", help="the exported model file (model.onnx)")
-    out.add_argument("input", help="an image, or a folder of images (searched recursively)")
-    out.add_argument("--out", default=".", help="folder for predictions.csv and skipped.csv (default: .)")
+    out.add_argument(
+        "input",
+        help="an image or a folder of images (searched recursively); a video or a folder of videos; or a live "
+        "source: a stream URL (udp://, tcp://, rtsp://, http(s)://) or a camera (/dev/video0)",
+    )
+    out.add_argument("--out", default=".", help="folder for the output files (default: .)")
     out.add_argument(
         "--threshold", type=float, default=None, help="decision threshold (default: the model's, tuned or 0.5)"
     )
     out.add_argument("--runtime", choices=sorted(RUNTIMES), default="onnxruntime", help="(default: onnxruntime)")
     out.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's choice)")
-    out.add_argument("--batch", type=int, default=16, help="images per forward pass (default: 16)")
+    out.add_argument("--batch", type=int, default=16, help="images or frames per forward pass (default: 16)")
+    video = out.add_argument_group("videos and live sources (infer.py's video.* keys, same defaults)")
+    video.add_argument(
+        "--fps",
+        type=positive_float,
+        default=DEFAULTS.fps,
+        help=f"frames sampled per second, by timestamp (default: {DEFAULTS.fps:g})",
+    )
+    video.add_argument(
+        "--smoothing-s",
+        type=float,
+        default=DEFAULTS.smoothing_s,
+        help=f"moving-average window over each class's scores (default: {DEFAULTS.smoothing_s:g})",
+    )
+    video.add_argument(
+        "--merge-gap-s",
+        type=float,
+        default=DEFAULTS.merge_gap_s,
+        help=f"segments closer than this merge (default: {DEFAULTS.merge_gap_s:g})",
+    )
+    video.add_argument(
+        "--min-duration-s",
+        type=float,
+        default=DEFAULTS.min_duration_s,
+        help=f"shorter events are dropped (default: {DEFAULTS.min_duration_s:g})",
+    )
+    live = out.add_argument_group("live sources")
+    live.add_argument("--realtime", action="store_true", help="play a video file at its own timestamps, as a camera")
+    live.add_argument("--frames", action="store_true", help="print a JSON line per sampled frame too")
+    live.add_argument("--timeout", type=positive_float, default=LIVE_TIMEOUT_S, help=f"seconds without a frame that end a stream (default: {LIVE_TIMEOUT_S:g})")  # fmt: skip
     return out
 
 
@@ -75,7 +130,7 @@ def serve_images(model: Model, files: list[tuple[str, Path]], out: Path, thresho
             names.append(name)
         except DataError as err:
             skipped[name] = "unreadable"
-            print(f"hybrid serve: {err}; skipped", file=sys.stderr)
+            print_line(f"{err}; skipped")
         if len(pending) == batch:
             rows.append(model.predict(pending, batch_size=batch))
             pending = []
@@ -85,7 +140,7 @@ def serve_images(model: Model, files: list[tuple[str, Path]], out: Path, thresho
     card = model.card
     negative = resolve_negative_class(card.task, card.class_names, card.negative_class)
     decision = card.tuned_threshold if threshold is None else threshold
-    decision = np.asarray(0.5 if decision is None else decision)
+    decision = np.asarray(THRESHOLD if decision is None else decision)
     predicted = decided_labels(
         probs, card.class_names, decision, single_label=model.single_label,
         positive=positive_index(card.class_names, negative),
@@ -97,24 +152,52 @@ def serve_images(model: Model, files: list[tuple[str, Path]], out: Path, thresho
     return {"images": len(names), "skipped": len(skipped), "seconds": time.perf_counter() - started}
 
 
+def video_options(args: argparse.Namespace) -> VideoOptions:
+    """The ``--fps``, ``--smoothing-s``, ... flags (checked as events check them)."""
+    options = VideoOptions(args.fps, args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold)
+    EventSettings(options.threshold or THRESHOLD, options.smoothing_s, options.merge_gap_s, options.min_duration_s)
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve ``args.input`` as what it is; the exit code."""
+    model_path, out, source = Path(args.model).expanduser(), Path(args.out).expanduser(), str(args.input)
+    check_model_file(model_path)
+    options = video_options(args)
+    live = is_live(source) or (args.realtime and is_video(source))
+    videos = [] if live else find_videos(source)
+    files = [] if live or videos else image_files(Path(source).expanduser())
+    model = Model(model_path, runtime=args.runtime, threads=args.threads)
+    if live:
+        done = serve_live(
+            model, source, out, options, show_frames=args.frames, realtime=args.realtime, timeout_s=args.timeout,
+            report=print_line,
+        )  # fmt: skip
+        return STALLED if done["stalled"] else 0
+    if videos:
+        named = list(zip(video_names(videos), videos, strict=True))
+        done = serve_videos(model, named, out, options, int(args.batch), report=print_line)
+        print_line(
+            f"{done['videos']} videos, {done['video_seconds']:.1f} s of video in {done['seconds']:.1f} s with "
+            f"{model.session.description}; {done['events']} events in {out / EVENTS_FILE}"
+        )
+        return 0
+    done = serve_images(model, files, out, args.threshold, int(args.batch))
+    print_line(
+        f"{done['images']} images in {done['seconds']:.2f} s with {model.session.description}; "
+        f"{done['skipped']} skipped; predictions in {out / FILE}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``hybrid serve``; a mistake (a missing file, a foreign model) ends in one line and exit code 2."""
     args = parser().parse_args(argv)
     try:
-        model_path = Path(args.model).expanduser()
-        check_model_file(model_path)
-        files = image_files(Path(args.input).expanduser())
-        model = Model(model_path, runtime=args.runtime, threads=args.threads)
-        done = serve_images(model, files, Path(args.out).expanduser(), args.threshold, int(args.batch))
+        return run(args)
     except HybridError as err:
-        print(f"hybrid serve: {err}", file=sys.stderr)
+        print_line(str(err))
         return USAGE_ERROR
-    print(
-        f"hybrid serve: {done['images']} images in {done['seconds']:.2f} s with {model.session.description}; "
-        f"{done['skipped']} skipped; predictions in {Path(args.out) / FILE}",
-        file=sys.stderr,
-    )
-    return 0
 
 
 if __name__ == "__main__":

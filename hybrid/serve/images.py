@@ -1,4 +1,4 @@
-"""Image files to a model's input, as the training stack's evaluation path makes it: the same
+"""Image files and video frames to a model's input, as the training stack's evaluation path makes it: the same
 decoder (:func:`hybrid.util.images.decode_pixels`, reduced-scale JPEG decode included), an
 antialiased bilinear resize to the card's square side (Pillow's, which torchvision's uint8 path
 matches to within one grey level), and ``(x / 255 - mean) / std`` folded into one multiply-add."""
@@ -13,12 +13,17 @@ from PIL import Image
 from hybrid.util.images import decode_pixels
 
 
-def load_image(path: str, in_channels: int, size: int) -> np.ndarray:
-    """An image file as uint8 ``[C, size, size]`` (raises ``OSError`` for an unreadable file)."""
-    pixels = decode_pixels(str(path), in_channels, size)
+def fit(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Decoded pixels (uint8 ``[H, W, 3]`` or ``[H, W]``: an image file's or a video frame's) as the
+    uint8 ``[C, size, size]`` a model takes: antialiased bilinear resize, channels first."""
     if pixels.shape[:2] != (size, size):
         pixels = np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR))
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def load_image(path: str, in_channels: int, size: int) -> np.ndarray:
+    """An image file as uint8 ``[C, size, size]`` (raises ``OSError`` for an unreadable file)."""
+    return fit(decode_pixels(str(path), in_channels, size), size)
 
 
 def normalize(images: Sequence[np.ndarray] | np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 
 from hybrid.errors import DataError
 from hybrid.serve.card import ModelCard
-from hybrid.serve.images import load_image, normalize
+from hybrid.serve.images import fit, load_image, normalize
 from hybrid.serve.runtimes import RUNTIMES, check_runtime
 
 
@@ -29,13 +29,26 @@ class Model:
     """An exported hybrid model (``python -m hybrid.export``), ready to predict.
 
     ``runtime``: ``onnxruntime`` (default here: it is the one the serving install always has) or
-    ``openvino``; ``threads``: intra-op threads (``None``: the runtime's choice).
+    ``openvino``; ``threads``: intra-op threads (``None``: the runtime's choice); ``device`` and
+    ``precision`` as the runtime takes them (:mod:`hybrid.serve.runtimes`).
     """
 
-    def __init__(self, path: str | os.PathLike, *, runtime: str = "onnxruntime", threads: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        runtime: str = "onnxruntime",
+        threads: int | None = None,
+        device: str = "cpu",
+        precision: str | None = None,
+    ):
         self.path = str(Path(path).expanduser())
-        self.card = ModelCard.read(self.path)
-        self.session = RUNTIMES[check_runtime(runtime)](self.path, num_threads=threads)
+        name = check_runtime(runtime)
+        # a foreign file stops at its card, before a runtime compiles it
+        card = None if name == "onnxruntime" else ModelCard.read(self.path)
+        self.session = RUNTIMES[name](self.path, device=device, precision=precision, num_threads=threads)
+        # read from the session itself: the file is opened once (a cold start on the robot)
+        self.card = card or ModelCard.from_metadata(self.session.metadata(), self.path)
 
     @property
     def class_names(self) -> list[str]:
@@ -54,6 +67,11 @@ class Model:
             return load_image(str(path), self.card.in_channels, self.card.img_size)
         except OSError as err:
             raise DataError(f"{path}: not a readable image ({err})") from err
+
+    def fit(self, pixels: np.ndarray) -> np.ndarray:
+        """Decoded pixels (a video frame's ``[H, W, 3]`` RGB, or ``[H, W]`` grey) as this model's
+        uint8 ``[C, H, W]`` input."""
+        return fit(pixels, self.card.img_size)
 
     def predict(self, images: Iterable[str | os.PathLike | np.ndarray], batch_size: int = 16) -> np.ndarray:
         """Class probabilities ``[N, classes]`` of image files, or of uint8 ``[C, H, W]`` arrays

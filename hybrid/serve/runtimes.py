@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from hybrid.errors import ConfigError
-from hybrid.serve.card import INPUT_NAME
+from hybrid.serve.card import INPUT_NAME, open_session, read_metadata
 
 # The default for .onnx files: `python -m hybrid.benchmark` served the int8 model fastest with
 # OpenVINO both on an AMD EPYC without AMX (README, Deploy) and on an AMX Xeon (1.2-1.3x ONNX Runtime).
@@ -43,11 +43,15 @@ class OnnxRuntimeSession:
                     f"device={device}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)"
                 )
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.session = open_session(path, options, providers)
         self.description = f"onnxruntime {ort.__version__} ({self.session.get_providers()[0]})"
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT_NAME: images})[0]
+
+    def metadata(self) -> dict[str, str]:
+        """The file's ``metadata_props`` (its model card), read from this session."""
+        return dict(self.session.get_modelmeta().custom_metadata_map)
 
 
 class OpenVinoSession:
@@ -70,6 +74,7 @@ class OpenVinoSession:
             if precision not in self.PRECISION_HINTS:
                 raise ConfigError(f"precision={precision}: runtime=openvino takes one of {list(self.PRECISION_HINTS)}")
             config["INFERENCE_PRECISION_HINT"] = self.PRECISION_HINTS[precision]
+        self.path = str(path)
         self.compiled = ov.Core().compile_model(str(path), "CPU", config)
         self.request = self.compiled.create_infer_request()
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
@@ -77,6 +82,10 @@ class OpenVinoSession:
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.request.infer({0: images})[0].copy()  # the request reuses its output buffer
+
+    def metadata(self) -> dict[str, str]:
+        """The file's ``metadata_props``, read with onnxruntime (always in the serving install)."""
+        return read_metadata(self.path)
 
 
 RUNTIMES = {session.name: session for session in (OnnxRuntimeSession, OpenVinoSession)}
