@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import platform
+import sys
 from pathlib import Path
 
 import hydra
@@ -27,8 +28,10 @@ import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 
-from hybrid.deploy.measure import BACKENDS, MeasureSettings, check_backends, measure_apart, model_facts
+from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels
+from hybrid.deploy.measure import BACKENDS, MeasureSettings, check_backends, measure_apart, measure_serving, model_facts
 from hybrid.deploy.serving import is_onnx
 from hybrid.engine.outputs import pyplot
 from hybrid.errors import CheckpointError, ConfigError
@@ -75,7 +78,13 @@ def markdown(frame: pd.DataFrame, footer: str) -> str:
         "latency_p99_ms": "P99 ms",
     }  # fmt: skip
     columns.update({c: f"img/s b{c.removeprefix('images_per_s_b')}" for c in frame if c.startswith("images_per_s_b")})
-    labels = {"peak_rss_mb": "peak RSS MB", "serving_rss_mb": "of it serving MB", "peak_cuda_mb": "peak CUDA MB"}
+    columns.update(
+        {c: f"JPEG img/s b{c.removeprefix('end_to_end_images_per_s_b')}" for c in frame if c.startswith("end_to_end_")}
+    )
+    labels = {
+        "cold_start_s": "cold start s", "peak_rss_mb": "peak RSS MB", "peak_rss_b1_mb": "RSS b1 MB",
+        "serving_rss_mb": "of it serving MB", "peak_cuda_mb": "peak CUDA MB", "install_mb": "install MB",
+    }  # fmt: skip
     columns.update({key: label for key, label in labels.items() if key in frame})
     columns.update({c: c for c in ("test/f1_macro", "test/f2_ciw") if c in frame})
     lines = ["| " + " | ".join(columns.values()) + " |", "|" + "|".join("---" for _ in columns) + "|"]
@@ -117,6 +126,33 @@ def plot_accuracy_vs_latency(frame: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
+# the serving rows' end-to-end images: synthetic pipe scenes the size of a CCTV frame
+BENCH_JPEGS, BENCH_SIZE = 64, (640, 480)
+
+
+def bench_jpegs(folder: Path) -> Path:
+    """:data:`BENCH_JPEGS` synthetic 640x480 JPEGs in ``folder`` (made once; kept for a rerun)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = SyntheticSpec(width=BENCH_SIZE[0], height=BENCH_SIZE[1])
+    for index in range(BENCH_JPEGS):
+        path = folder / f"{index + 1:04d}.jpg"
+        if not path.is_file():
+            rng = np.random.default_rng([7, index])
+            codes, water = sample_labels(rng, spec.defect_rate)
+            pixels = render_image(rng, codes, water, spec)
+            atomic_write(path, lambda tmp, pixels=pixels: Image.fromarray(pixels).save(tmp, "JPEG", quality=90))
+    return folder
+
+
+def serving_python(cfg: DictConfig) -> str:
+    """The Python the serving rows run in: ``serve_python``, else ``.venv-serve`` where ``make
+    serve-venv`` made it, else this one (torch installed but never imported there)."""
+    if cfg.serve_python:
+        return str(Path(str(cfg.serve_python)).expanduser())
+    made = Path(__file__).resolve().parents[1] / ".venv-serve" / "bin" / "python"
+    return str(made) if made.is_file() else sys.executable
+
+
 def machine_line(settings: MeasureSettings) -> str:
     """Where the figures were measured."""
     cpu = platform.processor() or platform.machine()
@@ -130,7 +166,10 @@ def machine_line(settings: MeasureSettings) -> str:
         f"{cpu}, {os.cpu_count()} cores, {threads} threads, device {settings.device}; batch-1 latency over "
         f"{settings.timed_runs} runs after {settings.warmup} warm-up; images/s over "
         f"{settings.throughput_runs} batches; each row in its own process"
-        f"{'' if settings.retain_freed_memory else '; glibc default allocator'}."
+        f"{'' if settings.retain_freed_memory else '; glibc default allocator'}. "
+        ".onnx rows: the serving code alone (hybrid.serve, no torch imported), cold start = process start to "
+        f"the first prediction, end-to-end img/s over {BENCH_JPEGS} 640x480 JPEGs (decoding and resizing "
+        "included), peak RSS at batch 1 and at the largest batch, the install's size on disk."
     )
 
 
@@ -155,6 +194,8 @@ def benchmark(cfg: DictConfig) -> pd.DataFrame:
         retain_freed_memory=bool(cfg.retain_freed_memory),
     )
     out = Path(str(cfg.output)).expanduser() if cfg.output else hydra_run_dir(cfg)
+    images = Path(str(cfg.images)).expanduser() if cfg.images else None
+    python = serving_python(cfg)
     rows, names = [], short_names(models)
     for path in models:
         facts = model_facts(path)
@@ -164,15 +205,23 @@ def benchmark(cfg: DictConfig) -> pd.DataFrame:
                 continue
             log.info("measuring %s with %s", path, BACKENDS[backend].label)
             row = {"model": names[path]}
-            row.update({"backend": BACKENDS[backend].label, **facts, **measure_apart(path, backend, settings)})
+            if is_onnx(path):
+                images = images or bench_jpegs(out / "jpegs")
+                measured = measure_serving(path, backend, settings, images, python)
+            else:
+                measured = measure_apart(path, backend, settings)
+            row.update({"backend": BACKENDS[backend].label, **facts, **measured})
             if metric:
                 row[metric[0]] = metric[1]
             rows.append(row)
             log.info(
-                "  P50 %.2f ms  P95 %.2f ms  P99 %.2f ms  %s  peak RSS %.0f MB (%.0f MB serving)",
+                "  P50 %.2f ms  P95 %.2f ms  P99 %.2f ms  %s  peak RSS %.0f MB%s",
                 row["latency_p50_ms"], row["latency_p95_ms"], row["latency_p99_ms"],
                 "  ".join(f"b{s}: {row[f'images_per_s_b{s}']:.1f} img/s" for s in settings.batch_sizes),
-                row["peak_rss_mb"], row["serving_rss_mb"],
+                row["peak_rss_mb"],
+                f" ({row['serving_rss_mb']:.0f} MB serving)" if "serving_rss_mb" in row else
+                f"; cold start {row['cold_start_s']:.2f} s, RSS at batch 1 {row['peak_rss_b1_mb']:.0f} MB, "
+                f"install {row['install_mb']:.0f} MB",
             )  # fmt: skip
     if not rows:
         raise ConfigError(

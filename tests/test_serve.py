@@ -184,6 +184,15 @@ def test_a_video_served_gives_infer_pys_frames_and_events(trained, fp32_export, 
     assert (served.prediction == reference.prediction).mean() >= 0.995
 
 
+def test_the_python_api_finds_the_events_hybrid_serve_writes(fp32_export, video, offline):
+    from hybrid.serve import Model, VideoOptions, find_events
+
+    events, scores = find_events(Model(fp32_export[0]), video, VideoOptions(threshold=float(offline["threshold"])))
+    assert len(scores.times) == len(pd.read_csv(offline["out"] / "frames.csv"))
+    found = [(e.label, round(e.start_s, 4), round(e.end_s, 4), round(e.peak_score, 4)) for e in events]
+    assert found == [(r.label, r.start_s, r.end_s, r.peak_score) for r in offline["events"].itertuples()]
+
+
 def printed(stdout: str, kind: str) -> list[dict]:
     return [line for line in map(json.loads, stdout.splitlines()) if line["type"] == kind]
 

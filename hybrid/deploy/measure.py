@@ -4,8 +4,12 @@ serves only that model, through one of :data:`BACKENDS`."""
 
 from __future__ import annotations
 
+import json
+import logging
 import multiprocessing
-import resource
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +23,9 @@ from hybrid.engine.runtime import autocast, configure_process
 from hybrid.errors import ConfigError
 from hybrid.models.factory import count_trainable, flops_per_image
 from hybrid.serve.card import ModelCard
+from hybrid.util.memory import peak_rss_mb
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,11 +74,6 @@ def model_facts(path: str) -> dict:
         "gflops": flops / 1e9,
         "file_mb": Path(path).stat().st_size / 2**20,
     }
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (Linux reports kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass(frozen=True)
@@ -140,3 +142,72 @@ def measure_apart(path: str, backend: str, settings: MeasureSettings) -> dict:
     """:func:`measure` in a fresh process (its peak memory is that model's alone)."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(measure, (path, backend, settings))
+
+
+def install_mb(python: str) -> float:
+    """The size on disk of the environment (venv) that ``python`` runs in."""
+    prefix = subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, check=True)
+    total = 0
+    for folder, _, files in os.walk(prefix.stdout.strip()):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                total += os.path.getsize(path)
+    return total / 2**20
+
+
+def serving_process(python: str, path: str, images: Path, runtime: str, batch: int, settings: MeasureSettings) -> dict:
+    """One ``python -m hybrid.serve.measure`` process (the serving code alone); its figures."""
+    arguments = [python, "-m", "hybrid.serve.measure", path, str(images), "--batch", str(batch), "--runtime", runtime]
+    arguments += [
+        "--warmup",
+        str(settings.warmup),
+        "--runs",
+        str(settings.timed_runs if batch == 1 else settings.throughput_runs),
+    ]
+    if settings.num_threads:
+        arguments += ["--threads", str(settings.num_threads)]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([*arguments, "--started", repr(time.time())], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise ConfigError(f"measuring {path} in {python}: {done.stderr.strip().splitlines()[-1]}")
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    if row["training_stack_imported"]:
+        raise ConfigError(f"the serving measurement of {path} imported {row['training_stack_imported']}")
+    return row
+
+
+def measure_serving(path: str, backend: str, settings: MeasureSettings, images: Path, python: str) -> dict:
+    """An ``.onnx`` row as the robot serves it (:mod:`hybrid.serve.measure`): cold start and
+    batch-1 latency and peak RSS in one fresh process, images/s (the model, and end to end over
+    the JPEGs of ``images``) and peak RSS per batch size in one more each; and the size of the
+    install that ``python`` runs in."""
+    if settings.device != "cpu":
+        raise ConfigError(f"device={settings.device}: the serving rows of .onnx files are measured on the CPU")
+    runtime = BACKENDS[backend].options["runtime"]
+    if python != sys.executable and not has_module(python, runtime):  # openvino is optional on a robot
+        log.warning("%s has no %s: measuring %s with it in %s (torch installed, never imported)",
+                    python, runtime, path, sys.executable)  # fmt: skip
+        python = sys.executable
+    single = serving_process(python, path, images, runtime, 1, settings)
+    row = {
+        "runtime": single["runtime"],
+        **{key: single[key] for key in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "cold_start_s")},
+        "peak_rss_b1_mb": single["peak_rss_mb"],
+        "end_to_end_images_per_s_b1": single["end_to_end_images_per_s"],
+    }
+    for size in settings.batch_sizes:
+        batch = serving_process(python, path, images, runtime, size, settings)
+        row[f"images_per_s_b{size}"] = batch["images_per_s"]
+        row[f"end_to_end_images_per_s_b{size}"] = batch["end_to_end_images_per_s"]
+        row[f"peak_rss_b{size}_mb"] = batch["peak_rss_mb"]
+    row["peak_rss_mb"] = max(value for key, value in row.items() if key.startswith("peak_rss_b"))
+    row["install_mb"] = install_mb(python)
+    row["install"] = str(Path(python).parent.parent.name)
+    return row
+
+
+def has_module(python: str, module: str) -> bool:
+    """Whether ``python`` can import ``module``."""
+    return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0

@@ -7,13 +7,13 @@ import contextlib
 import ctypes
 import os
 import random
-import resource
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from hybrid.errors import ConfigError
+from hybrid.util.memory import peak_rss_mb
 
 # "16" is float16 autocast with a gradient scaler; CUDA only (CPU kernels for it are slow or missing).
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
@@ -127,8 +127,7 @@ def peak_memory_mb(device: torch.device) -> float:
     """Peak memory so far: allocated CUDA memory, or the process's resident set on CPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kilobytes / 1024 if os.uname().sysname == "Linux" else kilobytes / 2**20
+    return peak_rss_mb()
 
 
 class Runtime:

@@ -151,3 +151,11 @@ def serve_videos(
         "video_seconds": video_seconds,
         "seconds": time.perf_counter() - started,
     }
+
+
+def find_events(model: Model, path: str | Path, options: VideoOptions = VideoOptions(), batch_size: int = 16):
+    """The timed events of one video file, as ``hybrid serve VIDEO`` finds them, with its scores:
+    ``(events, scores)`` (:class:`~hybrid.events.Event` list by start time, :class:`VideoScores`)."""
+    frames = SampledFrames(Path(path), options.fps, model.card.in_channels)
+    scores = score_video(model, frames, batch_size)
+    return Findings(model, options).events(frames.name, scores.times, scores.probs), scores
