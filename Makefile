@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test bench lint format clean-outputs wheels gpu-check serve-venv
+.PHONY: quickstart test bench bench-serve lint format clean-outputs wheels gpu-check serve-venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,7 @@ test: $(STAMP)
 
 # The serving install (README, "On the robot"): numpy, Pillow, onnxruntime and PyAV, then hybrid
 # itself without its training dependencies; .venv-serve/bin/hybrid serve MODEL.onnx INPUT.
+# Editable (-e): the checkout's code, as it changes (a robot installs a copy: pip install --no-deps .).
 SERVE_VENV := .venv-serve
 SERVE_STAMP := $(SERVE_VENV)/.installed
 
@@ -39,7 +40,7 @@ $(SERVE_STAMP): requirements-serve.txt setup.cfg pyproject.toml
 	test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SERVE_VENV)/bin/python -m pip install --quiet -r requirements-serve.txt
-	$(SERVE_VENV)/bin/python -m pip install --quiet --no-deps .
+	$(SERVE_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(SERVE_STAMP)
 
 serve-venv: $(SERVE_STAMP)
@@ -50,6 +51,11 @@ serve-venv: $(SERVE_STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/throughput.py $(BENCH_ARGS)
+
+# The serving install against infer.py on one model, side by side (README, On the robot):
+# make bench-serve BENCH_SERVE_ARGS="--ckpt <run>/checkpoints/best.pt"
+bench-serve: $(STAMP) $(SERVE_STAMP)
+	$(PY) bench/serving.py $(BENCH_SERVE_ARGS)
 
 # A GPU machine without a package registry: its Python has torch and torchvision; the project's other
 # (pure-Python) dependencies travel as wheels, at the versions this venv pinned (setup.cfg).

@@ -130,11 +130,11 @@ def plot_accuracy_vs_latency(frame: pd.DataFrame, path: Path) -> Path | None:
 BENCH_JPEGS, BENCH_SIZE = 64, (640, 480)
 
 
-def bench_jpegs(folder: Path) -> Path:
-    """:data:`BENCH_JPEGS` synthetic 640x480 JPEGs in ``folder`` (made once; kept for a rerun)."""
+def bench_jpegs(folder: Path, count: int = BENCH_JPEGS) -> Path:
+    """``count`` synthetic 640x480 JPEGs in ``folder`` (made once; kept for a rerun)."""
     folder.mkdir(parents=True, exist_ok=True)
     spec = SyntheticSpec(width=BENCH_SIZE[0], height=BENCH_SIZE[1])
-    for index in range(BENCH_JPEGS):
+    for index in range(count):
         path = folder / f"{index + 1:04d}.jpg"
         if not path.is_file():
             rng = np.random.default_rng([7, index])

@@ -122,21 +122,12 @@ def parser() -> argparse.ArgumentParser:
 
 def serve_images(model: Model, files: list[tuple[str, Path]], out: Path, threshold, batch: int) -> dict:
     """Predict ``files`` in batches, write ``predictions.csv`` (and ``skipped.csv``) into ``out``."""
-    names, rows, skipped = [], [], {}
-    pending, started = [], time.perf_counter()
-    for name, path in files:
-        try:
-            pending.append(model.load(path))
-            names.append(name)
-        except DataError as err:
-            skipped[name] = "unreadable"
-            print_line(f"{err}; skipped")
-        if len(pending) == batch:
-            rows.append(model.predict(pending, batch_size=batch))
-            pending = []
-    if pending:
-        rows.append(model.predict(pending, batch_size=batch))
-    probs = np.concatenate(rows) if rows else np.zeros((0, len(model.class_names)), np.float32)
+    started = time.perf_counter()
+    kept, probs, failed = model.predict_files([path for _, path in files], batch_size=batch)
+    names = [files[i][0] for i in kept]
+    skipped = {files[i][0]: "unreadable" for i in failed}
+    for err in failed.values():
+        print_line(f"{err}; skipped")
     card = model.card
     negative = resolve_negative_class(card.task, card.class_names, card.negative_class)
     decision = card.tuned_threshold if threshold is None else threshold

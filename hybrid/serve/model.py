@@ -5,7 +5,9 @@ onnxruntime only."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,48 @@ class Model:
         if batch:
             rows.append(self._forward(batch))
         return np.concatenate(rows) if rows else np.zeros((0, len(self.class_names)), np.float32)
+
+    def predict_files(
+        self, paths: Sequence[str | os.PathLike], batch_size: int = 16, workers: int = 1
+    ) -> tuple[list[int], np.ndarray, dict[int, DataError]]:
+        """Probabilities of image files, decoded by ``workers`` threads while the runtime predicts
+        the batch before (Pillow decodes and onnxruntime runs outside the GIL; the runtime's own
+        threads take the cores, so one decoding thread was as fast as two on 2 cores here):
+        ``(indices of the files read, probabilities [len(indices), classes], {index: why not})``."""
+        kept, rows, failed, batch = [], [], {}, []
+        for index, pixels in self._loaded(paths, workers, lookahead=2 * batch_size):
+            if isinstance(pixels, DataError):
+                failed[index] = pixels
+                continue
+            kept.append(index)
+            batch.append(pixels)
+            if len(batch) == batch_size:
+                rows.append(self._forward(batch))
+                batch = []
+        if batch:
+            rows.append(self._forward(batch))
+        probs = np.concatenate(rows) if rows else np.zeros((0, len(self.class_names)), np.float32)
+        return kept, probs, failed
+
+    def _loaded(self, paths, workers: int, lookahead: int) -> Iterator[tuple[int, np.ndarray | DataError]]:
+        """``(index, pixels or the error)`` of each file in order, at most ``lookahead`` ahead."""
+
+        def load(path) -> np.ndarray | DataError:
+            try:
+                return self.load(path)
+            except DataError as err:
+                return err
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: deque = deque()
+            for index, path in enumerate(paths):
+                pending.append((index, pool.submit(load, path)))
+                if len(pending) > lookahead:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
 
     def _forward(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         shape = (self.card.in_channels, self.card.img_size, self.card.img_size)
