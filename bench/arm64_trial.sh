@@ -6,7 +6,8 @@
 #
 #   bash bench/arm64_trial.sh FP32.onnx INT8.onnx IMAGES_DIR VIDEO [ROOT_DIR]
 #
-# Writes $ROOT_DIR/opt/trial/{arm,x86}_{fp32,int8,video}/ and prints the comparison.
+# Writes $ROOT_DIR/opt/trial/{arm,x86}_{fp32,int8,video,video32}/ and prints the comparison. Emulation
+# is slow (a 480 px image takes seconds): a few images and a short video are enough.
 set -euo pipefail
 fp32=$1 int8=$2 images=$3 video=$4 root=${5:-/tmp/arm64}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,8 @@ command -v debootstrap >/dev/null && [ -x /usr/bin/qemu-aarch64-static ] ||
 update-binfmts --enable qemu-aarch64
 [ -x "$root/usr/bin/python3" ] ||
     debootstrap --arch=arm64 --include=python3,python3-venv,ca-certificates bookworm "$root" http://deb.debian.org/debian
+# No /proc or /sys in the root: they would describe this x86 CPU, and onnxruntime's cpuinfo then
+# crashes under emulation (seen: a segmentation fault on import); without them it warns, and runs.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"  # this sandbox's CA too
 
