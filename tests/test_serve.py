@@ -277,6 +277,7 @@ def test_live_sources_end_in_one_line_and_keep_what_was_written(fp32_export, vid
     )
     lines = silent.stderr.strip().splitlines()
     assert silent.returncode == 2 and "no answer within 1 s" in lines[-1], silent.stderr
+    assert not (tmp_path / "a").exists()  # nothing written: the same --out serves the next try
     port = free_port()
     stalled = start_hybrid(
         "serve", model, f"tcp://127.0.0.1:{port}?listen=1", "--timeout", "1", "--out", str(tmp_path / "b")

@@ -146,7 +146,8 @@ def serve_images(model: Model, files: list[tuple[str, Path]], out: Path, thresho
 def video_options(args: argparse.Namespace) -> VideoOptions:
     """The ``--fps``, ``--smoothing-s``, ... flags (checked as events check them)."""
     options = VideoOptions(args.fps, args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold)
-    EventSettings(options.threshold or THRESHOLD, options.smoothing_s, options.merge_gap_s, options.min_duration_s)
+    threshold = THRESHOLD if options.threshold is None else options.threshold
+    EventSettings(threshold, options.smoothing_s, options.merge_gap_s, options.min_duration_s)
     return options
 
 

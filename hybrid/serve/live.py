@@ -70,8 +70,12 @@ class LiveRun:
         taken = [name for name in (EVENTS_FILE, FRAMES_FILE) if (self.out / name).exists()]
         if taken:
             raise DataError(f"--out {self.out} already holds {', '.join(taken)} of another run; give another folder")
+
+    def _start(self) -> None:
+        """At the first frame (a source that never sends one leaves ``--out`` as it was): the
+        folder, ``events.csv``'s header and an empty ``events.json``, as offline."""
         self.out.mkdir(parents=True, exist_ok=True)
-        append_events(self.out / EVENTS_FILE, [])  # the header: an events.csv from the start, as offline
+        append_events(self.out / EVENTS_FILE, [])
         self._write_results()
 
     @property
@@ -81,6 +85,8 @@ class LiveRun:
 
     def add(self, frame_index: int, time_s: float, pixels) -> None:
         """Score one sampled frame; print (and write) the events it closes."""
+        if not self.frames:
+            self._start()
         probs = self.model.predict([self.model.fit(pixels)], batch_size=1)
         label = self.findings.labels(probs)[0]
         append_frames(
@@ -100,6 +106,8 @@ class LiveRun:
 
     def close(self) -> None:
         """End of the stream: the events still open are closed, printed and written."""
+        if not self.frames:
+            return
         self._publish([e for tracker in self.trackers.values() for e in tracker.close()], self.last_time_s)
 
     def _publish(self, closed: list[Event], known_at_s: float) -> None:
