@@ -1,16 +1,9 @@
-"""Predict with a trained checkpoint: ``python infer.py ckpt_path=P [input=FOLDER] [overrides]``."""
+"""Predict with a trained checkpoint: ``python infer.py ckpt_path=P [input=FOLDER] [overrides]``;
+the same as ``hybrid infer``."""
 
-import hydra
-from omegaconf import DictConfig
+import sys
 
-from hybrid.infer import infer
-from hybrid.util.entry import launch, run_entry
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="infer")
-def main(cfg: DictConfig) -> None:
-    run_entry(infer, cfg)
-
+from hybrid.apps import infer_main
 
 if __name__ == "__main__":
-    launch(main)
+    sys.exit(infer_main(sys.argv[1:], prog=sys.argv[0]))

@@ -238,7 +238,7 @@ def benchmark(cfg: DictConfig) -> pd.DataFrame:
     return frame
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
+@hydra.main(version_base="1.3", config_path="conf", config_name="benchmark")
 def main(cfg: DictConfig) -> None:
     run_entry(benchmark, cfg)
 

@@ -1,39 +1,74 @@
-"""``hybrid <command>``: one command for hybrid's jobs (the console script of the package).
+"""``hybrid <job>``: one command for every job of hybrid (the console script of the package).
 
-Each command's module is imported only when it runs, so ``hybrid serve`` needs nothing but the
-serving install (no torch). The training jobs keep their entry points (``train.py``, ``infer.py``,
-``python -m hybrid.<job>``) until the "One place for each setting, one command" issue brings them here.
+Each job's module is imported only when it runs, so ``hybrid serve`` needs nothing but the serving
+install (no torch, no Hydra). Every job but ``serve`` is a Hydra app that takes the same
+``key=value`` overrides as ``train.py`` (``hybrid <job> --help`` shows its config); ``train.py``,
+``infer.py`` and ``python -m hybrid.<job>`` run the same apps.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import dataclass
 
-# name -> (module with a main(argv) -> exit code, one line for hybrid --help)
-COMMANDS = {
-    "serve": ("hybrid.serve.command", "predict with an exported .onnx, without the training stack"),
-}
+USAGE_ERROR = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job: ``target`` (``module:function``), a ``@hydra.main`` app (``hydra``) or a
+    ``function(argv) -> exit code``, and its line in ``hybrid --help``."""
+
+    target: str
+    summary: str
+    hydra: bool = True
+
+    def run(self, name: str, argv: list[str]) -> int:
+        module, function = self.target.split(":")
+        entry = getattr(importlib.import_module(module), function)
+        if not self.hydra:
+            return int(entry(argv) or 0)
+        from hybrid.util.entry import run_hydra_app
+
+        return run_hydra_app(entry, f"hybrid {name}", argv)
+
+
+JOBS = {
+    "train": Job("hybrid.apps:train_main", "train a model (train.py): hybrid train experiment=quickstart", hydra=False),
+    "infer": Job("hybrid.apps:infer_main", "predict a test split, images or videos (infer.py): ckpt_path=...", hydra=False),
+    "export": Job("hybrid.export:main", "export a checkpoint to .onnx (fp32, fp16, int8) with its model card"),
+    "benchmark": Job("hybrid.benchmark:main", "what model files cost here: latency, images/s, memory"),
+    "evaluate": Job("hybrid.evaluate:main", "score a predictions.csv (the official Sewer-ML metrics)"),
+    "evaluate-video": Job("hybrid.evaluate_video:main", "score events.json with the CCTV-Pipe temporal metric"),
+    "report": Job("hybrid.report:main", "a sweep's comparison report (accuracy against cost)", hydra=False),
+    "prepare": Job("hybrid.data.prepare:main", "prepare a dataset's cache (resized uint8 images)"),
+    "prune": Job("hybrid.prune:main", "structured pruning of a checkpoint, then fine-tuning"),
+    "serve": Job("hybrid.serve.command:main", "predict with an exported .onnx, without the training stack", hydra=False),
+}  # fmt: skip
 
 
 def usage() -> str:
-    """What ``hybrid --help`` prints: each command with its line."""
-    width = max(len(name) for name in COMMANDS)
-    lines = [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
-    return "usage: hybrid <command> [options]   (hybrid <command> --help for its own)\n\ncommands:\n" + "\n".join(lines)
+    """What ``hybrid --help`` prints: each job with its line."""
+    width = max(len(name) for name in JOBS)
+    lines = [f"  {name:<{width}}  {job.summary}" for name, job in JOBS.items()]
+    return (
+        "usage: hybrid <job> [key=value ...]   (hybrid <job> --help for its own options or config)\n\njobs:\n"
+        + "\n".join(lines)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a command; an unknown one is a usage error (exit code 2)."""
+    """Dispatch to a job; an unknown one is a usage error (exit code 2)."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
-        return 0 if argv else 2
+        return 0 if argv else USAGE_ERROR
     name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"hybrid: no command {name!r}\n{usage()}", file=sys.stderr)
-        return 2
-    return int(importlib.import_module(COMMANDS[name][0]).main(rest) or 0)
+    if name not in JOBS:
+        print(f"hybrid: no job {name!r}\n{usage()}", file=sys.stderr)
+        return USAGE_ERROR
+    return JOBS[name].run(name, rest)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def evaluate_video_files(cfg: DictConfig) -> dict:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate_video")
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate_video")
 def main(cfg: DictConfig) -> None:
     run_entry(evaluate_video_files, cfg)
 

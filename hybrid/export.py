@@ -208,7 +208,7 @@ def verify(cfg: DictConfig, model: torch.nn.Module, candidate: Path, loader, spe
     return report
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     run_entry(export, cfg)
 

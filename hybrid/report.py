@@ -1,4 +1,4 @@
-"""Summarize a sweep: ``python -m hybrid.report <sweep dir>``.
+"""Summarize a sweep: ``hybrid report sweep_dir=<sweep dir>`` (or ``python -m hybrid.report <sweep dir>``).
 
 Reads every job dir of a multirun (``-m`` or ``hparams_search=optuna``) sweep and writes, into the
 sweep dir, one table of each job's swept values and final metrics, best first (``report.md``,
@@ -6,9 +6,9 @@ sweep dir, one table of each job's swept values and final metrics, best first (`
 failed are listed last with the error their log ends on.
 
 A sweep over architectures (``-m model=cats_hybrid,resnet18,...``, ``experiment=compare``; or any
-sweep with ``--compare``) also gets the accuracy-versus-cost table (``compare.md``, ``compare.csv``):
+sweep with ``compare=true``) also gets the accuracy-versus-cost table (``compare.md``, ``compare.csv``):
 each job's model, parameters, GFLOPs, batch-1 latency of its best checkpoint measured as
-``python -m hybrid.benchmark`` does (``--latency-backend``, in a fresh process), monitored metric and
+``python -m hybrid.benchmark`` does (``latency_backend``, in a fresh process), monitored metric and
 test figures; and ``pareto.png``: the test metric against latency and against parameters, the
 Pareto front (no other job both cheaper and better) marked.
 
@@ -20,21 +20,22 @@ with the jobs each comes from, and ``aggregate.png`` the monitored metric with t
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from hybrid.deploy.measure import BACKENDS, MeasureSettings, measure_apart, model_facts
 from hybrid.engine.outputs import pyplot, save_figure
-from hybrid.errors import HybridError
+from hybrid.errors import ConfigError, HybridError
 from hybrid.metrics import HEADLINE_METRICS, monitor_mode
 from hybrid.tracking import log_results_table
+from hybrid.util.entry import run_entry, run_hydra_app
 from hybrid.util.hydra_job import override_key
 
 log = logging.getLogger("hybrid.report")
@@ -452,32 +453,34 @@ def write_report(
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m hybrid.report <sweep dir>``."""
-    parser = argparse.ArgumentParser(prog="python -m hybrid.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep_dir", type=Path, help="a multirun dir, e.g. outputs/train/multiruns/<time>")
-    parser.add_argument(
-        "--compare",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="the accuracy-versus-cost table and pareto.png (default: when the jobs train more than one model)",
-    )
-    parser.add_argument(
-        "--latency-backend", default="torch_bf16_cl", choices=[b for b in BACKENDS if b.startswith("torch")]
-    )
-    parser.add_argument("--timed-runs", type=int, default=30, help="batch-1 runs behind each latency P50")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        table = write_report(
-            args.sweep_dir, compare=args.compare, backend=args.latency_backend, timed_runs=args.timed_runs
-        )
-    except HybridError as err:
-        log.error("%s", err)
-        return 2
+def run_report(cfg: DictConfig) -> pd.DataFrame:
+    """The report job: ``cfg.sweep_dir``'s report, printed too."""
+    backends = [b for b in BACKENDS if b.startswith("torch")]
+    if cfg.latency_backend not in backends:
+        raise ConfigError(f"latency_backend={cfg.latency_backend}: choose one of {backends}")
+    sweep_dir = Path(str(cfg.sweep_dir)).expanduser()
+    compare = None if cfg.compare is None else bool(cfg.compare)
+    table = write_report(sweep_dir, compare=compare, backend=str(cfg.latency_backend), timed_runs=int(cfg.timed_runs))
     print(to_markdown(table))
-    log.info("report: %s (.csv, .png)", args.sweep_dir / "report.md")
-    return 0
+    log.info("report: %s (.csv, .png)", sweep_dir / "report.md")
+    return table
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="report")
+def report_app(cfg: DictConfig) -> None:
+    run_entry(run_report, cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hybrid report sweep_dir=DIR [key=value ...]``; a first word without ``=`` is the sweep dir
+    (``python -m hybrid.report DIR``). Returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and "=" not in argv[0] and not argv[0].startswith("-"):
+        argv[0] = f"sweep_dir={argv[0]}"
+    try:
+        return run_hydra_app(report_app, "hybrid report", argv)
+    except SystemExit as err:
+        return int(err.code or 0)
 
 
 if __name__ == "__main__":

@@ -36,13 +36,21 @@ from hybrid.util.ranks import rank_zero_only
 log = RankedLogger(__name__)
 
 
+def started_as() -> list[str]:
+    """How this job was started, to start it again: ``python train.py`` (``torchrun
+    --nproc_per_node=N train.py`` for a DDP job), or ``hybrid train``."""
+    program = sys.argv[0] if sys.argv and sys.argv[0] else "train.py"
+    if not program.endswith(".py"):
+        return program.split()
+    nproc = os.environ.get("LOCAL_WORLD_SIZE")
+    launcher = f"torchrun --nproc_per_node={nproc}" if nproc and int(os.environ.get("WORLD_SIZE", 1)) > 1 else "python"
+    return [*launcher.split(), program]
+
+
 def resume_command(ckpt: Path) -> str:
     """The command that resumes this job from ``ckpt``: same script, launcher and overrides."""
     overrides = [o for o in command_line_overrides() if not o.startswith(("ckpt_path=", "+ckpt_path="))]
-    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
-    nproc = os.environ.get("LOCAL_WORLD_SIZE")
-    launcher = f"torchrun --nproc_per_node={nproc}" if nproc and int(os.environ.get("WORLD_SIZE", 1)) > 1 else "python"
-    words = [*launcher.split(), script, f"ckpt_path={Path(ckpt).resolve()}", *overrides]
+    words = [*started_as(), f"ckpt_path={Path(ckpt).resolve()}", *overrides]
     return " ".join(shlex.quote(w) for w in words)
 
 

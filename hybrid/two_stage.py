@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import sys
 from pathlib import Path
 
 from hydra import compose
@@ -23,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from hybrid.engine.checkpoint import CheckpointSaver
 from hybrid.errors import ConfigError, TrainingInterrupted
 from hybrid.infer import infer
-from hybrid.train import train
+from hybrid.train import started_as, train
 from hybrid.util.hydra_job import command_line_overrides, override_key
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
 
@@ -89,7 +88,7 @@ def run_two_stage(cfg: DictConfig) -> float:
             checkpoints[stage] = train_stage(cfg, stage, run_dir, command_line)
     except TrainingInterrupted as err:
         again = [*(o for o in command_line if not _belongs(o, ("hydra.run.dir",))), f"hydra.run.dir={run_dir}"]
-        command = " ".join(shlex.quote(w) for w in ["python", Path(sys.argv[0]).name, *again])
+        command = " ".join(shlex.quote(w) for w in [*started_as(), *again])
         raise TrainingInterrupted(
             f"{err.__cause__ or err} Resume with: {command}", err.exit_code, err.checkpoint
         ) from err

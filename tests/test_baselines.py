@@ -181,7 +181,9 @@ def model_sweep(tiny_data, tmp_path_factory):
 
 
 def test_a_sweep_over_models_gets_the_cost_table_and_pareto_plot(model_sweep):
-    result = run_module("hybrid.report", str(model_sweep), "--timed-runs", "3")
+    result = run_module(
+        "hybrid.report", str(model_sweep), "timed_runs=3", f"hydra.run.dir={model_sweep.parent / 'report_run'}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(model_sweep / "compare.csv")
     assert sorted(table.model) == ["cats_hybrid", "resnet18"]
@@ -256,7 +258,9 @@ def test_experiment_compare_runs_every_model_and_reports_them(tiny_data, tmp_pat
         "train.py", "experiment=compare", *without_patch_size(tiny_overrides(tiny_data)), f"hydra.sweep.dir={tmp_path}"
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    result = run_module("hybrid.report", str(tmp_path), "--timed-runs", "3")
+    result = run_module(
+        "hybrid.report", str(tmp_path), "timed_runs=3", f"hydra.run.dir={tmp_path.parent / (tmp_path.name + '_report')}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "compare.csv")
     assert sorted(table.model) == sorted(["cats_hybrid", *BASELINES])

@@ -2,7 +2,7 @@
 
     errors -> util | decisions -> models | data | predictions -> metrics | events -> engine | serve
            -> tracking | deploy -> config -> train | infer | evaluate | report | export | benchmark | prune
-           -> two_stage -> commands -> entry points (train.py, infer.py, bench/)
+           -> two_stage -> apps -> commands -> entry points (train.py, infer.py, bench/)
 
 A module may import its own component (``hybrid.engine.*`` inside the engine) and anything in a
 lower layer; never a sibling of its own layer (models and data stay independent, so do the apps)
@@ -45,7 +45,8 @@ LAYERS = {
     "hybrid.benchmark": 7,
     "hybrid.prune": 7,
     "hybrid.two_stage": 8,  # a recipe chaining apps: trains with train, combines with infer
-    "hybrid.commands": 9,  # `hybrid <command>`: imports each command's module when it runs
+    "hybrid.apps": 9,  # the train / infer Hydra apps (train.py, infer.py, hybrid train / infer)
+    "hybrid.commands": 10,  # `hybrid <job>`: imports each job's module when it runs
 }
 
 

@@ -163,7 +163,11 @@ def sweep(tiny_data, root, *swept: str):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (
         subprocess.run(
-            [sys.executable, "-m", "hybrid.report", str(root)], cwd=ROOT, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "hybrid.report", str(root), f"hydra.run.dir={root.parent / 'report_run'}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
         ).returncode
         == 0
     )

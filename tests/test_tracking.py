@@ -145,7 +145,7 @@ def test_optuna_optimizes_the_returned_metric_and_survives_failed_trials(optuna_
 
 def test_report_rows_match_each_jobs_metrics(optuna_sweep):
     sweep, _ = optuna_sweep
-    assert report_main([str(sweep)]) == 0
+    assert report_main([str(sweep), f"hydra.run.dir={sweep.parent / 'report_run'}"]) == 0
     table = pd.read_csv(sweep / "report.csv", dtype={"job": str})
     assert (sweep / "report.md").read_text().count("\n| ") == len(table) + 1  # header + one line per job
     assert (sweep / "report.png").is_file()
@@ -167,9 +167,10 @@ def test_report_rows_match_each_jobs_metrics(optuna_sweep):
     assert scores == sorted(scores, reverse=True)
 
 
-def test_report_names_a_missing_sweep_dir(tmp_path, caplog):
-    assert report_main([str(tmp_path / "nope")]) == 2
-    assert "nope does not exist" in caplog.text
+def test_report_names_a_missing_sweep_dir(tmp_path, capsys):
+    assert report_main([str(tmp_path / "nope"), f"hydra.run.dir={tmp_path / 'report'}"]) == 2
+    output = capsys.readouterr()
+    assert "nope does not exist" in output.out + output.err  # Hydra's job log (stdout)
 
 
 NETWORK_CLIENTS = ("wandb", "requests", "httpx", "urllib3", "sentry_sdk", "grpc", "aiohttp")

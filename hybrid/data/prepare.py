@@ -95,7 +95,7 @@ def prepare(cfg: DictConfig) -> dict:
     return counts
 
 
-@hydra.main(config_path="../../conf", config_name="prepare", version_base="1.3")
+@hydra.main(config_path="../conf", config_name="prepare", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: ``python -m hybrid.data.prepare``."""
     run_entry(prepare, cfg)

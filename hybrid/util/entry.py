@@ -131,3 +131,12 @@ def launch(main: Callable[[], object]) -> None:
         raise SystemExit(getattr(err, "exit_code", USAGE_ERROR)) from None
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def run_hydra_app(app: Callable[[], object], prog: str, argv: list[str]) -> int:
+    """Run the ``@hydra.main`` function ``app`` with the command-line overrides ``argv`` (Hydra
+    reads them from ``sys.argv``) under the name ``prog``, through :func:`launch`: exit code 0
+    unless it raises ``SystemExit``."""
+    sys.argv = [prog, *argv]
+    launch(app)
+    return 0
