@@ -145,10 +145,16 @@ def measure_apart(path: str, backend: str, settings: MeasureSettings) -> dict:
 
 
 def install_mb(python: str) -> float:
-    """The size on disk of the environment (venv) that ``python`` runs in."""
-    prefix = subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, check=True)
+    """The size on disk of the virtual environment that ``python`` runs in (NaN for a Python that
+    is not in one: its prefix is the whole system's)."""
+    asked = "import sys; print(sys.prefix); print(sys.base_prefix)"
+    prefix, base = subprocess.run([python, "-c", asked], capture_output=True, text=True, check=True).stdout.split("\n")[
+        :2
+    ]
+    if prefix == base:
+        return float("nan")
     total = 0
-    for folder, _, files in os.walk(prefix.stdout.strip()):
+    for folder, _, files in os.walk(prefix):
         for name in files:
             path = os.path.join(folder, name)
             if not os.path.islink(path):
@@ -167,9 +173,7 @@ def serving_process(python: str, path: str, images: Path, runtime: str, batch: i
     ]
     if settings.num_threads:
         arguments += ["--threads", str(settings.num_threads)]
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([*arguments, "--started", repr(time.time())], capture_output=True, text=True, env=env)
+    done = subprocess.run([*arguments, "--started", repr(time.time())], capture_output=True, text=True)
     if done.returncode != 0:
         raise ConfigError(f"measuring {path} in {python}: {done.stderr.strip().splitlines()[-1]}")
     row = json.loads(done.stdout.strip().splitlines()[-1])
