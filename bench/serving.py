@@ -118,14 +118,13 @@ def main(argv: list[str] | None = None) -> None:
             out / "serve_fp32_video/frames.csv", out / "infer_pt32_video/frames.csv", key="time_s"
         ),
     }
+    from hybrid.deploy.measure import MeasureSettings, install_mb, serving_process
+
+    settings = MeasureSettings(timed_runs=100, throughput_runs=10)
     for batch in (1, 16):
-        measured = subprocess.run(
-            [str(SERVE_PYTHON), "-m", "hybrid.serve.measure", str(int8), str(jpegs), "--batch", str(batch),
-             "--runs", "100" if batch == 1 else "10", "--started", repr(time.time())],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        result[f"serve_measure_b{batch}"] = json.loads(measured.stdout.strip().splitlines()[-1])
-    from hybrid.deploy.measure import install_mb
+        result[f"serve_measure_b{batch}"] = serving_process(
+            str(SERVE_PYTHON), str(int8), jpegs, "onnxruntime", batch, settings
+        )
 
     result["install_mb"] = {"serve": install_mb(str(SERVE_PYTHON)), "training": install_mb(python)}
     (out / "serving.json").write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -84,8 +84,7 @@ def smooth(times: np.ndarray, scores: np.ndarray, window_s: float) -> np.ndarray
     over time, so uneven sampling weighs nothing twice); ``window_s = 0`` leaves them as they are."""
     tracker = EventTracker("", "", EventSettings(smoothing_s=max(float(window_s), 0.0)))
     tracker.add(times, scores)
-    tracker.settle(len(tracker.times))
-    return tracker.smoothed[: len(tracker.times)].copy()
+    return tracker.smoothed(0, len(tracker.times))
 
 
 class _Growing:
@@ -119,12 +118,12 @@ class EventTracker:
     arrived; an event is final once a settled sample lies more than ``merge_gap_s`` past its end
     with no new segment in between. So an event is known at most :meth:`latency_bound_s` after
     it ends. Samples come in time order, at least :data:`MIN_SAMPLE_GAP_S` apart (sampled video
-    frames are). Memory: the scores and times of the video so far (32 bytes a sample).
+    frames are). Memory: the scores and times of the video so far (24 bytes a sample).
     """
 
     def __init__(self, video: str, label: str, settings: EventSettings):
         self.video, self.label, self.settings = video, label, settings
-        self.times, self.raw, self.smoothed = _Growing(), _Growing(), _Growing()
+        self.times, self.raw = _Growing(), _Growing()
         self.cumulative = _Growing()  # cumulative[i]: the sum of the first i raw scores
         self.cumulative.extend(np.zeros(1))
         self.settled = 0  # samples whose smoothed score is final
@@ -164,7 +163,7 @@ class EventTracker:
         """End of the video: every sample settles; the events still open or pending."""
         events = self.settle(len(self.times))
         if self.run_first is not None:
-            events += self._segment_ends(len(self.times))
+            self._segment_ends(len(self.times))
         if self.pending is not None:
             events += self._finish(*self.pending)
             self.pending = None
@@ -175,16 +174,7 @@ class EventTracker:
         first = self.settled
         if upto <= first:
             return []
-        times = self.times[:]
-        window = self.settings.smoothing_s
-        if window <= 0 or len(times) < 2:
-            values = self.raw[first:upto]
-        else:
-            moments = times[first:upto]
-            left = np.searchsorted(times, moments - window / 2 - 1e-9, side="left")
-            right = np.searchsorted(times, moments + window / 2 + 1e-9, side="right")
-            values = (self.cumulative[right] - self.cumulative[left]) / (right - left)
-        self.smoothed.extend(values)
+        values, times = self.smoothed(first, upto), self.times[:]
         self.settled = upto
         events = []
         for index, above in enumerate(values >= self.settings.threshold, start=first):
@@ -194,8 +184,20 @@ class EventTracker:
             if above and self.run_first is None:
                 self._segment_starts(index)
             elif not above and self.run_first is not None:
-                events += self._segment_ends(index)
+                self._segment_ends(index)
         return events
+
+    def smoothed(self, first: int, upto: int) -> np.ndarray:
+        """The smoothed scores of samples ``first`` to ``upto`` (final once they are settled): the
+        mean of the raw scores within ``smoothing_s / 2`` of each (a centred moving average over
+        time, so uneven sampling weighs nothing twice)."""
+        times, window = self.times[:], self.settings.smoothing_s
+        if window <= 0 or len(times) < 2:
+            return self.raw[first:upto].copy()
+        moments = times[first:upto]
+        left = np.searchsorted(times, moments - window / 2 - 1e-9, side="left")
+        right = np.searchsorted(times, moments + window / 2 + 1e-9, side="right")
+        return (self.cumulative[right] - self.cumulative[left]) / (right - left)
 
     def _segment_starts(self, index: int) -> None:
         if self.pending is not None:  # within the merge gap (else _finish ran): one segment again
@@ -203,9 +205,8 @@ class EventTracker:
         else:
             self.run_first = index
 
-    def _segment_ends(self, stop: int) -> list[Event]:
+    def _segment_ends(self, stop: int) -> None:
         self.pending, self.run_first = [self.run_first, stop], None
-        return []
 
     def _end_of(self, stop: int) -> float:
         """Where the slot of sample ``stop - 1`` ends: the next sample's time (the last: one typical step on)."""

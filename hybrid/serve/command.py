@@ -13,22 +13,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from hybrid.decisions import THRESHOLD, decided_labels, positive_index, resolve_negative_class
+from hybrid.decisions import THRESHOLD
 from hybrid.errors import DataError, HybridError
 from hybrid.events import EVENTS_FILE, EventSettings
 from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skipped
 from hybrid.serve.live import serve_live
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import RUNTIMES
-from hybrid.serve.video import VideoOptions, serve_videos
+from hybrid.serve.video import Findings, VideoOptions, serve_videos
+from hybrid.util.cli import add_options
 from hybrid.util.images import IMAGE_SUFFIXES
-from hybrid.util.video import find_videos, is_live, is_video, video_names
+from hybrid.util.video import check_fps, find_videos, is_live, is_video, video_names
 
 USAGE_ERROR = 2
 STALLED = 1  # a live source that stopped sending (what it sent is written)
-DEFAULTS = VideoOptions()
 LIVE_TIMEOUT_S = 10.0
 
 
@@ -89,30 +87,7 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's choice)")
     out.add_argument("--batch", type=int, default=16, help="images or frames per forward pass (default: 16)")
     video = out.add_argument_group("videos and live sources (infer.py's video.* keys, same defaults)")
-    video.add_argument(
-        "--fps",
-        type=positive_float,
-        default=DEFAULTS.fps,
-        help=f"frames sampled per second, by timestamp (default: {DEFAULTS.fps:g})",
-    )
-    video.add_argument(
-        "--smoothing-s",
-        type=float,
-        default=DEFAULTS.smoothing_s,
-        help=f"moving-average window over each class's scores (default: {DEFAULTS.smoothing_s:g})",
-    )
-    video.add_argument(
-        "--merge-gap-s",
-        type=float,
-        default=DEFAULTS.merge_gap_s,
-        help=f"segments closer than this merge (default: {DEFAULTS.merge_gap_s:g})",
-    )
-    video.add_argument(
-        "--min-duration-s",
-        type=float,
-        default=DEFAULTS.min_duration_s,
-        help=f"shorter events are dropped (default: {DEFAULTS.min_duration_s:g})",
-    )
+    add_options(video, VideoOptions, exclude=("threshold",))  # --threshold above serves images too
     live = out.add_argument_group("live sources")
     live.add_argument("--realtime", action="store_true", help="play a video file at its own timestamps, as a camera")
     live.add_argument("--frames", action="store_true", help="print a JSON line per sampled frame too")
@@ -120,24 +95,17 @@ def parser() -> argparse.ArgumentParser:
     return out
 
 
-def serve_images(model: Model, files: list[tuple[str, Path]], out: Path, threshold, batch: int) -> dict:
-    """Predict ``files`` in batches, write ``predictions.csv`` (and ``skipped.csv``) into ``out``."""
+def serve_images(model: Model, files: list[tuple[str, Path]], out: Path, options: VideoOptions, batch: int) -> dict:
+    """Predict ``files`` in batches, write ``predictions.csv`` (and ``skipped.csv``) into ``out``;
+    each image decided as a video frame is (``options.threshold``, else the model's)."""
     started = time.perf_counter()
     kept, probs, failed = model.predict_files([path for _, path in files], batch_size=batch)
     names = [files[i][0] for i in kept]
     skipped = {files[i][0]: "unreadable" for i in failed}
     for err in failed.values():
         print_line(f"{err}; skipped")
-    card = model.card
-    negative = resolve_negative_class(card.task, card.class_names, card.negative_class)
-    decision = card.tuned_threshold if threshold is None else threshold
-    decision = np.asarray(THRESHOLD if decision is None else decision)
-    predicted = decided_labels(
-        probs, card.class_names, decision, single_label=model.single_label,
-        positive=positive_index(card.class_names, negative),
-    )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    write_predictions(out / FILE, names, probs, card.class_names, predicted)
+    write_predictions(out / FILE, names, probs, model.class_names, Findings(model, options).labels(probs))
     if skipped:
         write_skipped(out / SKIPPED_FILE, skipped)
     return {"images": len(names), "skipped": len(skipped), "seconds": time.perf_counter() - started}
@@ -145,7 +113,7 @@ def serve_images(model: Model, files: list[tuple[str, Path]], out: Path, thresho
 
 def video_options(args: argparse.Namespace) -> VideoOptions:
     """The ``--fps``, ``--smoothing-s``, ... flags (checked as events check them)."""
-    options = VideoOptions(args.fps, args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold)
+    options = VideoOptions(check_fps(args.fps), args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold)
     threshold = THRESHOLD if options.threshold is None else options.threshold
     EventSettings(threshold, options.smoothing_s, options.merge_gap_s, options.min_duration_s)
     return options
@@ -174,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             f"{model.session.description}; {done['events']} events in {out / EVENTS_FILE}"
         )
         return 0
-    done = serve_images(model, files, out, args.threshold, int(args.batch))
+    done = serve_images(model, files, out, options, int(args.batch))
     print_line(
         f"{done['images']} images in {done['seconds']:.2f} s with {model.session.description}; "
         f"{done['skipped']} skipped; predictions in {out / FILE}"

@@ -18,6 +18,7 @@ from hybrid.errors import DataError
 from hybrid.events import Event, EventSettings, class_settings, video_events, write_events
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
 from hybrid.serve.model import Model
+from hybrid.util.cli import option
 from hybrid.util.video import SampledFrames
 
 
@@ -26,11 +27,11 @@ class VideoOptions:
     """How frames are sampled and scores become events (``infer.py``'s ``video.*`` keys, same
     defaults); ``threshold`` ``None``: the model's own (tuned, or 0.5)."""
 
-    fps: float = 2.0
-    smoothing_s: float = 1.0
-    merge_gap_s: float = 1.0
-    min_duration_s: float = 1.0
-    threshold: float | None = None
+    fps: float = option(2.0, "frames sampled per second, by timestamp")
+    smoothing_s: float = option(1.0, "moving-average window over each class's scores, s")
+    merge_gap_s: float = option(1.0, "segments of a class closer than this merge, s")
+    min_duration_s: float = option(1.0, "shorter events are dropped, s")
+    threshold: float | None = option(None, "an event's smoothed score stays at or above this")
 
 
 @dataclass
@@ -47,8 +48,9 @@ class VideoScores:
 
 
 class Findings:
-    """What a model's scores mean for a video: the classes that make events, their
-    :class:`EventSettings`, and each frame's decided label."""
+    """What a model's scores mean: each image's or frame's decided label (at ``options.threshold``,
+    else the model's own), and in a video the classes that make events, with their
+    :class:`EventSettings`."""
 
     def __init__(self, model: Model, options: VideoOptions):
         card = model.card

@@ -3,7 +3,6 @@ text (``option``) become its ``--flag`` and its ``--help`` line, for the argpars
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import MISSING, Field, field, fields
 
 
@@ -12,10 +11,11 @@ def option(default, help: str) -> Field:
     return field(default=default, metadata={"help": help})
 
 
-def add_options(parser: argparse.ArgumentParser, spec_type: type) -> None:
-    """One ``--name`` per field of the dataclass ``spec_type`` (underscores as dashes), typed and
-    described as the field is: a bool becomes a switch, a tuple takes its count of numbers."""
-    for spec_field in fields(spec_type):
+def add_options(parser, spec_type: type, *, exclude: tuple[str, ...] = ()) -> None:
+    """One ``--name`` per field of the dataclass ``spec_type`` (underscores as dashes) but those in
+    ``exclude``, typed and described as the field is: a bool becomes a switch, a tuple takes its
+    count of numbers. ``parser``: an ``ArgumentParser`` or one of its argument groups."""
+    for spec_field in (f for f in fields(spec_type) if f.name not in exclude):
         flag = f"--{spec_field.name.replace('_', '-')}"
         default = spec_field.default if spec_field.default is not MISSING else spec_field.default_factory()
         text = f"{spec_field.metadata.get('help', '')} (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
