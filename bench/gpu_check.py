@@ -177,7 +177,7 @@ def jpg_cache_overrides(data_dir: Path) -> list[str]:
 
 
 def prepare_caches(data_dir: Path) -> None:
-    """The npy (default) and jpg prepared caches at 480 px, as ``python -m hybrid.data.prepare`` builds them."""
+    """The npy (default) and jpg prepared caches at 480 px, as ``hybrid prepare`` builds them."""
     from hybrid.data.prepare import prepare
 
     overrides = [

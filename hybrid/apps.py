@@ -17,7 +17,7 @@ from hybrid.util.entry import run_entry, run_hydra_app
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def train_app(cfg: DictConfig) -> float:
     """Returns the best monitored validation value (a two-stage run: its test F2-CIW), for sweepers."""
-    two_stage = "two_stage" in cfg  # experiment=sewerml_two_stage: two trainings and their combination
+    two_stage = cfg.two_stage is not None  # experiment=sewerml_two_stage: two trainings and their combination
     return run_entry(run_two_stage if two_stage else train, cfg)
 
 

@@ -21,7 +21,9 @@ import logging
 import os
 import platform
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
@@ -39,8 +41,39 @@ from hybrid.tracking import log_results_table
 from hybrid.util.atomic import atomic_write, atomic_write_text
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
+from hybrid.util.schema import register_schema
 
 log = logging.getLogger("hybrid.benchmark")  # not __main__ under python -m
+
+
+@dataclass
+class BenchmarkSchema:
+    """``hybrid benchmark models=[<run>/checkpoints/best.pt,<export>/model.onnx]``: what models cost
+    on this machine, per file and backend. Checkpoints run with the torch_* backends, .onnx files
+    with onnxruntime and openvino."""
+
+    task_name: str = "benchmark"
+    models: Any = "???"  # checkpoints (.pt) and exports (.onnx)
+    backends: list[str] = field(default_factory=lambda: ["torch_fp32", "torch_bf16_cl", "onnxruntime", "openvino"])
+    device: str = "cpu"  # cpu | cuda (torch_* and onnxruntime with its CUDA provider)
+    num_threads: int | None = None  # null: one per core
+    warmup: int = 10  # untimed batch-1 runs first
+    timed_runs: int = 100  # batch-1 runs behind the P50 / P95 / P99
+    batch_sizes: list[int] = field(default_factory=lambda: [16, 32])  # images/s at each
+    throughput_runs: int = 5  # timed batches per batch size
+    retain_freed_memory: bool = True  # the allocator setting train / infer use (false: glibc's default)
+    # .onnx rows run in a process of the serving code alone (hybrid.serve, no torch imported):
+    # serve_python: the Python to run it with (null: .venv-serve/bin/python where make serve-venv made
+    # it, else this one); images: a folder of JPEGs for its end-to-end images/s (null: 64 synthetic
+    # 640x480 JPEGs, made in the run dir)
+    serve_python: str | None = None
+    images: str | None = None
+    output: str | None = None  # a folder for efficiency.csv / .md / .png (null: this run's dir)
+    logger: Any = None
+    paths: Any = None
+
+
+register_schema("benchmark", BenchmarkSchema, exclude=("logger", "paths"))
 
 
 def reported_test_metric(path: str, task: str) -> tuple[str, float] | None:

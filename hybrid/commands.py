@@ -42,8 +42,10 @@ JOBS = {
     "evaluate": Job("hybrid.evaluate:main", "score a predictions.csv (the official Sewer-ML metrics)"),
     "evaluate-video": Job("hybrid.evaluate_video:main", "score events.json with the CCTV-Pipe temporal metric"),
     "report": Job("hybrid.report:main", "a sweep's comparison report (accuracy against cost)", hydra=False),
-    "prepare": Job("hybrid.data.prepare:main", "prepare a dataset's cache (resized uint8 images)"),
+    "prepare": Job("hybrid.prepare:main", "prepare a dataset's cache (resized uint8 images)"),
     "prune": Job("hybrid.prune:main", "structured pruning of a checkpoint, then fine-tuning"),
+    "synthetic": Job("hybrid.data.synthetic:main", "write a synthetic Sewer-ML look-alike dataset: root=DIR", hydra=False),
+    "synthetic-video": Job("hybrid.data.synthetic_video:main", "write synthetic inspection videos and their truth: out=DIR", hydra=False),
     "serve": Job("hybrid.serve.command:main", "predict with an exported .onnx, without the training stack", hydra=False),
 }  # fmt: skip
 

@@ -7,7 +7,7 @@ naming the key before data is generated or a model is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,23 +18,52 @@ from hybrid.errors import ConfigError
 from hybrid.metrics import monitor_mode
 from hybrid.models.config import check_model_config
 from hybrid.tracking.config import check_logger_config
-from hybrid.util.schema import check_types
+from hybrid.util.schema import check_types, register_schema
+
+# The groups a training config composes, each declared by its own schema.
+TRAIN_GROUPS = ("data", "model", "trainer", "logger", "paths")
+
+
+@dataclass
+class TwoStageCombination:
+    """``two_stage.strategy``: how a binary model's Defect score combines with a multi-label model's
+    scores (``hybrid.engine.evaluation.TWO_STAGE_STRATEGIES``). replace: where the Defect score is
+    below 0.5 it replaces every class score; multiply: every class score times the Defect score (for
+    a model trained on defective images)."""
+
+    strategy: str = "replace"
+
+
+@dataclass
+class TwoStagePlan(TwoStageCombination):
+    """``two_stage`` of ``experiment=sewerml_two_stage``: each stage's training overrides (README:
+    "The two-stage recipe"); ``hybrid.two_stage`` runs them."""
+
+    binary: list[str] = field(default_factory=list)
+    defect: list[str] = field(default_factory=list)
 
 
 @dataclass
 class TrainSchema:
-    """The keys of ``train.yaml`` (its groups are checked by their owners)."""
+    """The top-level keys of ``train.yaml`` (its groups are checked by their owners)."""
 
     task_name: str = "train"
     seed: int = 42
+    # a run's checkpoints/last.pt resumes that run (model, optimizer, scheduler, RNG, best, W&B id);
+    # after SIGTERM/Ctrl-C the printed command does exactly this
     ckpt_path: str | None = None
+    # start a new run from another run's weights (fine-tuning): every weight that fits is loaded (a
+    # binary model's into a multi-label one: all but the head), with a fresh optimizer and schedule
     init_from: str | None = None
+    two_stage: TwoStagePlan | None = None  # null: one training
     data: Any = None
     model: Any = None
     trainer: Any = None
     logger: Any = None
     paths: Any = None
-    two_stage: Any = None  # hybrid.two_stage checks it
+
+
+register_schema("train", TrainSchema, exclude=TRAIN_GROUPS)
 
 
 def monitor_direction(monitor: str) -> str:

@@ -10,7 +10,9 @@ other tools are scored exactly like hybrid's own.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
@@ -22,10 +24,27 @@ from hybrid.data.labels import check_columns, resolve_label_spec
 from hybrid.data.sewerml import DEFECT_CODES
 from hybrid.engine.outputs import format_class_table, format_figures, write_json
 from hybrid.errors import DataError
-from hybrid.metrics import headline, multilabel_metrics, sewerml_headline, single_label_metrics
+from hybrid.metrics import THRESHOLD, headline, multilabel_metrics, sewerml_headline, single_label_metrics
 from hybrid.util.entry import launch, run_entry
+from hybrid.util.schema import register_schema
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluateSchema:
+    """``hybrid evaluate predictions=P labels=L [output=O.json] [threshold=0.5]``: a predictions CSV
+    scored against a label CSV with the official Sewer-ML metrics."""
+
+    task_name: str = "evaluate"
+    predictions: str = "???"
+    labels: str = "???"
+    output: str | None = None
+    threshold: float = THRESHOLD
+    paths: Any = None
+
+
+register_schema("evaluate", EvaluateSchema, exclude=("paths",))
 
 
 def _read(path: Path, role: str) -> pd.DataFrame:

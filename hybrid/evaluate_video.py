@@ -10,7 +10,9 @@ input=VIDEO`` writes, or any tool's); truth: ``{"database": {video: {"annotation
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -18,8 +20,26 @@ from omegaconf import DictConfig
 from hybrid.engine.outputs import format_figures, write_json
 from hybrid.events import DISTANCE_THRESHOLDS, read_predictions, read_truth, temporal_map
 from hybrid.util.entry import launch, run_entry
+from hybrid.util.schema import register_schema
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluateVideoSchema:
+    """``hybrid evaluate-video predictions=events.json labels=truth.json [output=O.json]``: timed
+    defect predictions scored with the CCTV-Pipe temporal metric (VideoPipe challenge, ICPR 2022)."""
+
+    task_name: str = "evaluate_video"
+    predictions: str = "???"
+    labels: str = "???"
+    output: str | None = None
+    # distances (seconds) within which a predicted moment matches a true one: the challenge's 5, 10, 15
+    distances: list[float] = field(default_factory=lambda: list(DISTANCE_THRESHOLDS))
+    paths: Any = None
+
+
+register_schema("evaluate_video", EvaluateVideoSchema, exclude=("paths",))
 
 
 def evaluate_video_files(cfg: DictConfig) -> dict:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
@@ -48,8 +50,53 @@ from hybrid.util.atomic import atomic_write
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
+from hybrid.util.schema import register_schema
 
 log = logging.getLogger("hybrid.export")  # not __main__ under python -m
+
+
+@dataclass
+class CalibrationSchema:
+    """``calibration``: the int8 calibration set (int8 only)."""
+
+    num_images: int = 512  # training images, drawn with `seed`, through the eval transform
+    method: str = "minmax"  # minmax | entropy | percentile
+    seed: int = 0
+
+
+@dataclass
+class VerifySchema:
+    """``verify``: how an export is checked against its checkpoint."""
+
+    num_images: int = 256  # validation images (drawn with calibration.seed)
+    fp32_tolerance: float = 1.0e-4  # max |delta probability| a float32 export may show, or it fails
+    warn_metric_delta: float = 0.01  # int8 / fp16: warn when the monitored metric moves more than this
+
+
+@dataclass
+class ExportSchema:
+    """``hybrid export ckpt_path=<run>/checkpoints/best.pt [precision=fp32|fp16|int8] [output=DIR]``.
+    Calibration (int8) and verification read the data the checkpoint was trained with; ``data.*``
+    overrides on the command line replace parts of it, as for infer."""
+
+    task_name: str = "export"
+    ckpt_path: str = "???"
+    # fp32 | fp16 (float16 weights and compute, float32 input / output: GPU and NPU targets) |
+    # int8 (ONNX Runtime static quantization, QDQ, per-channel int8 weights, uint8 activations)
+    precision: str = "fp32"
+    # a folder for model.onnx and export.json (null: this run's dir, outputs/export/runs/<time>); an
+    # existing model.onnx there is never replaced
+    output: str | None = None
+    calibration: CalibrationSchema = field(default_factory=CalibrationSchema)
+    verify: VerifySchema = field(default_factory=VerifySchema)
+    num_threads: int | None = None
+    data: Any = None
+    paths: Any = None
+    model: Any = None  # the checkpoint's, set when it is read
+
+
+register_schema("export", ExportSchema, exclude=("data", "paths", "model"))
+
 
 MODEL_FILE = "model.onnx"
 REPORT_FILE = "export.json"

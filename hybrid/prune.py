@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
@@ -31,8 +33,38 @@ from hybrid.models.factory import count_trainable, flops_per_image
 from hybrid.models.structure import module_shapes, output_layers
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
+from hybrid.util.schema import register_schema
 
 log = logging.getLogger("hybrid.prune")  # not __main__ under python -m
+
+
+@dataclass
+class PruneTargetSchema:
+    """``target``: exactly one of flops / params / like."""
+
+    flops: float | None = None  # FLOPs per image (a multiply-add counts 2), e.g. 5.39e9
+    params: float | None = None  # trainable parameters
+    like: str | None = None  # a checkpoint whose cost to match ...
+    match: str = "flops"  # ... its flops or its params
+
+
+@dataclass
+class PruneSchema:
+    """``hybrid prune ckpt_path=<run>/checkpoints/best.pt method=l1 target.flops=5.39e9``:
+    structured pruning to a budget (torch-pruning); then fine-tune with ``hybrid train
+    model=<the source's> init_from=<this run>/pruned.pt``."""
+
+    task_name: str = "prune"
+    ckpt_path: str = "???"
+    method: str = "l1"  # l1 (channel L1 norm) | fpgm (distance to the layer's geometric median)
+    target: PruneTargetSchema = field(default_factory=PruneTargetSchema)
+    steps: int = 200  # pruning steps at most (smaller steps land closer to the target)
+    output: str | None = None  # a folder for pruned.pt and prune.json (null: this run's dir)
+    paths: Any = None
+
+
+register_schema("prune", PruneSchema, exclude=("paths",))
+
 
 TARGETS = ("flops", "params")
 

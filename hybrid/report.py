@@ -23,7 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
@@ -35,10 +37,29 @@ from hybrid.engine.outputs import pyplot, save_figure
 from hybrid.errors import ConfigError, HybridError
 from hybrid.metrics import HEADLINE_METRICS, monitor_mode
 from hybrid.tracking import log_results_table
-from hybrid.util.entry import run_entry, run_hydra_app
+from hybrid.util.entry import run_entry, run_job
 from hybrid.util.hydra_job import override_key
+from hybrid.util.schema import register_schema
 
 log = logging.getLogger("hybrid.report")
+
+
+@dataclass
+class ReportSchema:
+    """``hybrid report sweep_dir=outputs/train/multiruns/<time> [key=value ...]``: report.md / .csv /
+    .png in the sweep dir, compare.md / .csv and pareto.png when its jobs train more than one model,
+    aggregate.* for repeats."""
+
+    task_name: str = "report"
+    sweep_dir: str = "???"
+    compare: bool | None = None  # the accuracy-versus-cost table (null: when the jobs train more than one model)
+    latency_backend: str = "torch_bf16_cl"  # what measures each model's latency: torch_fp32 | torch_bf16_cl
+    timed_runs: int = 30  # batch-1 runs behind each latency P50
+    paths: Any = None
+
+
+register_schema("report", ReportSchema, exclude=("paths",))
+
 
 # Final figures shown after the monitored one, when a job's metrics.json has them.
 REPORTED_METRICS = (
@@ -81,10 +102,10 @@ def read_job(job_dir: Path) -> dict:
     return {
         "job": job_dir.name,
         "dir": job_dir,
-        "model": str(OmegaConf.select(config, "model.name", default="")),
+        "model": str(config.model.name),
         "config": config,
         "overrides": dict(parse_override(o) for o in overrides),
-        "monitor": str(OmegaConf.select(config, "trainer.monitor", default="val/f1_macro")),
+        "monitor": str(config.trainer.monitor),
         "metrics": metrics,
         "status": "ok" if metrics else "failed",
         "error": "" if metrics else last_error(job_dir),
@@ -423,7 +444,7 @@ def track_table(sweep_dir: Path, job_config, key: str, table: pd.DataFrame, plot
     """Under the sweep's ``logger=wandb``: a table (``compare``, ``aggregate``) and its plot as one
     ``report`` run in the sweep's W&B group (the group its jobs share, ``<task>-<sweep dir name>``,
     unless one was set)."""
-    if OmegaConf.select(job_config, "logger.backend", default="none") == "none":
+    if job_config.logger.backend == "none":
         return
     cfg = OmegaConf.create(OmegaConf.to_container(job_config, resolve=False))
     cfg.paths.output_dir = str(sweep_dir)  # a job's saved config names it through ${hydra:...}
@@ -474,13 +495,7 @@ def report_app(cfg: DictConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``hybrid report sweep_dir=DIR [key=value ...]``; a first word without ``=`` is the sweep dir
     (``python -m hybrid.report DIR``). Returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and "=" not in argv[0] and not argv[0].startswith("-"):
-        argv[0] = f"sweep_dir={argv[0]}"
-    try:
-        return run_hydra_app(report_app, "hybrid report", argv)
-    except SystemExit as err:
-        return int(err.code or 0)
+    return run_job(report_app, "hybrid report", argv, first_key="sweep_dir")
 
 
 if __name__ == "__main__":

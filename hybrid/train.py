@@ -23,6 +23,7 @@ from hybrid.engine.trainer import Trainer
 from hybrid.errors import TrainingInterrupted
 from hybrid.metrics import prefixed, tune_threshold, tune_thresholds_per_class
 from hybrid.models import build_model, flops_per_image, format_parameter_report, parameter_report
+from hybrid.models.config import model_tag
 from hybrid.tracking import Tracker, build_tracker
 from hybrid.tracking.callback import TrackerCallback
 from hybrid.tracking.media import report_evaluation
@@ -158,7 +159,7 @@ def _train(cfg: DictConfig, runtime: Runtime, resume: CheckpointRecord | None) -
     log.info("%s\n%.3f GFLOPs per image", format_parameter_report(params), flops / 1e9)
     model = runtime.prepare(model)
     seed_everything(int(cfg.seed) + ranks.rank())  # same initial weights, own random streams
-    tags = [data.spec.task, str(cfg.model.get("backbone") or cfg.model.name)]
+    tags = [data.spec.task, model_tag(cfg.model)]
     resume_id = resume.tracker_run_id if resume else None
     # Only rank 0 talks to W&B; the others get the no-op tracker.
     tracker = rank_zero_only(build_tracker)(cfg, run_dir, "train", tags, cfg.trainer.monitor, resume_id) or Tracker()

@@ -69,7 +69,7 @@ def train_stage(cfg: DictConfig, stage: str, run_dir: Path, command_line: list[s
 
 def check_two_stage(cfg: DictConfig) -> None:
     """``two_stage`` names an override list per stage and a strategy; one process runs it."""
-    missing = [s for s in STAGES if not OmegaConf.is_list(cfg.two_stage.get(s))]
+    missing = [s for s in STAGES if not OmegaConf.is_list(cfg.two_stage[s]) or not cfg.two_stage[s]]
     if missing:
         raise ConfigError(f"two_stage.{missing[0]} must list the overrides of that stage, e.g. [experiment=...]")
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:  # torchrun: each process would run every stage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -51,10 +52,18 @@ def tiny_data(tmp_path_factory) -> Path:
     return generate(root, SyntheticSpec(**TINY_SYNTHETIC), progress=False)
 
 
+def import_job_modules() -> None:
+    """Import the module of every ``hybrid <job>``: each registers its config schemas on import."""
+    from hybrid.commands import JOBS
+
+    for job in JOBS.values():
+        importlib.import_module(job.target.split(":")[0])
+
+
 def compose_config(name: str = "train", overrides: list[str] | None = None):
-    """Compose a real config from ``conf/`` the way the entry points do (importing the package
-    registers its config resolvers first, as importing an entry point does)."""
-    import hybrid.config  # noqa: F401
+    """Compose a real config from ``conf/`` the way the entry points do (importing every job's
+    module first registers its schemas and resolvers, as running the job does)."""
+    import_job_modules()
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name=name, overrides=overrides or [], return_hydra_config=False)

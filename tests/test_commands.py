@@ -24,6 +24,8 @@ EVERY_JOB = [
     "report",
     "prepare",
     "prune",
+    "synthetic",
+    "synthetic-video",
     "serve",
 ]
 
@@ -45,6 +47,29 @@ def test_a_job_finds_its_config_from_another_directory(tmp_path):
     )
     output = result.stdout + result.stderr  # the job's log goes to stdout
     assert result.returncode == 2 and "ckpt_path is required" in output and "Traceback" not in output, output
+
+
+@pytest.mark.slow
+def test_every_hydra_job_composes_its_config_in_a_process_of_its_own(tmp_path):
+    """``hybrid <job> --cfg job`` for each job at once, each in a fresh process: the schemas its
+    config extends are registered by the job's own imports, from any directory (slow: eleven
+    fresh processes importing torch, ~45 s on 2 cores)."""
+    jobs = [name for name in JOBS if name != "serve"]
+    started = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "hybrid.commands", name, "--cfg", "job"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in jobs
+    }
+    printed = {name: process.communicate(timeout=300)[0] for name, process in started.items()}
+    failed = {name: text[-800:] for name, text in printed.items() if started[name].returncode != 0}
+    assert not failed
+    assert "task_name: train" in printed["train"] and "momentum: 0.9" in printed["train"]
+    assert "smoothing_s: 1.0" in printed["infer"] and "num_train: 2000" in printed["synthetic"]
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """The architecture as a rule: imports only go down the layers (README, Development).
 
     errors -> util | decisions -> models | data | predictions -> metrics | events -> engine | serve
-           -> tracking | deploy -> config -> train | infer | evaluate | report | export | benchmark | prune
+           -> tracking | deploy -> config -> train | infer | evaluate | report | export | benchmark | prune | prepare
            -> two_stage -> apps -> commands -> entry points (train.py, infer.py, bench/)
 
 A module may import its own component (``hybrid.engine.*`` inside the engine) and anything in a
@@ -44,6 +44,7 @@ LAYERS = {
     "hybrid.export": 7,
     "hybrid.benchmark": 7,
     "hybrid.prune": 7,
+    "hybrid.prepare": 7,  # the image-cache job (hybrid.data.prepare builds the cache)
     "hybrid.two_stage": 8,  # a recipe chaining apps: trains with train, combines with infer
     "hybrid.apps": 9,  # the train / infer Hydra apps (train.py, infer.py, hybrid train / infer)
     "hybrid.commands": 10,  # `hybrid <job>`: imports each job's module when it runs

@@ -193,17 +193,21 @@ def test_the_python_api_finds_the_events_hybrid_serve_writes(fp32_export, video,
     assert found == [(r.label, r.start_s, r.end_s, r.peak_score) for r in offline["events"].itertuples()]
 
 
-def test_the_video_flags_default_to_infer_pys_video_keys():
-    """hybrid serve cannot read Hydra's configs (the serving install has no OmegaConf): its video
-    defaults are declared beside it and must stay infer.py's."""
+def test_the_video_flags_and_infer_pys_video_keys_are_one_declaration():
+    """hybrid serve cannot read Hydra's configs (the serving install has no OmegaConf): its
+    VideoOptions is the declaration infer's ``video`` keys are typed and defaulted by."""
     import dataclasses
 
-    from omegaconf import OmegaConf
-
+    from hybrid.serve.command import parser
     from hybrid.serve.video import VideoOptions
+    from tests.conftest import compose_config
 
-    video = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "infer.yaml").video)
-    assert dataclasses.asdict(VideoOptions()) == video
+    video = compose_config("infer", overrides=["ckpt_path=x.pt"]).video
+    assert dict(video) == dataclasses.asdict(VideoOptions())
+    flags = vars(parser().parse_args(["m.onnx", "in"]))
+    assert {key: flags[key] for key in ("fps", "smoothing_s", "merge_gap_s", "min_duration_s")} == {
+        key: video[key] for key in ("fps", "smoothing_s", "merge_gap_s", "min_duration_s")
+    }
 
 
 def printed(stdout: str, kind: str) -> list[dict]:

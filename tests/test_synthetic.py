@@ -25,7 +25,7 @@ from hybrid.data.synthetic import (
 )
 from hybrid.data.synthetic_video import VideoSpec
 from hybrid.util.cli import add_options, spec_from
-from tests.conftest import TINY_SYNTHETIC
+from tests.conftest import TINY_SYNTHETIC, run_command
 
 
 def digest(folder):
@@ -110,17 +110,34 @@ def test_interrupted_generation_resumes(tmp_path):
 @pytest.mark.parametrize(
     ("module", "spec_type"), [("hybrid.data.synthetic", SyntheticSpec), ("hybrid.data.synthetic_video", VideoSpec)]
 )
-def test_generator_help_describes_every_option(module, spec_type, capsys):
-    with pytest.raises(SystemExit) as done:
-        importlib.import_module(module).main(["--help"])
-    assert done.value.code == 0
+def test_generator_help_describes_every_key(module, spec_type, capsys):
+    assert importlib.import_module(module).main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     for spec_field in fields(spec_type):
-        flag = f"--{spec_field.name.replace('_', '-')}"
-        assert flag in text and " ".join(spec_field.metadata["help"].split()) in text, flag
+        default = spec_field.default
+        shown = f"[{','.join(map(str, default))}]" if isinstance(default, tuple) else default
+        assert f"{spec_field.name}={shown}" in text and " ".join(spec_field.metadata["help"].split()) in text
 
 
-def test_generator_options_fill_their_spec():
+def test_the_video_generator_is_a_hydra_job_with_typed_keys(tmp_path):
+    from hybrid.data.synthetic_video import main
+
+    out = tmp_path / "videos"
+    argv = [str(out), "videos=1", "duration_s=3", "width=96", "height=64", "vfr=true", "defect_s=[1,1.5]"]
+    assert main([*argv, "normal_s=[1,1.5]", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    written = json.loads((out / "synthetic_video.json").read_text())
+    assert written == {**vars(VideoSpec(videos=1, duration_s=3.0, width=96, height=64, vfr=True)),
+                       "defect_s": [1.0, 1.5], "normal_s": [1.0, 1.5]}  # fmt: skip
+    assert (out / "pipe_001.mp4").is_file() and (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
+
+
+def test_a_generator_key_of_the_wrong_type_is_named(tmp_path):
+    done = run_command(["-m", "hybrid.commands", "synthetic", str(tmp_path / "d"), "num_train=many"])
+    assert done.returncode == 2 and "num_train='many': expected an integer" in done.stdout + done.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_spec_from_reads_a_mapping_back_into_its_spec():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     add_options(parser, VideoSpec)

@@ -1,7 +1,7 @@
 """The prepared image cache: every image of a dataset decoded once and resized to the model's input
 size, stored next to the source (``<root>/.cache/<img_size>/``) or in ``data.cache_dir``.
 
-Built by ``python -m hybrid.data.prepare``; the data module uses it automatically when its manifest
+Built by ``hybrid prepare``; the data module uses it automatically when its manifest
 matches the data config. Entries are keyed by file name (the CSVs' ``Filename``), so labels, splits
 and counts come from the CSVs exactly as without a cache; an image without a (fresh) cache entry is
 decoded from its source as usual.
@@ -138,7 +138,7 @@ def open_cache(cfg: Mapping, root: Path) -> ImageCache | None:
         return None
     reason = cache.mismatch(manifest)
     if reason:
-        log.warning("ignoring the image cache in %s: %s (rebuild: python -m hybrid.data.prepare)", cache.dir, reason)
+        log.warning("ignoring the image cache in %s: %s (rebuild: hybrid prepare)", cache.dir, reason)
         return None
     log.info("using the image cache in %s (%s images, %s)", cache.dir, manifest.get("count"), cache.format)
     return cache

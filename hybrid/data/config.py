@@ -27,11 +27,11 @@ from hybrid.data.loaders import (
 )
 from hybrid.data.mixing import MixSettings
 from hybrid.data.samplers import check_sampler
+from hybrid.data.synthetic import SyntheticSpec
 from hybrid.errors import ConfigError
 from hybrid.util.hydra_job import override_key
-from hybrid.util.schema import check_types
+from hybrid.util.schema import check_types, register_schema
 
-# csv: Sewer-ML style label CSVs; folders: one sub-folder per class (data=folder)
 LAYOUTS = ("csv", "folders")
 
 
@@ -39,60 +39,76 @@ LAYOUTS = ("csv", "folders")
 class AugmentSchema:
     """``data.augment``: training-split augmentation strengths."""
 
-    rotation: float = 0.0
-    scale: list[float] = field(default_factory=lambda: [1.0, 1.0])
-    hflip: float = 0.0
-    brightness: float = 0.0
-    contrast: float = 0.0
-    saturation: float = 0.0
+    rotation: float = 10.0  # degrees
+    scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    hflip: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
     hue: float = 0.0
 
 
 @dataclass
 class MixAlphaSchema:
-    """``data.mixup`` / ``data.cutmix``."""
+    """``data.mixup`` / ``data.cutmix``: the Beta(alpha, alpha) mixing weight; 0: off (e.g. 0.2 for
+    mixup, 1.0 for cutmix)."""
 
     alpha: float = 0.0
 
 
 @dataclass
 class DataSchema:
-    """Types of the ``data`` keys (``num_workers``: a count or ``auto``; ``sampling_ratio``: a
-    number or a per-split map; their owners check those)."""
+    """The ``data`` keys, their types and defaults: a Sewer-ML style binary dataset of CSVs
+    (``data=csv``; ``data=folder``, ``data=sewerml`` and ``data=synthetic`` set what differs).
+    ``num_workers`` (a count or ``auto``) and ``sampling_ratio`` (a number or a per-split map) are
+    checked by their owners."""
 
     root: str = "???"
-    train_csv: str | None = None
-    valid_csv: str | None = None
-    test_csv: str | None = None
-    task: str = "binary"
-    label_columns: list[str] | None = None
-    class_names: list[str] | None = None
-    negative_class: str | None = None
+    train_csv: str | None = "train.csv"
+    valid_csv: str | None = "val.csv"
+    test_csv: str | None = "test.csv"
+    task: str = "binary"  # binary | multiclass | multilabel
+    label_columns: list[str] | None = field(
+        default_factory=lambda: ["Defect"]
+    )  # binary: one 0/1 column; multiclass: one column of indices or names
+    class_names: list[str] | None = None  # null: Normal/Defect (binary), sorted values of the column (multiclass)
+    negative_class: str | None = (
+        None  # the class meaning "no defect" (binary figures, video events); null: the one named
+    )
+    # data=synthetic: the generator's settings (the dataset is made in root on first use)
+    synthetic: SyntheticSpec | None = None
     batch_size: int = 16
-    num_workers: Any = "auto"
-    sampling_ratio: Any = 1.0
-    rows: str = "all"
+    num_workers: Any = "auto"  # auto: 0 (main process) on <= 2 cores, else half the cores (<= 8)
+    sampling_ratio: Any = 1.0  # or a per-split map, e.g. {train: 0.1, val: 0.5}; seeded by `seed`
+    sampler: str = "random"  # random | balanced (training draws with replacement, every class equally often)
+    # cross-validation: fold k of num_folds (stratified on the training CSV) becomes the validation
+    # split; the rest trains (python train.py -m data.fold=0,1,2 data.num_folds=3)
     fold: int | None = None
-    sampler: str = "random"
     num_folds: int | None = None
-    on_bad_image: str = "skip"
-    decode: str = "cpu"
+    # all | defective: train and val on images with a label (multilabel; the two-stage recipe's
+    # second stage); the test split stays whole
+    rows: str = "all"
+    on_bad_image: str = "skip"  # skip (count and name it) | error (stop on the first)
+    decode: str = "cpu"  # cpu (PIL in the loader workers) | cuda (JPEGs decoded on the GPU with nvJPEG; README, GPU)
     use_cache: bool = True
-    cache_dir: str | None = None
-    cache_format: str = "npy"
-    cache_jpeg_quality: int = 95
-    img_size: int = 480
-    in_channels: int = 3
-    mean: list[float] = field(default_factory=list)
-    std: list[float] = field(default_factory=list)
-    augment: AugmentSchema | None = None
-    mixup: MixAlphaSchema | None = None
-    cutmix: MixAlphaSchema | None = None
-    mix_prob: float = 1.0
-    mix_switch_prob: float = 0.5
-    synthetic: Any = None
-    layout: str = "csv"
-    split_ratios: Any = None
+    cache_dir: str | None = None  # null: <root>/.cache/<img_size>
+    cache_format: str = "npy"  # npy (raw uint8: lossless, ~free to decode, largest) | jpg (~10x smaller, lossy) | png
+    cache_jpeg_quality: int = 95  # cache_format=jpg only
+    img_size: int = "${model.img_size}"  # type: ignore[assignment]  # the model's input, unless set
+    in_channels: int = "${model.in_channels}"  # type: ignore[assignment]
+    mean: list[float] = field(default_factory=lambda: [0.523, 0.453, 0.345])
+    std: list[float] = field(default_factory=lambda: [0.210, 0.199, 0.154])
+    mixup: MixAlphaSchema | None = field(default_factory=MixAlphaSchema)
+    cutmix: MixAlphaSchema | None = field(default_factory=MixAlphaSchema)
+    mix_prob: float = 1.0  # probability a training batch is mixed (when mixup or cutmix is on)
+    mix_switch_prob: float = 0.5  # both on: probability of cutmix rather than mixup
+    augment: AugmentSchema | None = field(default_factory=AugmentSchema)  # training split only; null: none
+    layout: str = "csv"  # csv: label CSVs | folders: one sub-folder per class (data=folder)
+    split_ratios: Any = None  # layout=folders without split folders: e.g. {train: 0.8, val: 0.1, test: 0.1}
+
+
+register_schema("data", DataSchema)
+register_schema("synthetic", SyntheticSpec)
 
 
 def check_data_config(data: DictConfig) -> None:
@@ -101,8 +117,8 @@ def check_data_config(data: DictConfig) -> None:
     check_types(data, DataSchema, "data")
     if data.class_names or data.task != "multiclass":  # else the classes are known once the data is read
         resolve_label_spec(
-            data.task, data.label_columns, data.class_names, negative_class=data.get("negative_class"),
-            negative_required_of_two=data.get("layout") == "folders",
+            data.task, data.label_columns, data.class_names, negative_class=data.negative_class,
+            negative_required_of_two=data.layout == "folders",
         )  # fmt: skip
     else:
         resolve_label_columns(data.task, data.label_columns)
@@ -110,16 +126,16 @@ def check_data_config(data: DictConfig) -> None:
     resolve_workers(data.num_workers)
     check_cache_format(data.cache_format)
     check_batch_size(data.batch_size)
-    check_rows(data.get("rows", "all"), data.task)
-    check_folds(data.get("fold"), data.get("num_folds"))
-    check_sampler(data.get("sampler", "random"))
+    check_rows(data.rows, data.task)
+    check_folds(data.fold, data.num_folds)
+    check_sampler(data.sampler)
     MixSettings.from_config(data)  # its own checks
     for split in SPLITS:
         split_ratio(data.sampling_ratio, split)
     check_root(data)
-    if data.get("layout", "csv") not in LAYOUTS:
+    if data.layout not in LAYOUTS:
         raise ConfigError(f"data.layout={data.layout!r}; choose one of {list(LAYOUTS)}")
-    check_split_ratios(data.get("split_ratios"))
+    check_split_ratios(data.split_ratios)
 
 
 def trained_data_config(trained_data: DictConfig, cfg: DictConfig, overrides: list[str]) -> DictConfig:

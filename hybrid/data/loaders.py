@@ -263,7 +263,7 @@ class DataModule:
             self.label_columns,
             names,
             self.frame("train") if needs_train_csv else None,
-            negative_class or cfg.get("negative_class"),
+            negative_class or cfg.negative_class,
             negative_required_of_two=self.from_folders,
         )
         self.eval_transform = eval_transform(cfg)
@@ -286,13 +286,13 @@ class DataModule:
     @property
     def from_folders(self) -> bool:
         """``data=folder``: labels are the class sub-folders (:mod:`hybrid.data.folders`), not CSVs."""
-        return self.cfg.get("layout", "csv") == "folders"
+        return self.cfg.layout == "folders"
 
     def csv_path(self, split: str) -> Path:
         """Path of a split's label CSV (``data.*_csv`` is relative to ``data.root``); for an image-folder
         dataset, the split's folder (or the root, split by ``data.split_ratios``)."""
         if self.from_folders:
-            return self.root if self.cfg.get("split_ratios") else self.root / SPLIT_FOLDERS[split]
+            return self.root if self.cfg.split_ratios else self.root / SPLIT_FOLDERS[split]
         value = self.cfg[CSV_KEYS[split]]
         if not value:
             raise DataError(f"data.{CSV_KEYS[split]} is not set")
@@ -305,20 +305,20 @@ class DataModule:
     def frame(self, split: str, *, require_labels: bool = True) -> pd.DataFrame:
         """The rows of a split after ``data.rows`` and ``data.sampling_ratio``."""
         if split not in self._frames:
-            folds = check_folds(self.cfg.get("fold"), self.cfg.get("num_folds"))
+            folds = check_folds(self.cfg.fold, self.cfg.num_folds)
             if self.from_folders:
-                frame = folder_frames(self.root, self.cfg.get("split_ratios"), self.seed)[split]
+                frame = folder_frames(self.root, self.cfg.split_ratios, self.seed)[split]
             elif folds and split in ("train", "val"):  # cross-validation: both splits from the training CSV
                 source = self.csv_path("train")
                 frame = read_label_csv(source, self.label_columns)
-                frame = select_rows(frame, self.cfg.get("rows", "all"), self.label_columns, split, source)
+                frame = select_rows(frame, self.cfg.rows, self.label_columns, split, source)
                 key = stratification_key(frame, self.label_columns, self.spec_is_single_label)
                 frame = fold_rows(frame, split, *folds, key)
                 log.info("%s: %d rows, %s of %d stratified folds of %s", split, len(frame),
                          f"fold {folds[0]}" if split == "val" else f"all but fold {folds[0]}", folds[1], source)  # fmt: skip
             else:
                 frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels=require_labels)
-                frame = select_rows(frame, self.cfg.get("rows", "all"), self.label_columns, split, self.csv_path(split))
+                frame = select_rows(frame, self.cfg.rows, self.label_columns, split, self.csv_path(split))
             ratio = split_ratio(self.cfg.sampling_ratio, split)
             self._frames[split] = sample_rows(frame, ratio, self.seed, split)
         return self._frames[split]
@@ -362,5 +362,5 @@ class DataModule:
             seed=self.seed,
             device=self.device,
             channels_last=self.channels_last,
-            sampler=split_sampler(dataset, train=train, seed=self.seed, sampler=str(self.cfg.get("sampler", "random"))),
+            sampler=split_sampler(dataset, train=train, seed=self.seed, sampler=str(self.cfg.sampler)),
         )

@@ -44,13 +44,12 @@ class MixSettings:
 
     @classmethod
     def from_config(cls, data: Mapping) -> MixSettings:
-        """From a ``data`` config (keys absent in older configs: off)."""
-        mixup, cutmix = data.get("mixup") or {}, data.get("cutmix") or {}
+        """From a ``data`` config (``mixup`` / ``cutmix`` null: off)."""
         return cls(
-            float(mixup.get("alpha", 0.0)),
-            float(cutmix.get("alpha", 0.0)),
-            float(data.get("mix_prob", 1.0)),
-            float(data.get("mix_switch_prob", 0.5)),
+            float(data.mixup.alpha) if data.mixup is not None else 0.0,
+            float(data.cutmix.alpha) if data.cutmix is not None else 0.0,
+            float(data.mix_prob),
+            float(data.mix_switch_prob),
         )
 
 

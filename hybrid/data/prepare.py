@@ -1,6 +1,6 @@
 """Build the prepared image cache (see :mod:`hybrid.data.cache`).
 
-``python -m hybrid.data.prepare [data=sewerml data.root=...] [model.img_size=480]``
+``hybrid prepare [data=sewerml data.root=...] [model.img_size=480]`` (the job: :mod:`hybrid.prepare`)
 
 Every image under ``data.root`` is decoded once, resized to ``model.img_size`` exactly as the
 loader would, and written atomically under its file name; rerunning skips fresh entries, so an
@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 
-import hydra
 from omegaconf import DictConfig
 
 from hybrid.data.cache import ImageCache, cache_settings
@@ -22,7 +21,6 @@ from hybrid.data.dataset import index_images
 from hybrid.data.loaders import dataset_root
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError
-from hybrid.util.entry import launch, run_entry
 from hybrid.util.progress import progress
 
 log = logging.getLogger(__name__)
@@ -93,13 +91,3 @@ def prepare(cfg: DictConfig) -> dict:
         counts["unreadable"],
     )  # fmt: skip
     return counts
-
-
-@hydra.main(config_path="../conf", config_name="prepare", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point: ``python -m hybrid.data.prepare``."""
-    run_entry(prepare, cfg)
-
-
-if __name__ == "__main__":
-    launch(main)

@@ -7,31 +7,35 @@ Sewer-ML's shape: about 47% defective, a long tail of rare codes, about 1.5 code
 image, and codes that co-occur in real pipes (roots at displaced joints, ...).
 
 Each image depends only on (seed, image index), so a dataset is reproducible and an interrupted
-generation resumes where it stopped. ``python -m hybrid.data.synthetic --help`` writes one by hand;
-the data module calls :func:`ensure_synthetic_dataset` on first use.
+generation resumes where it stopped. ``hybrid synthetic root=DIR [num_train=5000 ...]`` writes one
+by hand (``--help``: every key); the data module calls :func:`ensure_synthetic_dataset` on first use.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import math
 import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+import hydra
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 
 from hybrid.data.sewerml import CSV_HEADER, DEFECT_CODES
 from hybrid.errors import DataError
 from hybrid.util.atomic import atomic_write, atomic_write_text
-from hybrid.util.cli import add_options, option, spec_from
+from hybrid.util.cli import option, spec_from
+from hybrid.util.entry import run_entry, run_job
 from hybrid.util.progress import progress as counted
+from hybrid.util.schema import register_schema, typed_config
 
 SPLIT_FILES = {"train": "SewerML_Train.csv", "val": "SewerML_Val.csv", "test": "SewerML_Test.csv"}
 META_FILE = "synthetic.json"
@@ -60,7 +64,7 @@ MATERIALS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class SyntheticSpec:
     """What a synthetic dataset is made of; stored next to it to detect stale folders."""
 
@@ -620,15 +624,36 @@ def ensure_synthetic_dataset(root: str | os.PathLike, spec: SyntheticSpec, *, pr
     return generate(root, spec, progress=progress)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: write a synthetic dataset."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", help="output folder (a folder made with other settings is made anew)")
-    add_options(parser, SyntheticSpec)
-    args = vars(parser.parse_args(argv))
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress lines when not on a terminal
-    print(ensure_synthetic_dataset(args["root"], spec_from(SyntheticSpec, args)))
+@dataclass
+class SyntheticJobSchema(SyntheticSpec):
+    """``hybrid synthetic root=DIR [key=value ...]``: write a synthetic Sewer-ML look-alike dataset
+    (its keys those of ``data.synthetic``)."""
+
+    root: str = option("???", "output folder (one made with other settings is refused, never overwritten)")
+    task_name: str = "synthetic"
+    paths: Any = None
+
+
+register_schema("job/synthetic", SyntheticJobSchema, exclude=("paths",))
+
+
+def write_dataset(cfg: DictConfig) -> Path:
+    """The job: ``cfg.root`` holds the dataset ``cfg``'s spec describes (made, or found made)."""
+    job = typed_config(cfg, SyntheticJobSchema)
+    root = ensure_synthetic_dataset(Path(job.root).expanduser(), spec_from(SyntheticSpec, vars(job)))
+    print(root)
+    return root
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="synthetic")
+def synthetic_app(cfg: DictConfig) -> None:
+    run_entry(write_dataset, cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hybrid synthetic root=DIR [key=value ...]`` (``python -m hybrid.data.synthetic DIR`` too)."""
+    return run_job(synthetic_app, "hybrid synthetic", argv, first_key="root", keys=SyntheticJobSchema)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Synthetic inspection videos with known defect segments: ``python -m hybrid.data.synthetic_video OUT``.
+"""Synthetic inspection videos with known defect segments: ``hybrid synthetic-video out=DIR``.
 
 A video is a camera crawling through one synthetic pipe (:mod:`hybrid.data.synthetic`'s look):
 the same pipe throughout, the view slowly closing in (joints widen and pass out of the frame),
@@ -11,25 +11,31 @@ Between defects the pipe is normal. Written beside the videos:
 - ``truth_defect.json``: the same with the label ``Defect`` (one per defect), for binary models;
 - ``segments.csv``: ``video, label, start_s, end_s`` of every code on screen.
 
-Each video depends only on (seed, video index). ``--vfr`` writes a variable frame rate.
+Each video depends only on (seed, video index). ``vfr=true`` writes a variable frame rate;
+``hybrid synthetic-video --help`` lists every key.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
+import hydra
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig
 from PIL import Image
 
 from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels
 from hybrid.util.atomic import atomic_write, atomic_write_text
-from hybrid.util.cli import add_options, option, spec_from
+from hybrid.util.cli import option, spec_from
+from hybrid.util.entry import run_entry, run_job
+from hybrid.util.schema import register_schema, typed_config
 
 TRUTH_FILE, DEFECT_TRUTH_FILE, SEGMENTS_FILE = "truth.json", "truth_defect.json", "segments.csv"
 # How far the view closes in over one scene (a zoom about the pipe's vanishing point).
@@ -39,7 +45,7 @@ CROSSFADE_S = 0.4
 MILLISECOND = Fraction(1, 1000)
 
 
-@dataclass(frozen=True)
+@dataclass
 class VideoSpec:
     """What the synthetic videos are made of."""
 
@@ -179,14 +185,36 @@ def generate(out: str | Path, spec: VideoSpec) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: write synthetic inspection videos and their truth."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", help="output folder: the videos, truth.json, truth_defect.json, segments.csv")
-    add_options(parser, VideoSpec)
-    args = vars(parser.parse_args(argv))
-    print(generate(args["out"], spec_from(VideoSpec, args)))
+@dataclass
+class VideoJobSchema(VideoSpec):
+    """``hybrid synthetic-video out=DIR [key=value ...]``: write synthetic inspection videos and
+    their truth."""
+
+    out: str = option("???", "output folder: the videos, truth.json, truth_defect.json, segments.csv")
+    task_name: str = "synthetic_video"
+    paths: Any = None
+
+
+register_schema("job/synthetic_video", VideoJobSchema, exclude=("paths",))
+
+
+def write_videos(cfg: DictConfig) -> Path:
+    """The job: the videos ``cfg``'s spec describes, written into ``cfg.out``."""
+    job = typed_config(cfg, VideoJobSchema)
+    out = generate(Path(job.out).expanduser(), spec_from(VideoSpec, vars(job)))
+    print(out)
+    return out
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="synthetic_video")
+def synthetic_video_app(cfg: DictConfig) -> None:
+    run_entry(write_videos, cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hybrid synthetic-video out=DIR [key=value ...]`` (``python -m hybrid.data.synthetic_video DIR`` too)."""
+    return run_job(synthetic_video_app, "hybrid synthetic-video", argv, first_key="out", keys=VideoJobSchema)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

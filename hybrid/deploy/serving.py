@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from hybrid.data.labels import LabelSpec, resolve_label_spec
 from hybrid.data.loaders import eval_transform
 from hybrid.deploy.runtimes import OnnxClassifier
-from hybrid.engine.checkpoint import CheckpointRecord
+from hybrid.engine.checkpoint import CheckpointRecord, upgrade_config
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
 from hybrid.models import build_model
@@ -95,7 +95,7 @@ class ServedModel:
     def label_spec(self, data_cfg: DictConfig) -> LabelSpec:
         """The model's classes, read with ``data_cfg``'s label columns; the negative class as the
         file records it (a file from before that: as ``data_cfg`` declares it, else by name)."""
-        declared = self.negative_class or data_cfg.get("negative_class")
+        declared = self.negative_class or data_cfg.negative_class
         return resolve_label_spec(self.task, data_cfg.label_columns, self.class_names, negative_class=declared)
 
 
@@ -138,7 +138,7 @@ def serve_checkpoint(path: str, options: ServingOptions) -> ServedModel:
         options.device or trainer["device"],
         options.precision or trainer["precision"],
         channels_last=trainer["channels_last"] if options.channels_last is None else options.channels_last,
-        compile=trainer.get("compile", False) if options.compile is None else options.compile,
+        compile=trainer["compile"] if options.compile is None else options.compile,
     )
     model = runtime.prepare(model_from_record(record, path)).eval()
     precision = {"32": "float32", "bf16": "bf16 autocast", "16": "float16 autocast"}[runtime.precision]
@@ -171,7 +171,7 @@ def serve_onnx(path: str, options: ServingOptions) -> ServedModel:
         Runtime("cpu", "32"),
         card.task,
         list(card.class_names),
-        card.config,
+        upgrade_config(dict(card.config)),  # an export of an older hybrid lacks the newer keys
         card.tuned_threshold,
         f"{session.description}, {card.precision} model",
         card.negative_class,

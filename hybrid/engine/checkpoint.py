@@ -16,29 +16,35 @@ from pathlib import Path
 
 import torch
 
+from hybrid.data.config import DataSchema
+from hybrid.engine.config import TrainerSchema
 from hybrid.errors import CheckpointError
+from hybrid.models.config import ARCHITECTURES, model_schema
 from hybrid.models.structure import reshape_for_task, reshape_modules
 from hybrid.util.atomic import atomic_write
 from hybrid.util.ranks import rank_zero_only
+from hybrid.util.schema import with_defaults
 
 FORMAT = "hybrid-checkpoint"
 VERSION = 2
 # Keys of version-1 files that the record names differently now.
 RENAMED_KEYS = {"wandb_run_id": "tracker_run_id"}
-# Config keys that version-1 files (and the configs of the time) may lack, with the meaning they had.
-V1_CONFIG_DEFAULTS = {
-    "data": {"synthetic": None, "use_cache": True, "cache_dir": None, "cache_format": "npy", "cache_jpeg_quality": 95},
-    "trainer": {"compile": False},
-}
+# The groups of a checkpoint's config completed from their schemas (the model's: by its name).
+GROUP_SCHEMAS = {"data": DataSchema, "trainer": TrainerSchema}
 
 
-def upgrade_config(config: dict, version: int) -> dict:
-    """The resolved config of a checkpoint of ``version``, with the keys today's code reads."""
-    if version < 2:
-        for group, defaults in V1_CONFIG_DEFAULTS.items():
-            if isinstance(config.get(group), dict):
-                config[group] = {**defaults, **config[group]}
-    return config
+def upgrade_config(config: dict) -> dict:
+    """The resolved config of a checkpoint, with every key today's code reads: a key added since the
+    file was written takes its schema's default (the meaning it had before it existed)."""
+    upgraded = dict(config)
+    for group, values in config.items():
+        if not isinstance(values, dict):
+            continue
+        if group in GROUP_SCHEMAS:
+            upgraded[group] = with_defaults(values, GROUP_SCHEMAS[group])
+        elif group == "model" and values["name"] in ARCHITECTURES:
+            upgraded[group] = with_defaults(values, model_schema(values["name"]))
+    return upgraded
 
 
 @dataclass
@@ -93,7 +99,7 @@ class CheckpointRecord:
             raise CheckpointError(f"{key}={path}: not a hybrid checkpoint (no '{FORMAT}' marker)")
         known = {f.name for f in dataclasses.fields(cls)}
         values = {RENAMED_KEYS.get(key, key): value for key, value in payload.items()}
-        values["config"] = upgrade_config(dict(values.get("config") or {}), int(payload.get("version", 1)))
+        values["config"] = upgrade_config(dict(values.get("config") or {}))
         return cls(**{key: value for key, value in values.items() if key in known})
 
     def load_weights_into(self, model: torch.nn.Module, path: str | os.PathLike) -> None:

@@ -20,79 +20,84 @@ from hybrid.engine.optim import check_optimizer, check_scheduler
 from hybrid.engine.runtime import check_precision, select_device
 from hybrid.errors import ConfigError
 from hybrid.metrics import check_monitor, check_threshold_tuning
-from hybrid.util.schema import check_types
+from hybrid.util.schema import check_types, register_schema
 
 
 @dataclass
 class SchedulerSchema:
-    """``trainer.scheduler``."""
+    """``trainer.scheduler``: the learning-rate schedule."""
 
-    name: str = "cosine"
+    name: str = "cosine"  # none | cosine (warmup then cosine decay) | cosine_restarts
     warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.01
-    restart_epochs: float = 5.0
-    restart_mult: int = 1
+    min_lr_ratio: float = 0.01  # final lr as a fraction of lr
+    restart_epochs: float = 5.0  # cosine_restarts: first period
+    restart_mult: int = 1  # cosine_restarts: period growth
 
 
 @dataclass
 class AslSchema:
-    """``trainer.asl``: the asymmetric loss's focusing and probability shift."""
+    """``trainer.asl``: the asymmetric loss's focusing and probability shift (loss=asl; Ridnik et
+    al., ICCV 2021)."""
 
     gamma_pos: float = 0.0
     gamma_neg: float = 4.0
-    clip: float = 0.05
+    clip: float = 0.05  # negatives' probability shift
 
 
 @dataclass
 class EmaSchema:
-    """``trainer.ema``: the weight average's decay (null: off), its warm-up, and which weights
-    (``ema`` or ``raw``) the monitored metric and ``best.pt`` come from."""
+    """``trainer.ema``: an exponential moving average of the weights, validated beside them."""
 
-    decay: float | None = None
-    warmup: bool = True
-    best: str = "ema"
+    decay: float | None = None  # e.g. 0.999; null: off
+    warmup: bool = True  # decay min(decay, (1 + n) / (10 + n)) after n updates
+    best: str = "ema"  # ema | raw: the weights the monitored metric and best.pt come from
 
 
 @dataclass
 class EarlyStoppingSchema:
-    """``trainer.early_stopping``: epochs without improvement of the monitored metric (null: off)."""
+    """``trainer.early_stopping``."""
 
-    patience: int | None = None
+    patience: int | None = None  # stop after this many epochs without a better monitored value; null: off
 
 
 @dataclass
 class TrainerSchema:
-    """Types of the ``trainer`` keys (``precision``: ``bf16``, ``32`` or ``16``, checked by its owner)."""
+    """The ``trainer`` keys, their types and defaults (``conf/trainer/*.yaml`` set what differs)."""
 
     max_epochs: int = 10
     lr: float = 1.0e-3
     weight_decay: float = 0.05
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    grad_clip: float | None = 1.0
+    grad_clip: float | None = 1.0  # max gradient norm; null to disable
     scheduler: SchedulerSchema = field(default_factory=SchedulerSchema)
-    monitor: str = "val/f1_macro"
-    loss: str = "auto"
-    label_smoothing: float = 0.0
-    focal_gamma: float = 2.0
+    monitor: str = "val/f1_macro"  # see hybrid.metrics.MONITORS for each data.task (val/f2_ciw for multilabel)
+    loss: str = "auto"  # auto (ce single-label, bce multilabel) | ce | bce | focal | asl (multilabel)
+    label_smoothing: float = 0.0  # targets towards uniform (ce, focal) or towards 1/2 per label (bce, focal, asl)
+    focal_gamma: float = 2.0  # loss=focal
     asl: AslSchema = field(default_factory=AslSchema)
-    optimizer: str = "adamw"
-    momentum: float = 0.9
+    optimizer: str = "adamw"  # adamw | sgd (Nesterov, trainer.momentum) | schedulefree_adamw (scheduler.name=none)
+    momentum: float = 0.9  # sgd
     ema: EmaSchema = field(default_factory=EmaSchema)
-    accumulate_grad_batches: int = 1
+    accumulate_grad_batches: int = 1  # batches per optimizer step (an effective batch of data.batch_size x this)
     early_stopping: EarlyStoppingSchema = field(default_factory=EarlyStoppingSchema)
-    class_weighting: str = "none"
+    class_weighting: str = "none"  # none | positive_ratio (multilabel BCE pos_weight) | effective_number
     effective_number_beta: float = 0.999
-    tune_threshold: Any = False  # false | true | per_class
-    precision: Any = "bf16"
-    channels_last: bool = True
-    compile: bool = False
-    device: str = "auto"
-    num_threads: int | None = None
+    tune_threshold: Any = False  # false | true | per_class: tune the decision threshold on val
+    precision: Any = "bf16"  # bf16 (autocast, CPU and CUDA) | 32 | 16 (float16 + grad scaler, CUDA only)
+    channels_last: bool = True  # NHWC activations: the fast layout for the convolutions on CPU and GPU
+    compile: bool = False  # torch.compile: ~1 min to compile on 2 CPU cores, pays on long runs (README, Performance)
+    device: str = "auto"  # auto | cpu | cuda[:N]
+    num_threads: int | None = None  # torch intra-op threads; null: one per core
     progress_bar: bool = True
-    strategy: str = "single"
-    backend: str = "auto"
-    sync_batchnorm: bool = True
-    find_unused_parameters: bool = False
+    strategy: str = "single"  # single | ddp (one process per device, launched by torchrun)
+    backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
+    sync_batchnorm: bool = (
+        True  # ddp on CUDA: batch-norm statistics over the global batch (CPU: rank 0's are broadcast)
+    )
+    find_unused_parameters: bool = False  # ddp: set true if a model variant leaves parameters out of the loss
+
+
+register_schema("trainer", TrainerSchema)
 
 
 def check_max_epochs(value) -> int:

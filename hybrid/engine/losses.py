@@ -44,15 +44,15 @@ class LossOptions:
 
     @classmethod
     def from_config(cls, trainer) -> LossOptions:
-        """From a ``trainer`` config (older configs without the keys get the defaults)."""
-        asl = trainer.get("asl") or {}
+        """From a ``trainer`` config (an old checkpoint's is completed from the schema when read)."""
+        asl = trainer.asl
         return cls(
-            str(trainer.get("loss", "auto")),
-            float(trainer.get("label_smoothing", 0.0)),
-            float(trainer.get("focal_gamma", 2.0)),
-            float(asl.get("gamma_pos", 0.0)),
-            float(asl.get("gamma_neg", 4.0)),
-            float(asl.get("clip", 0.05)),
+            str(trainer.loss),
+            float(trainer.label_smoothing),
+            float(trainer.focal_gamma),
+            float(asl.gamma_pos),
+            float(asl.gamma_neg),
+            float(asl.clip),
         )
 
 

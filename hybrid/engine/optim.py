@@ -27,8 +27,8 @@ def adamw(groups: list[dict], cfg: DictConfig, steps_per_epoch: int) -> torch.op
 
 
 def sgd(groups: list[dict], cfg: DictConfig, steps_per_epoch: int) -> torch.optim.Optimizer:
-    """``sgd``: Nesterov momentum ``trainer.momentum`` (0.9)."""
-    return torch.optim.SGD(groups, lr=float(cfg.lr), momentum=float(cfg.get("momentum", 0.9)), nesterov=True)
+    """``sgd``: Nesterov momentum ``trainer.momentum``."""
+    return torch.optim.SGD(groups, lr=float(cfg.lr), momentum=float(cfg.momentum), nesterov=True)
 
 
 def schedulefree_adamw(groups: list[dict], cfg: DictConfig, steps_per_epoch: int) -> torch.optim.Optimizer:
@@ -59,7 +59,7 @@ def check_optimizer(name: str, scheduler: str) -> str:
 def build_optimizer(model: torch.nn.Module, cfg: DictConfig, steps_per_epoch: int = 1) -> torch.optim.Optimizer:
     """``trainer.optimizer`` (default AdamW) over the trainable parameters; no weight decay on biases
     and norm weights."""
-    name = check_optimizer(str(cfg.get("optimizer", "adamw")), str(cfg.scheduler.name))
+    name = check_optimizer(str(cfg.optimizer), str(cfg.scheduler.name))
     optimizer = OPTIMIZERS[name](parameter_groups(model, float(cfg.weight_decay)), cfg, steps_per_epoch)
     training_weights(optimizer)
     return optimizer

@@ -99,13 +99,13 @@ class Trainer:
         # float16's gradient scaler (checkpointed so a resumed run keeps its loss scale); a
         # pass-through otherwise.
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "16")
-        ema = cfg.trainer.get("ema") or {}
-        self.ema_decay = ema.get("decay")
-        self.ema_warmup = bool(ema.get("warmup", True))
-        self.monitor_ema = self.ema_decay is not None and ema.get("best", "ema") == "ema"
+        ema = cfg.trainer.ema
+        self.ema_decay = ema.decay
+        self.ema_warmup = bool(ema.warmup)
+        self.monitor_ema = self.ema_decay is not None and ema.best == "ema"
         self.ema: WeightAverage | None = None
-        self.accumulate = int(cfg.trainer.get("accumulate_grad_batches", 1))
-        self.patience = (cfg.trainer.get("early_stopping") or {}).get("patience")
+        self.accumulate = int(cfg.trainer.accumulate_grad_batches)
+        self.patience = cfg.trainer.early_stopping.patience
 
     def _improved(self, value: float, best: float | None) -> bool:
         if best is None:

@@ -18,12 +18,15 @@ from hybrid.engine.loop import predict
 from hybrid.engine.outputs import report_skipped, write_json
 from hybrid.engine.runtime import configure_process, peak_memory_mb
 from hybrid.errors import ConfigError
+from hybrid.infer.config import InferSchema
 from hybrid.infer.video import infer_videos
 from hybrid.metrics import THRESHOLD, prefixed
+from hybrid.models.config import model_tag
 from hybrid.tracking import build_tracker
 from hybrid.tracking.media import report_evaluation
 from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
+from hybrid.util.schema import check_types
 from hybrid.util.video import find_videos
 
 log = logging.getLogger(__name__)
@@ -80,7 +83,7 @@ def predict_videos(cfg: DictConfig, served: ServedModel, data_cfg: DictConfig, v
     if cfg.binary_ckpt_path:
         raise ConfigError("binary_ckpt_path (two-stage inference) applies to images, not to input=VIDEO")
     spec = served.label_spec(data_cfg)
-    tags = [spec.task, "video", str(served.trained.model.get("backbone") or served.trained.model.name)]
+    tags = [spec.task, "video", model_tag(served.trained.model)]
     tracker = build_tracker(cfg, run_dir, "infer", tags)
     exit_code = 1
     try:
@@ -100,6 +103,7 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
     default the command line's; a caller composing ``cfg`` itself passes its own)."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python infer.py ckpt_path=<run>/checkpoints/best.pt")
+    check_types(cfg, InferSchema, "", resolve=False)
     two_stage_strategy(str(cfg.two_stage.strategy))  # a wrong name stops before any work
     videos = find_videos(cfg.input) if cfg.input else []  # so does a missing input
     configure_process(cfg.num_threads)
@@ -143,9 +147,7 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
             raise ConfigError("binary_ckpt_path (two-stage inference) needs a multilabel model in ckpt_path")
         rescore = binary_defect_scores(cfg, dataset, options)
     log.info("predicting %d images from %s with %s", len(dataset), source, cfg.ckpt_path)
-    tracker = build_tracker(
-        cfg, run_dir, "infer", [spec.task, str(trained.model.get("backbone") or trained.model.name)]
-    )
+    tracker = build_tracker(cfg, run_dir, "infer", [spec.task, model_tag(trained.model)])
     exit_code = 1
     try:
         result = final_evaluation(

@@ -6,7 +6,7 @@ this module only calls them, so a bad value is refused before data or a model is
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,7 +16,7 @@ from hybrid.models.backbones import check_backbone, check_in_channels, pretraine
 from hybrid.models.baselines import TIMM_ARCHITECTURES, check_local_weights, check_timm_input
 from hybrid.models.decoder import check_decoder
 from hybrid.models.encoder import patch_grid
-from hybrid.util.schema import check_types
+from hybrid.util.schema import check_types, register_schema
 
 
 def floordiv(numerator, denominator) -> int:
@@ -30,27 +30,31 @@ OmegaConf.register_new_resolver("floordiv", floordiv, replace=True)
 
 @dataclass
 class CatsHybridSchema:
-    """Types of the ``model`` keys of ``model=cats_hybrid`` (``pretrained``: a bool or a path)."""
+    """The ``model`` keys of ``model=cats_hybrid``, the seed's architecture (``pretrained``: a bool
+    or a path). ``conf/model/cats_hybrid.yaml`` wires them into the blocks the factory builds."""
 
     name: str = "cats_hybrid"
     img_size: int = 480
-    grid_size: int = 4
-    patch_size: int = 120
-    patch_stride: int | None = None
-    in_channels: int = 3
-    backbone: str = "resnet18_layer1"
-    pretrained: Any = False
+    grid_size: int = 4  # patches per side: patch_size follows img_size (480 -> 120, 224 -> 56, 64 -> 16)
+    patch_size: int = "${floordiv:${.img_size},${.grid_size}}"  # type: ignore[assignment]  # or set it: model.patch_size=60
+    patch_stride: int | None = None  # null: non-overlapping patches (stride = patch_size)
+    in_channels: int = 3  # 3 (RGB) or 1 (first conv averaged over RGB)
+    backbone: str = "resnet18_layer1"  # see hybrid.models.backbones.BACKBONES
+    pretrained: Any = False  # false, true (torchvision weights in the local torch cache) or a path
     featured_patch_dim: int = 32
     emb_dim: int = 24
     num_heads: int = 2
     num_layers: int = 1
-    ffn_ratio: float = 4.0
-    positional_encoding: str = "learnable"
+    ffn_ratio: float = 4.0  # GEGLU hidden size = emb_dim * ffn_ratio
+    positional_encoding: str = "learnable"  # learnable | sincos2d | none
     residual_attention: bool = False
-    qam_start: float = 0.1
-    qam_end: float = 0.5
-    query_init_std: float = 0.02
+    qam_start: float = 0.1  # query-adaptive masking: drop rate of the first query ...
+    qam_end: float = 0.5  # ... rising linearly to the last query (training only)
+    query_init_std: float = 0.02  # small, so the shared query does not drown the attended patches
+    # learned (the seed) | attention_pooling (queries pooled from the patches, no extra weights)
     query_init: str = "learned"
+    # null: the seed's ceil(num_labels / featured_patch_dim); the label count (e.g. 17): one query
+    # per label
     num_queries: int | None = None
     dropout: float = 0.1
     attn_dropout: float = 0.0
@@ -75,21 +79,26 @@ def check_cats_hybrid(model: DictConfig) -> None:
     )
     check_backbone(model.backbone, model.in_channels)
     pretrained_weights_file(model.backbone, model.pretrained)
-    if model.get("num_queries") is not None and int(model.num_queries) < 1:
+    if model.num_queries is not None and int(model.num_queries) < 1:
         raise ConfigError(f"model.num_queries={model.num_queries}: at least 1 (or null for the seed's rule)")
 
 
 @dataclass
 class TimmSchema:
-    """Types of the ``model`` keys of a timm baseline (``model=resnet18`` and friends)."""
+    """The ``model`` keys of a timm baseline (``model=resnet18`` and friends; ``name`` is timm's)."""
 
-    name: str = "resnet18"
-    img_size: int = 224
-    in_channels: int = 3
-    pretrained: Any = False
-    drop_rate: float = 0.0
-    drop_path_rate: float = 0.0
-    network: Any = None
+    name: str = "???"
+    img_size: int = 480  # the hybrid's default, so a sweep over model= compares at one input size
+    in_channels: int = 3  # 3 (RGB) or 1 (timm adapts the first convolution)
+    pretrained: Any = False  # false, or a local weights file (.safetensors / .pth); nothing is downloaded
+    drop_rate: float = 0.0  # dropout before the classifier
+    drop_path_rate: float = 0.0  # stochastic depth: residual branches dropped at this rate (timm's)
+    # the _target_ block the factory instantiates: every timm baseline is built the same way
+    network: Any = field(default_factory=lambda: {
+        "_target_": "hybrid.models.baselines.TimmClassifier",
+        "architecture": "${..name}",
+        **{key: f"${{..{key}}}" for key in ("img_size", "in_channels", "pretrained", "drop_rate", "drop_path_rate")},
+    })  # fmt: skip
 
 
 def check_timm(model: DictConfig) -> None:
@@ -100,13 +109,13 @@ def check_timm(model: DictConfig) -> None:
 
 @dataclass
 class Xie2019Schema:
-    """Types of the ``model`` keys of ``model=xie2019``."""
+    """The ``model`` keys of ``model=xie2019``."""
 
     name: str = "xie2019"
-    img_size: int = 224
+    img_size: int = 480  # the hybrid's default, so a sweep over model= compares at one input size
     in_channels: int = 3
     dropout: float = 0.6
-    network: Any = None
+    network: Any = None  # the _target_ block the factory instantiates
 
 
 def check_xie2019(model: DictConfig) -> None:
@@ -122,12 +131,25 @@ ARCHITECTURES: dict[str, tuple[type, Callable[[DictConfig], None]]] = {
     "xie2019": (Xie2019Schema, check_xie2019),
     **{name: (TimmSchema, check_timm) for name in TIMM_ARCHITECTURES},
 }
+# The bases conf/model/*.yaml extend (/schema/model/<name>@_here_).
+register_schema("model/cats_hybrid", CatsHybridSchema)
+register_schema("model/timm", TimmSchema)
+register_schema("model/xie2019", Xie2019Schema)
+
+
+def model_tag(model: DictConfig) -> str:
+    """How a tracker's tags name ``model``: the hybrid by its backbone, any other by its name."""
+    return str(model.backbone if "backbone" in model else model.name)
+
+
+def model_schema(name: str) -> type:
+    """The schema of architecture ``name`` (``model.name``)."""
+    if name not in ARCHITECTURES:
+        raise ConfigError(f"model.name={name!r} is unknown; choose one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[name][0]
 
 
 def check_model_config(model: DictConfig) -> None:
     """The types and rules of the ``model`` group's architecture."""
-    if model.name not in ARCHITECTURES:
-        raise ConfigError(f"model.name={model.name!r} is unknown; choose one of {sorted(ARCHITECTURES)}")
-    schema, check = ARCHITECTURES[model.name]
-    check_types(model, schema, "model")
-    check(model)
+    check_types(model, model_schema(model.name), "model")
+    ARCHITECTURES[model.name][1](model)

@@ -22,7 +22,7 @@ from hybrid.util.cli import option
 from hybrid.util.video import SampledFrames
 
 
-@dataclass(frozen=True)
+@dataclass
 class VideoOptions:
     """How frames are sampled and scores become events (``infer.py``'s ``video.*`` keys, same
     defaults); ``threshold`` ``None``: the model's own (tuned, or 0.5)."""
@@ -155,9 +155,11 @@ def serve_videos(
     }
 
 
-def find_events(model: Model, path: str | Path, options: VideoOptions = VideoOptions(), batch_size: int = 16):
+def find_events(model: Model, path: str | Path, options: VideoOptions | None = None, batch_size: int = 16):
     """The timed events of one video file, as ``hybrid serve VIDEO`` finds them, with its scores:
-    ``(events, scores)`` (:class:`~hybrid.events.Event` list by start time, :class:`VideoScores`)."""
+    ``(events, scores)`` (:class:`~hybrid.events.Event` list by start time, :class:`VideoScores`);
+    ``options`` None: :class:`VideoOptions`' defaults."""
+    options = options or VideoOptions()
     frames = SampledFrames(Path(path), options.fps, model.card.in_channels)
     scores = score_video(model, frames, batch_size)
     return Findings(model, options).events(frames.name, scores.times, scores.probs), scores

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig
 
 from hybrid.errors import ConfigError
-from hybrid.util.schema import check_types
+from hybrid.util.schema import check_types, register_schema
 
 BACKENDS = ("wandb", "none")
 
@@ -16,26 +16,32 @@ BACKENDS = ("wandb", "none")
 class MediaSchema:
     """``logger.media``: what the W&B run shows besides numbers."""
 
-    attention_every_n_epochs: int = 1
+    attention_every_n_epochs: int = 1  # attention of the CATS queries over validation images; 0: never
     attention_images: int = 4
-    sample_predictions: int = 32
-    max_image_side: int = 256
-    pr_curve_points: int = 200
+    sample_predictions: int = 32  # rows (with images) of the test predictions table; 0: none
+    max_image_side: int = 256  # thumbnails in overlays and tables
+    pr_curve_points: int = 200  # per class
 
 
 @dataclass
 class LoggerSchema:
-    """Types of the ``logger`` keys (``logger=none`` sets ``backend`` alone)."""
+    """The ``logger`` keys, their types and defaults: W&B's run settings (``logger=wandb``);
+    ``logger=none`` logs nothing."""
 
-    backend: str = "none"
+    backend: str = "wandb"  # wandb | none
     project: str = "hybrid"
     entity: str | None = None
-    group: str | None = None
-    name: str | None = None
-    tags: list[str] = field(default_factory=list)
-    mode: str = "auto"
-    log_model: bool = True
+    group: str | None = None  # null: one group per multirun sweep (<task>-<sweep time>); none for a single run
+    name: str | None = None  # null: a sweep job's swept values (model.emb_dim=48), else the run dir's name
+    tags: list[str] = field(
+        default_factory=list
+    )  # added to the automatic ones: data.task, backbone, "sweep" for sweep jobs
+    mode: str = "auto"  # auto: offline without credentials | online | offline | disabled
+    log_model: bool = True  # best.pt and last.pt as versions of artifact model-<run id> (aliases best, latest)
     media: MediaSchema = field(default_factory=MediaSchema)
+
+
+register_schema("logger", LoggerSchema)
 
 
 def check_backend(backend: str) -> str:

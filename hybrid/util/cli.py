@@ -1,5 +1,6 @@
 """Command-line options declared once, on the dataclass they fill: each field's default and help
-text (``option``) become its ``--flag`` and its ``--help`` line, for the argparse generators."""
+text (``option``) become its ``--flag`` and its ``--help`` line (``hybrid serve``'s argparse
+flags), or its ``key=value`` line in a Hydra job's ``--help`` (the generators)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,18 @@ def add_options(parser, spec_type: type, *, exclude: tuple[str, ...] = ()) -> No
             parser.add_argument(flag, type=type(default), default=default, help=text)
 
 
-def spec_from(spec_type: type, args: dict):
-    """The ``spec_type`` that parsed ``args`` describe (lists back to the tuples declared)."""
-    names = {f.name for f in fields(spec_type)}
-    return spec_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items() if k in names})
+def spec_from(spec_type: type, args) -> object:
+    """The ``spec_type`` that ``args`` (a mapping with at least its fields: parsed flags, a job's
+    config) describe, lists back to the tuples declared."""
+    values = {f.name: args[f.name] for f in fields(spec_type)}
+    return spec_type(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in values.items()})
+
+
+def describe_keys(spec_type: type) -> list[str]:
+    """One ``key=default  help`` line per field of ``spec_type`` that has a help text."""
+    lines = []
+    for spec_field in (f for f in fields(spec_type) if "help" in f.metadata):
+        default = spec_field.default if spec_field.default is not MISSING else spec_field.default_factory()
+        shown = f"[{','.join(map(str, default))}]" if isinstance(default, tuple) else default
+        lines.append(f"  {spec_field.name}={shown}\n      {spec_field.metadata['help']}")
+    return lines

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from hybrid.errors import HybridError
+from hybrid.util.cli import describe_keys
 from hybrid.util.hydra_job import multirun_job
 from hybrid.util.schema import not_a_key
 
@@ -131,6 +132,26 @@ def launch(main: Callable[[], object]) -> None:
         raise SystemExit(getattr(err, "exit_code", USAGE_ERROR)) from None
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def run_job(
+    app: Callable[[], object], prog: str, argv: list[str] | None, *, first_key: str, keys: type | None = None
+) -> int:
+    """``prog [WORD] [key=value ...]``: the Hydra app ``app``, where a first word without ``=`` is
+    ``first_key=WORD`` (``hybrid report DIR``); ``--help`` lists the keys of ``keys`` (a dataclass
+    with help texts) before Hydra's own help. Returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and "=" not in argv[0] and not argv[0].startswith("-"):
+        argv[0] = f"{first_key}={argv[0]}"
+    if keys is not None and argv[:1] in (["--help"], ["-h"]):
+        print(f"usage: {prog} {first_key}=DIR [key=value ...]   ({prog} DIR works too)\n")
+        print("keys:\n" + "\n".join(describe_keys(keys)))
+        print(f"\nHydra's options (--cfg job, -m, hydra.run.dir=...): {prog} --hydra-help")
+        return 0
+    try:
+        return run_hydra_app(app, prog, argv)
+    except SystemExit as err:
+        return int(err.code or 0)
 
 
 def run_hydra_app(app: Callable[[], object], prog: str, argv: list[str]) -> int:

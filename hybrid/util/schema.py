@@ -1,10 +1,18 @@
-"""Typed config groups: a dataclass per group states each key and its type, and a composed group
-is checked against it before any work, so ``trainer.lr=abc`` stops at once with one line naming the
-key instead of failing deep inside the optimizer, and a key added with a typo
-(``+model.embdim=48``) is refused with the closest real one instead of being ignored.
+"""Typed config groups: a dataclass per group is the one declaration of each key, its type and its
+default.
 
-OmegaConf's structured configs do the type conversion (the library behind Hydra's own structured
-configs).
+- :func:`register_schema` stores a schema's defaults in Hydra's ConfigStore as ``/schema/<path>``;
+  each YAML file of the group extends it (``defaults: [/schema/<path>@_here_, _self_]``) and sets
+  only the values that differ, so no default is written twice (``tests/test_schemas.py``).
+- :func:`check_types` checks a composed group against its schema before any work, so
+  ``trainer.lr=abc`` stops at once with one line naming the key instead of failing deep inside the
+  optimizer, and a key added with a typo (``+model.embdim=48``) is refused with the closest real one.
+- :func:`with_defaults` completes a config saved before a key existed (an old checkpoint's) from
+  the same schema.
+
+The stored defaults are plain values, not a structured config: the types are checked by
+:func:`check_types`, whose one-line messages name the key (Hydra's own would be a traceback-sized
+block). OmegaConf's structured configs do the type conversion (the library behind Hydra's own).
 """
 
 from __future__ import annotations
@@ -14,10 +22,50 @@ import re
 from dataclasses import fields, is_dataclass
 from typing import get_args, get_type_hints
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, ValidationError
 
 from hybrid.errors import ConfigError
+
+# ConfigStore group holding every schema's defaults (``/schema/data``, ``/schema/model/timm``, ...).
+SCHEMA_GROUP = "schema"
+# path under SCHEMA_GROUP -> the schema stored there (what the YAML files extend)
+SCHEMAS: dict[str, type] = {}
+
+
+def schema_defaults(schema: type, *, exclude: tuple[str, ...] = ()) -> dict:
+    """The defaults ``schema`` declares, as plain values (nested schemas as maps), without the
+    fields in ``exclude`` (a whole config's groups, declared by their own schemas)."""
+    values = OmegaConf.to_container(OmegaConf.structured(schema))
+    return {key: value for key, value in values.items() if key not in exclude}
+
+
+def register_schema(path: str, schema: type, *, exclude: tuple[str, ...] = ()) -> None:
+    """Store ``schema``'s defaults in Hydra's ConfigStore as ``/schema/<path>`` (``path``: ``data``,
+    ``model/timm``, ...), the base a YAML file extends with ``/schema/<path>@_here_``."""
+    group, _, name = f"{SCHEMA_GROUP}/{path}".rpartition("/")
+    ConfigStore.instance().store(group=group, name=name, node=schema_defaults(schema, exclude=exclude))
+    SCHEMAS[path] = schema
+
+
+def with_defaults(values: dict, schema: type) -> dict:
+    """``values`` (a group as a plain map, e.g. from an old checkpoint) with every key ``schema``
+    declares that it lacks, at the schema's default (nested maps completed the same way)."""
+    completed = dict(values)
+    for key, default in schema_defaults(schema).items():
+        if key not in completed:
+            completed[key] = default
+        elif isinstance(completed[key], dict):
+            nested = next((t for t in _field_types(schema, key) if is_dataclass(t)), None)
+            if nested is not None:  # a nested schema (an ``Any`` map, e.g. a _target_ block, stays as it is)
+                completed[key] = with_defaults(completed[key], nested)
+    return completed
+
+
+def _field_types(schema: type, name: str) -> tuple:
+    hint = get_type_hints(schema)[name]
+    return (hint, *get_args(hint))
 
 
 def check_types(node: DictConfig, schema: type, group: str, *, resolve: bool = True) -> None:
@@ -42,11 +90,21 @@ def check_types(node: DictConfig, schema: type, group: str, *, resolve: bool = T
         raise ConfigError(f"{key}={value!r}: expected {_expected(str(err.msg))}") from err
 
 
+def typed_config(node: DictConfig, schema: type, group: str = ""):
+    """``node`` as an instance of ``schema`` (the dataclass), its values converted to the declared
+    types, after :func:`check_types`'s checks: what a job hands down instead of the raw config."""
+    check_types(node, schema, group)
+    values = OmegaConf.to_container(node, resolve=True)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+
+
 # OmegaConf's names for the types it could not convert a value to, as a user reads them.
 _TYPE_WORDS = {"float": "a number", "integer": "an integer", "int": "an integer", "bool": "true or false"}
 
 
 def _expected(message: str) -> str:
+    if "ListConfig" in message:
+        return "a list, e.g. [1,2]"
     found = re.search(r"(?:converted to|not a valid) (\w+)", message)
     word = found.group(1).lower() if found else ""
     return _TYPE_WORDS.get(word, word or "another type")
@@ -59,8 +117,8 @@ def unknown_key(key: str, schema: type, group: str) -> str:
     path = key.split(".")[:-1]
     level = schema
     for part in path[1 if group else 0 :]:  # down to the dataclass holding the key (``X | None`` counts as ``X``)
-        hint = get_type_hints(level).get(part)
-        level = next((t for t in (hint, *get_args(hint)) if is_dataclass(t)), None)
+        types = _field_types(level, part) if part in get_type_hints(level) else ()
+        level = next((t for t in types if is_dataclass(t)), None)
         if level is None:
             break
     return not_a_key(key, [f.name for f in fields(level)] if level is not None else [])
