@@ -41,7 +41,7 @@ from hybrid.tracking import log_results_table
 from hybrid.util.atomic import atomic_write, atomic_write_text
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
-from hybrid.util.schema import register_schema
+from hybrid.util.schema import check_types, register_schema
 
 log = logging.getLogger("hybrid.benchmark")  # not __main__ under python -m
 
@@ -208,6 +208,7 @@ def machine_line(settings: MeasureSettings) -> str:
 
 def benchmark(cfg: DictConfig) -> pd.DataFrame:
     """Measure every model file with every backend that reads it; write the tables and plot."""
+    check_types(cfg, BenchmarkSchema, "", resolve=False)  # a typo'd or mistyped key stops here
     if OmegaConf.is_missing(cfg, "models") or not cfg.models:
         raise ConfigError(
             "models is required: python -m hybrid.benchmark models=[<run>/checkpoints/best.pt,model.onnx]"

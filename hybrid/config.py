@@ -7,7 +7,7 @@ naming the key before data is generated or a model is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -25,25 +25,6 @@ TRAIN_GROUPS = ("data", "model", "trainer", "logger", "paths")
 
 
 @dataclass
-class TwoStageCombination:
-    """``two_stage.strategy``: how a binary model's Defect score combines with a multi-label model's
-    scores (``hybrid.engine.evaluation.TWO_STAGE_STRATEGIES``). replace: where the Defect score is
-    below 0.5 it replaces every class score; multiply: every class score times the Defect score (for
-    a model trained on defective images)."""
-
-    strategy: str = "replace"
-
-
-@dataclass
-class TwoStagePlan(TwoStageCombination):
-    """``two_stage`` of ``experiment=sewerml_two_stage``: each stage's training overrides (README:
-    "The two-stage recipe"); ``hybrid.two_stage`` runs them."""
-
-    binary: list[str] = field(default_factory=list)
-    defect: list[str] = field(default_factory=list)
-
-
-@dataclass
 class TrainSchema:
     """The top-level keys of ``train.yaml`` (its groups are checked by their owners)."""
 
@@ -55,7 +36,8 @@ class TrainSchema:
     # start a new run from another run's weights (fine-tuning): every weight that fits is loaded (a
     # binary model's into a multi-label one: all but the head), with a fresh optimizer and schedule
     init_from: str | None = None
-    two_stage: TwoStagePlan | None = None  # null: one training
+    # null: one training; experiment=sewerml_two_stage: hybrid.two_stage.TwoStagePlan (it checks it)
+    two_stage: Any = None
     data: Any = None
     model: Any = None
     trainer: Any = None

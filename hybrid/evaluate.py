@@ -26,7 +26,7 @@ from hybrid.engine.outputs import format_class_table, format_figures, write_json
 from hybrid.errors import DataError
 from hybrid.metrics import THRESHOLD, headline, multilabel_metrics, sewerml_headline, single_label_metrics
 from hybrid.util.entry import launch, run_entry
-from hybrid.util.schema import register_schema
+from hybrid.util.schema import check_types, register_schema
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def score(predictions: pd.DataFrame, labels: pd.DataFrame, threshold: float, whe
 
 def evaluate_files(cfg: DictConfig) -> dict:
     """Read both CSVs, score, log the per-class table and write ``output`` if given."""
+    check_types(cfg, EvaluateSchema, "", resolve=False)  # a typo'd or mistyped key stops here
     predictions_path, labels_path = Path(str(cfg.predictions)), Path(str(cfg.labels))
     metrics = score(
         _read(predictions_path, "predictions"),

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from hybrid.engine.outputs import format_figures, write_json
 from hybrid.events import DISTANCE_THRESHOLDS, read_predictions, read_truth, temporal_map
 from hybrid.util.entry import launch, run_entry
-from hybrid.util.schema import register_schema
+from hybrid.util.schema import check_types, register_schema
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ register_schema("evaluate_video", EvaluateVideoSchema, exclude=("paths",))
 
 def evaluate_video_files(cfg: DictConfig) -> dict:
     """Read both files, score them, log the figures and write ``output`` if given."""
+    check_types(cfg, EvaluateVideoSchema, "", resolve=False)  # a typo'd or mistyped key stops here
     predictions_path, labels_path = Path(str(cfg.predictions)), Path(str(cfg.labels))
     truth, predictions = read_truth(labels_path), read_predictions(predictions_path)
     unknown = sorted({label for _, label, _, _ in predictions} - {label for _, label, _ in truth})

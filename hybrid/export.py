@@ -50,7 +50,7 @@ from hybrid.util.atomic import atomic_write
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
-from hybrid.util.schema import register_schema
+from hybrid.util.schema import check_types, register_schema
 
 log = logging.getLogger("hybrid.export")  # not __main__ under python -m
 
@@ -165,6 +165,7 @@ def calibration_set(cfg: DictConfig, data: DataModule) -> tuple[Calibration, int
 
 def export(cfg: DictConfig) -> dict:
     """Export ``ckpt_path`` at ``precision`` into ``output`` and verify it (see the module doc)."""
+    check_types(cfg, ExportSchema, "", resolve=False)  # a typo'd or mistyped key stops here
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python -m hybrid.export ckpt_path=<run>/checkpoints/best.pt")
     precision = check_export_precision(cfg.precision)

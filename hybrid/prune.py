@@ -33,7 +33,7 @@ from hybrid.models.factory import count_trainable, flops_per_image
 from hybrid.models.structure import module_shapes, output_layers
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
-from hybrid.util.schema import register_schema
+from hybrid.util.schema import check_types, register_schema
 
 log = logging.getLogger("hybrid.prune")  # not __main__ under python -m
 
@@ -125,6 +125,7 @@ def prune_to(model: nn.Module, method: str, measure: str, target: float, size: i
 
 def prune(cfg: DictConfig) -> dict:
     """Prune ``ckpt_path`` to the target and write ``pruned.pt`` and ``prune.json``."""
+    check_types(cfg, PruneSchema, "", resolve=False)  # a typo'd or mistyped key stops here
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python -m hybrid.prune ckpt_path=<run>/checkpoints/best.pt")
     importance(str(cfg.method))  # refuse an unknown method before any work

@@ -39,7 +39,7 @@ from hybrid.metrics import HEADLINE_METRICS, monitor_mode
 from hybrid.tracking import log_results_table
 from hybrid.util.entry import run_entry, run_job
 from hybrid.util.hydra_job import override_key
-from hybrid.util.schema import register_schema
+from hybrid.util.schema import check_types, register_schema
 
 log = logging.getLogger("hybrid.report")
 
@@ -476,6 +476,7 @@ def write_report(
 
 def run_report(cfg: DictConfig) -> pd.DataFrame:
     """The report job: ``cfg.sweep_dir``'s report, printed too."""
+    check_types(cfg, ReportSchema, "", resolve=False)  # a typo'd or mistyped key stops here
     backends = [b for b in BACKENDS if b.startswith("torch")]
     if cfg.latency_backend not in backends:
         raise ConfigError(f"latency_backend={cfg.latency_backend}: choose one of {backends}")

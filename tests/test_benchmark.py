@@ -149,7 +149,8 @@ def test_two_stage_experiment_end_to_end(tiny_data, tmp_path):
     experiment("sewerml_two_stage", tiny_data, run)
     for stage in ("binary", "defect"):
         assert (run / stage / "checkpoints" / "best.pt").is_file() and (run / stage / "metrics.json").is_file()
-    assert "rows: defective" in (run / "defect" / "config.yaml").read_text()
+    assert "rows: defective" in (run / "defect" / ".hydra" / "config.yaml").read_text()
+    assert (run / ".hydra" / "combine" / "overrides.yaml").is_file()  # the combining hybrid infer job
     metrics = json.loads((run / "metrics.json").read_text())
     official = {k.removeprefix("test/"): v for k, v in metrics.items() if k.startswith("test/sewerml/")}
     assert {f"sewerml/{n}" for n in ("F2", "F1_Normal", "MF1", "mF1", "OP", "OR", "CP", "EMAcc", "mAP")} <= set(

@@ -213,6 +213,32 @@ def test_sigterm_mid_epoch_saves_last_and_prints_the_resume_command(tiny_data, t
     assert json.loads((run / "metrics.json").read_text())["test/num_samples"] == 26
 
 
+@pytest.mark.slow
+def test_sigterm_stops_a_two_stage_run_in_its_stage_and_the_printed_command_finishes_it(tiny_data, tmp_path):
+    """The signal reaches the running stage's job once: it checkpoints, the two-stage run stops with
+    143 and its resume command, and that command resumes the stage and finishes the recipe."""
+    run = tmp_path / "two_stage"
+    overrides = ["experiment=sewerml_two_stage", "data=synthetic", *tiny_overrides(tiny_data), "data.batch_size=1"]
+    proc = start_training(*overrides, "trainer.max_epochs=1", f"hydra.run.dir={run}")
+    try:
+        log = run / "binary" / "train.log"
+        wait_for(lambda: log.is_file() and "epoch 1/1: 48 steps" in log.read_text(), proc)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, output[-3000:]
+    assert CheckpointRecord.load(run / "binary" / "checkpoints" / "last.pt").interrupted_epoch == 1
+    assert not (run / "defect").exists() and "Traceback" not in output
+    # the stage's own job says how to resume it alone; the run's last line, the whole recipe
+    command = output.rsplit("Resume with: ", 1)[1].splitlines()[0].split()
+    assert command[:2] == ["python", str(ROOT / "train.py")] and f"hydra.run.dir={run}" in command
+    resumed = run_script(*command[1:])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "continuing from there" in (run / "binary" / "train.log").read_text()
+    assert (run / "defect" / "metrics.json").is_file() and "test/sewerml/F2" in (run / "metrics.json").read_text()
+
+
 TIMING = ("train/images_per_s",)  # the only figures an interruption may change
 
 

@@ -5,6 +5,7 @@ reads a declared key with a default of its own."""
 from __future__ import annotations
 
 import ast
+import importlib
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
@@ -109,7 +110,13 @@ def test_every_key_is_declared_once():
     assert not twice
 
 
-EXPERIMENT_GROUPS = {"data": "data", "model": "model/cats_hybrid", "trainer": "trainer", "logger": "logger"}
+EXPERIMENT_GROUPS = {
+    "data": "data",
+    "model": "model/cats_hybrid",
+    "trainer": "trainer",
+    "logger": "logger",
+    "two_stage": "two_stage",
+}
 
 
 @pytest.mark.parametrize("path", sorted((CONF / "experiment").glob("*.yaml")), ids=lambda p: p.stem)
@@ -226,3 +233,27 @@ def test_an_old_checkpoint_config_gets_the_keys_added_since_from_the_schemas(tmp
     assert (data["rows"], data["layout"], data["batch_size"], data["augment"]["hue"]) == ("all", "csv", 7, 0.0)
     assert (trainer["momentum"], trainer["ema"]["warmup"], model["drop_path_rate"]) == (0.9, True, 0.0)
     assert model["network"] == old["model"]["network"] and record.tracker_run_id == "abc"
+
+
+@pytest.mark.parametrize(
+    ("job", "overrides", "message"),
+    [
+        ("hybrid.evaluate:evaluate_files", ["+threshhold=0.3"], "threshhold is not a key of the config; did you mean threshold?"),
+        ("hybrid.evaluate_video:evaluate_video_files", ["distances=5"], "distances=5: expected a list"),
+        ("hybrid.report:run_report", ["sweep_dir=x", "timed_runs=many"], "timed_runs='many': expected an integer"),
+        ("hybrid.benchmark:benchmark", ["models=[x]", "+warmpu=3"], "warmpu is not a key of the config; did you mean warmup?"),
+        ("hybrid.prune:prune", ["ckpt_path=x", "target.flops=big"], "target.flops='big': expected a number"),
+        ("hybrid.export:export", ["ckpt_path=x", "verify.num_images=lots"], "verify.num_images='lots': expected an integer"),
+        ("hybrid.infer:infer", ["ckpt_path=x", "video.fps=fast"], "video.fps='fast': expected a number"),
+        ("hybrid.prepare:prepare_job", ["+progress=false"], "progress is not a key of the config"),
+    ],
+)  # fmt: skip
+def test_every_job_checks_its_own_keys_before_any_work(job, overrides, message):
+    from hybrid.errors import ConfigError
+
+    module, function = job.split(":")
+    config_name = {"evaluate_video_files": "evaluate_video", "run_report": "report", "prepare_job": "prepare"}
+    name = config_name.get(function, module.rsplit(".", 1)[-1])
+    cfg = compose_config(name, overrides=[*overrides, *(["predictions=a", "labels=b"] if "evaluate" in name else [])])
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("?", r"\?")):
+        getattr(importlib.import_module(module), function)(cfg)

@@ -5,11 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hybrid.config import TwoStageCombination
 from hybrid.serve.video import VideoOptions
 from hybrid.util.schema import register_schema
 
 INFER_GROUPS = ("data", "logger", "paths")
+
+
+@dataclass
+class TwoStageCombination:
+    """``two_stage.strategy``: how a binary model's Defect score combines with a multi-label model's
+    scores (``hybrid.engine.evaluation.TWO_STAGE_STRATEGIES``). replace: where the Defect score is
+    below 0.5 it replaces every class score; multiply: every class score times the Defect score (for
+    a model trained on defective images)."""
+
+    strategy: str = "replace"
 
 
 @dataclass
