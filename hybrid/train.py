@@ -15,6 +15,7 @@ from hybrid.config import check_train_config
 from hybrid.data.loaders import SPLITS, DataModule
 from hybrid.engine import distributed
 from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
+from hybrid.engine.config import TrainerSchema
 from hybrid.engine.evaluation import final_evaluation, validate
 from hybrid.engine.outputs import report_skipped, write_json
 from hybrid.engine.resume import resumed_config
@@ -33,6 +34,7 @@ from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
 from hybrid.util.logs import RankedLogger
 from hybrid.util.ranks import rank_zero_only
+from hybrid.util.schema import typed_config
 
 log = RankedLogger(__name__)
 
@@ -108,8 +110,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> float:
         given = command_line_overrides() if overrides is None else overrides
         cfg = resumed_config(cfg, resume.config, given, str(cfg.ckpt_path))
         check_train_config(cfg)
-    runtime = Runtime.from_config(cfg.trainer)
-    info = distributed.init_distributed(cfg.trainer.strategy, cfg.trainer.backend, runtime.device)
+    settings = typed_config(cfg.trainer, TrainerSchema, "trainer")  # the engine's part, typed once
+    runtime = Runtime.from_config(settings)
+    info = distributed.init_distributed(settings.strategy, settings.backend, runtime.device)
     try:
         if info.enabled:
             if runtime.device.type == "cuda":
@@ -118,7 +121,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> float:
                 "DDP over %s: %d process%s, data.batch_size=%d per process",
                 info.backend, info.world_size, "" if info.world_size == 1 else "es", cfg.data.batch_size,
             )  # fmt: skip
-        return _train(cfg, runtime, resume)
+        return _train(cfg, settings, runtime, resume)
     except TrainingInterrupted as err:
         command = resume_command(err.checkpoint)
         raise TrainingInterrupted(f"{err} Resume with: {command}", err.exit_code, err.checkpoint) from err
@@ -137,12 +140,12 @@ def start_from_weights(model: torch.nn.Module, path: str) -> None:
         log.warning("init_from: %d weights do not fit and keep their initial values: %s", len(left_out), shown)
 
 
-def _train(cfg: DictConfig, runtime: Runtime, resume: CheckpointRecord | None) -> float:
+def _train(cfg: DictConfig, settings: TrainerSchema, runtime: Runtime, resume: CheckpointRecord | None) -> float:
     run_dir = shared_run_dir(cfg, resume)
     if resume:
         log.info("==== resumed in %s from %s: %s ====", run_dir, cfg.ckpt_path, command_line())
     seed_everything(int(cfg.seed))
-    configure_process(cfg.trainer.num_threads)
+    configure_process(settings.num_threads)
     # Rank 0 first, so only one process generates synthetic data.
     data = ranks.rank_zero_first(
         lambda: DataModule(cfg.data, int(cfg.seed), device=runtime.device, channels_last=runtime.channels_last)
@@ -162,21 +165,23 @@ def _train(cfg: DictConfig, runtime: Runtime, resume: CheckpointRecord | None) -
     tags = [data.spec.task, model_tag(cfg.model)]
     resume_id = resume.tracker_run_id if resume else None
     # Only rank 0 talks to W&B; the others get the no-op tracker.
-    tracker = rank_zero_only(build_tracker)(cfg, run_dir, "train", tags, cfg.trainer.monitor, resume_id) or Tracker()
+    tracker = rank_zero_only(build_tracker)(cfg, run_dir, "train", tags, settings.monitor, resume_id) or Tracker()
     exit_code = 1
     try:
         system = {**system_info(runtime.device), "flops_per_image": flops}
         tracker.log_summary({**prefixed(params, "params"), **prefixed(system, "system")})
-        callbacks = [TrackerCallback(tracker, data.spec, runtime, cfg.trainer.monitor)]
-        trainer = Trainer(cfg, model, data, runtime, run_dir, callbacks=callbacks, tracker_run_id=tracker.run_id)
+        callbacks = [TrackerCallback(tracker, data.spec, runtime, settings.monitor)]
+        trainer = Trainer(
+            cfg, model, data, runtime, run_dir, settings=settings, callbacks=callbacks, tracker_run_id=tracker.run_id
+        )
         fit = trainer.fit(resume)
         progress = trainer.progress
         saver = CheckpointSaver(run_dir)
         CheckpointRecord.load(saver.best).load_weights_into(model, saver.best)
         threshold = None
-        if cfg.trainer.tune_threshold:
+        if settings.tune_threshold:
             threshold = tune_on_validation(
-                model, data, runtime, cfg.trainer.monitor, cfg.trainer.tune_threshold, progress=progress
+                model, data, runtime, settings.monitor, settings.tune_threshold, progress=progress
             )
             saver.record_threshold(threshold)
         test_set = data.dataset("test")
@@ -187,7 +192,7 @@ def _train(cfg: DictConfig, runtime: Runtime, resume: CheckpointRecord | None) -
         report_evaluation(tracker, "test", test, test_set, data.spec, run_dir)
         tracker.log_checkpoints(
             {"best": saver.best, "latest": saver.best if fit.best_epoch == fit.last_epoch else saver.last},
-            {"monitor": cfg.trainer.monitor, "best_value": fit.best_value, "best_epoch": fit.best_epoch},
+            {"monitor": settings.monitor, "best_value": fit.best_value, "best_epoch": fit.best_epoch},
         )
         missing = fit.missing | set(test_set.missing)
         skipped = fit.skipped | missing | set(test.predictions.skipped)
@@ -195,7 +200,7 @@ def _train(cfg: DictConfig, runtime: Runtime, resume: CheckpointRecord | None) -
         if line:
             log.warning("%s", line)
         metrics = {
-            f"{cfg.trainer.monitor}_best": fit.best_value,
+            f"{settings.monitor}_best": fit.best_value,
             "best_epoch": fit.best_epoch,
             **prefixed(test.metrics, "test"),
             "train/images_per_s": fit.images_per_s,
@@ -208,7 +213,7 @@ def _train(cfg: DictConfig, runtime: Runtime, resume: CheckpointRecord | None) -
         log.info(
             "test: accuracy %.4f  f1_macro %.4f  (%d images)  best %s %.4f at epoch %d",
             metrics["test/accuracy"], metrics["test/f1_macro"], metrics["test/num_samples"],
-            cfg.trainer.monitor, fit.best_value, fit.best_epoch,
+            settings.monitor, fit.best_value, fit.best_epoch,
         )  # fmt: skip
         log.info("results in %s", run_dir)
         exit_code = 0

@@ -51,7 +51,7 @@ class VideoSpec:
 
     videos: int = option(2, "videos to write (pipe_001.mp4, ...)")
     duration_s: float = option(60.0, "length of each video in seconds")
-    fps: float = option(25.0, "frames per second (the mean rate with --vfr)")
+    fps: float = option(25.0, "frames per second (the mean rate with vfr=true)")
     width: int = option(640, "frame width in pixels")
     height: int = option(480, "frame height in pixels")
     seed: int = option(0, "each video depends only on this and its index")

@@ -10,7 +10,6 @@ import random
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from hybrid.errors import ConfigError
 from hybrid.util.memory import peak_rss_mb
@@ -142,8 +141,8 @@ class Runtime:
         self.compile = bool(compile)
 
     @classmethod
-    def from_config(cls, trainer_cfg: DictConfig) -> Runtime:
-        """The runtime a ``trainer`` config describes."""
+    def from_config(cls, trainer_cfg) -> Runtime:
+        """The runtime a ``trainer`` config (or its typed settings) describes."""
         return cls(
             trainer_cfg.device,
             trainer_cfg.precision,

@@ -15,6 +15,7 @@ from hybrid.data.loaders import DataModule
 from hybrid.engine import distributed
 from hybrid.engine.callbacks import Callback
 from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
+from hybrid.engine.config import TrainerSchema
 from hybrid.engine.ema import WeightAverage
 from hybrid.engine.evaluation import validate
 from hybrid.engine.interrupt import GracefulInterrupt
@@ -67,7 +68,8 @@ class FitState:
 
 
 class Trainer:
-    """Trains ``model`` on ``data`` as ``cfg.trainer`` says, keeping checkpoints in ``run_dir``.
+    """Trains ``model`` on ``data`` as ``settings`` (the typed ``trainer`` group) say, keeping
+    checkpoints in ``run_dir``; ``cfg``, the whole resolved config, is what they record.
 
     ``callbacks`` hear of every finished epoch (e.g. a tracker); ``tracker_run_id`` is stored in the
     checkpoints so a resumed run continues its tracker run.
@@ -81,11 +83,12 @@ class Trainer:
         runtime: Runtime,
         run_dir: Path,
         *,
+        settings: TrainerSchema,
         callbacks: Sequence[Callback] = (),
         tracker_run_id: str | None = None,
     ):
         self.cfg = cfg
-        self.trainer_cfg = cfg.trainer
+        self.settings = settings
         self.model = model
         self.data = data
         self.runtime = runtime
@@ -93,19 +96,19 @@ class Trainer:
         self.saver = CheckpointSaver(run_dir)
         self.callbacks = list(callbacks)
         self.tracker_run_id = tracker_run_id
-        self.monitor = str(cfg.trainer.monitor)
+        self.monitor = str(settings.monitor)
         self.mode = monitor_mode(self.monitor)
-        self.progress = bool(cfg.trainer.progress_bar) and ranks.is_rank_zero()
+        self.progress = bool(settings.progress_bar) and ranks.is_rank_zero()
         # float16's gradient scaler (checkpointed so a resumed run keeps its loss scale); a
         # pass-through otherwise.
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "16")
-        ema = cfg.trainer.ema
+        ema = settings.ema
         self.ema_decay = ema.decay
         self.ema_warmup = bool(ema.warmup)
         self.monitor_ema = self.ema_decay is not None and ema.best == "ema"
         self.ema: WeightAverage | None = None
-        self.accumulate = int(cfg.trainer.accumulate_grad_batches)
-        self.patience = cfg.trainer.early_stopping.patience
+        self.accumulate = int(settings.accumulate_grad_batches)
+        self.patience = settings.early_stopping.patience
 
     def _improved(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -119,14 +122,14 @@ class Trainer:
         if not ranks.is_initialized():
             return self.model
         device = self.runtime.device
-        if device.type == "cuda" and self.trainer_cfg.sync_batchnorm:
+        if device.type == "cuda" and self.settings.sync_batchnorm:
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             log.info("SyncBatchNorm: batch-norm statistics over the global batch of %d processes", ranks.world_size())
         return torch.nn.parallel.DistributedDataParallel(
             self.model,
             device_ids=[device.index] if device.type == "cuda" else None,
             # DDP's default syncs buffers from rank 0 at every forward (torch 2.14 deprecates naming it).
-            find_unused_parameters=bool(self.trainer_cfg.find_unused_parameters),
+            find_unused_parameters=bool(self.settings.find_unused_parameters),
         )
 
     def _record(self, epoch: int, state: FitState, optimizer, scheduler, rng: list) -> CheckpointRecord:
@@ -202,10 +205,10 @@ class Trainer:
             raise DataError(f"no usable images: {len(train_set)} for training, {len(val_set)} for validation")
         self.criterion = loss_function(
             self.data.spec,
-            self.trainer_cfg.class_weighting,
+            self.settings.class_weighting,
             train_set.targets,
-            float(self.trainer_cfg.effective_number_beta),
-            LossOptions.from_config(self.trainer_cfg),
+            float(self.settings.effective_number_beta),
+            LossOptions.from_config(self.settings),
         ).to(self.runtime.device)
         train_loader, val_loader = self.data.loader("train", train_set), self.data.loader("val", val_set)
         if resume is not None:
@@ -213,14 +216,14 @@ class Trainer:
         train_model = self._wrap()
         mixer = self.data.mixer
         steps_per_epoch = math.ceil(len(train_loader) / self.accumulate)  # optimizer (and schedule) steps
-        optimizer = build_optimizer(self.model, self.trainer_cfg, steps_per_epoch)
-        scheduler = build_scheduler(optimizer, self.trainer_cfg, steps_per_epoch)
+        optimizer = build_optimizer(self.model, self.settings, steps_per_epoch)
+        scheduler = build_scheduler(optimizer, self.settings, steps_per_epoch)
         if self.ema_decay is not None:
             self.ema = WeightAverage(self.model, self.ema_decay, warmup=self.ema_warmup)
         state = self._restore(resume, optimizer, scheduler) if resume is not None else FitState()
         missing = set(train_set.missing) | set(val_set.missing)
         state.skipped |= missing
-        max_epochs = int(self.trainer_cfg.max_epochs)
+        max_epochs = int(self.settings.max_epochs)
         speeds = []
         # Installed before the first loader iteration, so DataLoader workers inherit it too.
         with GracefulInterrupt() as interrupt:
@@ -233,7 +236,7 @@ class Trainer:
                 try:
                     result = train_one_epoch(
                         train_model, train_loader, optimizer, scheduler, self.criterion, self.runtime,
-                        scaler=self.scaler, grad_clip=self.trainer_cfg.grad_clip,
+                        scaler=self.scaler, grad_clip=self.settings.grad_clip,
                         desc=f"epoch {epoch}/{max_epochs} train", progress=self.progress,
                         stop_requested=interrupt.requested, start=start, accumulate=self.accumulate,
                         mix=mixer, ema=self.ema,
