@@ -139,7 +139,8 @@ def run_job(
 ) -> int:
     """``prog [WORD] [key=value ...]``: the Hydra app ``app``, where a first word without ``=`` is
     ``first_key=WORD`` (``hybrid report DIR``); ``--help`` lists the keys of ``keys`` (a dataclass
-    with help texts) before Hydra's own help. Returns the exit code."""
+    with help texts) with their defaults, in place of Hydra's help (``--hydra-help`` still shows
+    that). Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and "=" not in argv[0] and not argv[0].startswith("-"):
         argv[0] = f"{first_key}={argv[0]}"
