@@ -83,7 +83,7 @@ def stage_overrides(plan: TwoStagePlan, stage: str, command_line: list[str]) -> 
     return [*getattr(plan, stage), *(o for o in command_line if not _belongs(o, OWN_KEYS))]
 
 
-def run_job(job: str, overrides: list[str]) -> int:
+def run_in_own_process(job: str, overrides: list[str]) -> int:
     """``hybrid <job> <overrides>`` in a process of its own (this Python), its output on this
     terminal; returns its exit code. It runs in its own session, so a Ctrl-C reaches it once, from
     here, like a SIGTERM: it checkpoints and stops."""
@@ -109,7 +109,7 @@ def train_stage(plan: TwoStagePlan, stage: str, run_dir: Path, command_line: lis
     if saver.last.is_file():
         overrides.append(f"ckpt_path={saver.last}")
     log.info("==== two-stage: %s stage in %s: hybrid train %s ====", stage, stage_dir, " ".join(overrides))
-    code = run_job("train", overrides)
+    code = run_in_own_process("train", overrides)
     if code in INTERRUPTED:
         raise TrainingInterrupted(f"two-stage: the {stage} stage was interrupted.", code, saver.last)
     if code != 0:
@@ -139,7 +139,7 @@ def combine(plan: TwoStagePlan, checkpoints: dict[str, Path], run_dir: Path, com
         *(o for o in command_line if _belongs(o, INFERENCE_KEYS) and not _belongs(o, ("paths.output_dir",))),
     ]
     log.info("==== two-stage: combining the stages (%s) on the test split ====", plan.strategy)
-    code = run_job("infer", overrides)
+    code = run_in_own_process("infer", overrides)
     if code != 0:
         raise StageFailed(f"two-stage: combining the stages stopped (exit {code})", code)
 

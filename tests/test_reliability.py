@@ -56,6 +56,21 @@ def wait_for(condition, proc: subprocess.Popen, timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
+def signal_when(proc: subprocess.Popen, condition, signum: int) -> str:
+    """Send ``proc`` ``signum`` once ``condition`` holds; its whole output when it has ended."""
+    try:
+        wait_for(condition, proc)
+        proc.send_signal(signum)
+        return proc.communicate(timeout=120)[0]
+    finally:
+        proc.kill()
+
+
+def logged(log: Path, text: str):
+    """A condition: the log file ``log`` shows ``text``."""
+    return lambda: log.is_file() and text in log.read_text()
+
+
 def epochs_in(history: Path) -> list[int]:
     try:
         return pd.read_csv(history).epoch.tolist() if history.is_file() else []
@@ -184,13 +199,7 @@ def test_sigterm_mid_epoch_saves_last_and_prints_the_resume_command(tiny_data, t
     # one image per step: 48 steps per epoch, so the signal lands inside the first epoch
     overrides = [*tiny_overrides(tiny_data), "data.batch_size=1", "trainer.max_epochs=1"]
     proc = start_training(*overrides, f"hydra.run.dir={run}")
-    try:
-        log = run / "train.log"
-        wait_for(lambda: log.is_file() and "epoch 1/1: 48 steps" in log.read_text(), proc)
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    output = signal_when(proc, logged(run / "train.log", "epoch 1/1: 48 steps"), signal.SIGTERM)
     assert proc.returncode == 143, output[-3000:]
     last = run / "checkpoints" / "last.pt"
     assert f"Resume with: python {ROOT / 'train.py'} ckpt_path={last.resolve()}" in output
@@ -220,13 +229,7 @@ def test_sigterm_stops_a_two_stage_run_in_its_stage_and_the_printed_command_fini
     run = tmp_path / "two_stage"
     overrides = ["experiment=sewerml_two_stage", "data=synthetic", *tiny_overrides(tiny_data), "data.batch_size=1"]
     proc = start_training(*overrides, "trainer.max_epochs=1", f"hydra.run.dir={run}")
-    try:
-        log = run / "binary" / "train.log"
-        wait_for(lambda: log.is_file() and "epoch 1/1: 48 steps" in log.read_text(), proc)
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    output = signal_when(proc, logged(run / "binary" / "train.log", "epoch 1/1: 48 steps"), signal.SIGTERM)
     assert proc.returncode == 143, output[-3000:]
     assert CheckpointRecord.load(run / "binary" / "checkpoints" / "last.pt").interrupted_epoch == 1
     assert not (run / "defect").exists() and "Traceback" not in output
@@ -273,12 +276,8 @@ def EXACT_OVERRIDES(data_root) -> list[str]:
 def test_sigint_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_data, tmp_path, uninterrupted):
     run = tmp_path / "run"
     proc = start_training(*EXACT_OVERRIDES(tiny_data), f"hydra.run.dir={run}")
-    try:  # in epoch 2, once epoch 1 is on record
-        wait_for(lambda: 1 in epochs_in(run / "history.csv"), proc)
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    # in epoch 2, once epoch 1 is on record
+    output = signal_when(proc, lambda: 1 in epochs_in(run / "history.csv"), signal.SIGINT)
     assert proc.returncode == 130, output[-3000:]
     record = CheckpointRecord.load(run / "checkpoints" / "last.pt")
     assert record.interrupted_step is not None and record.interrupted_step < 12  # part-way through an epoch

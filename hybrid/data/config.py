@@ -68,13 +68,11 @@ class DataSchema:
     valid_csv: str | None = "val.csv"
     test_csv: str | None = "test.csv"
     task: str = "binary"  # binary | multiclass | multilabel
-    label_columns: list[str] | None = field(
-        default_factory=lambda: ["Defect"]
-    )  # binary: one 0/1 column; multiclass: one column of indices or names
+    # binary: one 0/1 column; multiclass: one column of indices or names
+    label_columns: list[str] | None = field(default_factory=lambda: ["Defect"])
     class_names: list[str] | None = None  # null: Normal/Defect (binary), sorted values of the column (multiclass)
-    negative_class: str | None = (
-        None  # the class meaning "no defect" (binary figures, video events); null: the one named
-    )
+    # the class meaning "no defect" (binary figures, video events); null: the one named
+    negative_class: str | None = None
     # data=synthetic: the generator's settings (the dataset is made in root on first use)
     synthetic: SyntheticSpec | None = None
     batch_size: int = 16

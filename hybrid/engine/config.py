@@ -91,9 +91,8 @@ class TrainerSchema:
     progress_bar: bool = True
     strategy: str = "single"  # single | ddp (one process per device, launched by torchrun)
     backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
-    sync_batchnorm: bool = (
-        True  # ddp on CUDA: batch-norm statistics over the global batch (CPU: rank 0's are broadcast)
-    )
+    # ddp on CUDA: batch-norm statistics over the global batch (CPU: rank 0's are broadcast)
+    sync_batchnorm: bool = True
     find_unused_parameters: bool = False  # ddp: set true if a model variant leaves parameters out of the loss
 
 

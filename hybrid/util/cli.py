@@ -12,13 +12,18 @@ def option(default, help: str) -> Field:
     return field(default=default, metadata={"help": help})
 
 
+def field_default(spec_field: Field):
+    """The default of a dataclass field, whether given as a value or as a factory."""
+    return spec_field.default if spec_field.default is not MISSING else spec_field.default_factory()
+
+
 def add_options(parser, spec_type: type, *, exclude: tuple[str, ...] = ()) -> None:
     """One ``--name`` per field of the dataclass ``spec_type`` (underscores as dashes) but those in
     ``exclude``, typed and described as the field is: a bool becomes a switch, a tuple takes its
     count of numbers. ``parser``: an ``ArgumentParser`` or one of its argument groups."""
     for spec_field in (f for f in fields(spec_type) if f.name not in exclude):
         flag = f"--{spec_field.name.replace('_', '-')}"
-        default = spec_field.default if spec_field.default is not MISSING else spec_field.default_factory()
+        default = field_default(spec_field)
         text = f"{spec_field.metadata.get('help', '')} (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
         if isinstance(default, bool):
             parser.add_argument(flag, action="store_true", default=default, help=text)
@@ -42,7 +47,7 @@ def describe_keys(spec_type: type) -> list[str]:
     """One ``key=default  help`` line per field of ``spec_type`` that has a help text."""
     lines = []
     for spec_field in (f for f in fields(spec_type) if "help" in f.metadata):
-        default = spec_field.default if spec_field.default is not MISSING else spec_field.default_factory()
+        default = field_default(spec_field)
         shown = f"[{','.join(map(str, default))}]" if isinstance(default, tuple) else default
         lines.append(f"  {spec_field.name}={shown}\n      {spec_field.metadata['help']}")
     return lines

@@ -77,11 +77,17 @@ def check_types(node: DictConfig, schema: type, group: str, *, resolve: bool = T
     values (``???``) pass, so the entry point can name them.
     """
     try:
-        values = OmegaConf.to_container(node, resolve=resolve, throw_on_missing=False)
+        _typed(node, schema, group, resolve=resolve)
     except MissingMandatoryValue:
         return
+
+
+def _typed(node: DictConfig, schema: type, group: str, *, resolve: bool) -> DictConfig:
+    """``node``'s values merged into ``schema`` (a structured config, types converted), with
+    :func:`check_types`'s errors; an interpolation of an unset value raises ``MissingMandatoryValue``."""
+    values = OmegaConf.to_container(node, resolve=resolve, throw_on_missing=False)
     try:
-        OmegaConf.merge(OmegaConf.structured(schema), values)
+        return OmegaConf.merge(OmegaConf.structured(schema), values)
     except ConfigKeyError as err:
         raise ConfigError(unknown_key(".".join(filter(None, [group, str(err.full_key)])), schema, group)) from err
     except ValidationError as err:
@@ -93,9 +99,7 @@ def check_types(node: DictConfig, schema: type, group: str, *, resolve: bool = T
 def typed_config(node: DictConfig, schema: type, group: str = ""):
     """``node`` as an instance of ``schema`` (the dataclass), its values converted to the declared
     types, after :func:`check_types`'s checks: what a job hands down instead of the raw config."""
-    check_types(node, schema, group)
-    values = OmegaConf.to_container(node, resolve=True)
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    return OmegaConf.to_object(_typed(node, schema, group, resolve=True))
 
 
 # OmegaConf's names for the types it could not convert a value to, as a user reads them.
