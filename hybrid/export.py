@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hybrid.data.config import trained_data_config
+from hybrid.data.config import trained_data_settings
 from hybrid.data.labels import LabelSpec
 from hybrid.data.loaders import DataModule, make_loader
 from hybrid.decisions import single_label_predictions
@@ -50,7 +50,7 @@ from hybrid.util.atomic import atomic_write
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
-from hybrid.util.schema import check_types, register_schema
+from hybrid.util.schema import check_types, register_schema, typed_job
 
 log = logging.getLogger("hybrid.export")  # not __main__ under python -m
 
@@ -95,7 +95,8 @@ class ExportSchema:
     model: Any = None  # the checkpoint's, set when it is read
 
 
-register_schema("export", ExportSchema, exclude=("data", "paths", "model"))
+EXPORT_GROUPS = ("data", "paths", "model")  # typed by their own schemas
+register_schema("export", ExportSchema, exclude=EXPORT_GROUPS)
 
 
 MODEL_FILE = "model.onnx"
@@ -135,9 +136,9 @@ def compare(reference: Predictions, exported: Predictions, spec, threshold: floa
     }
 
 
-def target_path(cfg: DictConfig) -> Path:
-    """``<output>/model.onnx``; an existing file there is never replaced."""
-    folder = Path(str(cfg.output)).expanduser() if cfg.output else hydra_run_dir(cfg)
+def target_path(job: ExportSchema, cfg: DictConfig) -> Path:
+    """``<output>/model.onnx`` (``output`` null: ``cfg``'s run dir); an existing file there is never replaced."""
+    folder = Path(job.output).expanduser() if job.output else hydra_run_dir(cfg)
     target = folder / MODEL_FILE
     if target.exists():
         raise ConfigError(f"output={folder} already holds {MODEL_FILE}; choose another output or move it away")
@@ -147,14 +148,14 @@ def target_path(cfg: DictConfig) -> Path:
 
 def sample_loader(data: DataModule, split: str, count: int, seed: int):
     """``count`` images of ``split`` drawn with ``seed``, through the eval transform, as ready CPU batches."""
-    return make_loader(data.sample(split, count, seed), data.cfg, train=False, seed=seed, device="cpu")
+    return make_loader(data.sample(split, count, seed), data.settings, train=False, seed=seed, device="cpu")
 
 
-def calibration_set(cfg: DictConfig, data: DataModule) -> tuple[Calibration, int]:
-    """The int8 calibration batches of ``calibration.*`` (its method checked by :func:`export`
+def calibration_set(settings: CalibrationSchema, data: DataModule) -> tuple[Calibration, int]:
+    """The int8 calibration batches ``calibration.*`` describe (its method checked by :func:`export`
     before any work) and how many images they hold."""
-    method = str(cfg.calibration.method)
-    loader = sample_loader(data, "train", int(cfg.calibration.num_images), int(cfg.calibration.seed))
+    method = settings.method
+    loader = sample_loader(data, "train", settings.num_images, settings.seed)
 
     def batches():
         return (batch["image"].numpy() for batch in loader if "image" in batch)
@@ -168,21 +169,22 @@ def export(cfg: DictConfig) -> dict:
     check_types(cfg, ExportSchema, "", resolve=False)  # a typo'd or mistyped key stops here
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python -m hybrid.export ckpt_path=<run>/checkpoints/best.pt")
-    precision = check_export_precision(cfg.precision)
-    check_calibration_method(cfg.calibration.method)
+    job = typed_job(cfg, ExportSchema, groups=EXPORT_GROUPS)  # the job's own keys, typed once
+    precision = check_export_precision(job.precision)
+    check_calibration_method(job.calibration.method)
     started = time.perf_counter()
-    configure_process(cfg.num_threads)
-    record = CheckpointRecord.load(cfg.ckpt_path)
+    configure_process(job.num_threads)
+    record = CheckpointRecord.load(job.ckpt_path)
     trained = OmegaConf.create(record.config)
     with open_dict(cfg):
         cfg.model = trained.model  # data keys such as img_size interpolate the model's
-    data_cfg = trained_data_config(trained.data, cfg, command_line_overrides())
-    target = target_path(cfg)
-    model = model_from_record(record, cfg.ckpt_path).eval()
+    data_cfg = trained_data_settings(trained.data, cfg, command_line_overrides())
+    target = target_path(job, cfg)
+    model = model_from_record(record, job.ckpt_path).eval()
     size, channels = int(trained.model.img_size), int(trained.model.in_channels)
     card = card_from_checkpoint(
         record,
-        cfg.ckpt_path,
+        job.ckpt_path,
         precision=precision,
         parameters=count_trainable(model),
         flops_per_image=flops_per_image(model, size, channels),
@@ -192,14 +194,14 @@ def export(cfg: DictConfig) -> dict:
     data = DataModule(
         data_cfg, int(trained.seed), list(record.class_names), negative_class=record.negative_class, device="cpu"
     )
-    calibration, calibrated = calibration_set(cfg, data) if precision == "int8" else (None, 0)
+    calibration, calibrated = calibration_set(job.calibration, data) if precision == "int8" else (None, 0)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export.") as work:
         graph = export_float32(model, channels, size, Path(work) / "fp32.onnx")
         log.info("exported the float32 graph (opset %d); converting to %s", OPSET, precision)
         converted = convert(graph, Path(work) / f"{precision}.onnx", precision, calibration)
         candidate = with_card(converted, card, Path(work) / MODEL_FILE)
-        verify_set = sample_loader(data, "val", int(cfg.verify.num_images), int(cfg.calibration.seed))
-        verification = verify(cfg, model, candidate, verify_set, data.spec, card)
+        verify_set = sample_loader(data, "val", job.verify.num_images, job.calibration.seed)
+        verification = verify(job, model, candidate, verify_set, data.spec, card)
         candidate.replace(target)
     report = {
         "precision": precision,
@@ -228,11 +230,11 @@ def with_card(source: Path, card: ModelCard, target: Path) -> Path:
     return atomic_write(target, lambda tmp: onnx.save(model, str(tmp)))
 
 
-def verify(cfg: DictConfig, model: torch.nn.Module, candidate: Path, loader, spec, card: ModelCard) -> dict:
+def verify(job: ExportSchema, model: torch.nn.Module, candidate: Path, loader, spec, card: ModelCard) -> dict:
     """Serve ``candidate`` with ONNX Runtime on the verification images, compare with ``model``
     (PyTorch, float32), log the figures and refuse a float32 file that does not agree."""
     reference = predict(model, loader, spec, Runtime("cpu", "32"), desc="verify: torch")
-    served = load_served_model(candidate, ServingOptions(runtime="onnxruntime", num_threads=cfg.num_threads))
+    served = load_served_model(candidate, ServingOptions(runtime="onnxruntime", num_threads=job.num_threads))
     exported = predict(served.model, loader, spec, served.runtime, desc="verify: onnx")
     report = compare(reference, exported, spec, card.threshold, str(card.config["trainer"]["monitor"]))
     monitor = report["verify/metric"]
@@ -241,17 +243,17 @@ def verify(cfg: DictConfig, model: torch.nn.Module, candidate: Path, loader, spe
         report["verify/num_images"], report["verify/max_abs_prob_delta"], 100 * report["verify/decision_agreement"],
         monitor, report[f"verify/torch/{monitor}"], report[f"verify/onnx/{monitor}"], card.precision,
     )  # fmt: skip
-    tolerance = float(cfg.verify.fp32_tolerance)
+    tolerance = job.verify.fp32_tolerance
     if card.precision == "fp32" and not report["verify/max_abs_prob_delta"] <= tolerance:
         raise CheckpointError(
-            f"export of {cfg.ckpt_path}: ONNX and PyTorch probabilities differ by "
+            f"export of {job.ckpt_path}: ONNX and PyTorch probabilities differ by "
             f"{report['verify/max_abs_prob_delta']:.2e} > verify.fp32_tolerance={tolerance:g}; no {MODEL_FILE} written"
         )
-    if abs(report["verify/metric_delta"]) > float(cfg.verify.warn_metric_delta):
+    if abs(report["verify/metric_delta"]) > job.verify.warn_metric_delta:
         log.warning(
             "%s changes %s by %+.4f on %d validation images (above verify.warn_metric_delta=%g)",
             card.precision, monitor, report["verify/metric_delta"], report["verify/num_images"],
-            float(cfg.verify.warn_metric_delta),
+            job.verify.warn_metric_delta,
         )  # fmt: skip
     return report
 

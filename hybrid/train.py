@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from hybrid.config import check_train_config
 from hybrid.data.loaders import SPLITS, DataModule
+from hybrid.data.schema import data_settings
 from hybrid.engine import distributed
 from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
 from hybrid.engine.config import TrainerSchema
@@ -148,7 +149,9 @@ def _train(cfg: DictConfig, settings: TrainerSchema, runtime: Runtime, resume: C
     configure_process(settings.num_threads)
     # Rank 0 first, so only one process generates synthetic data.
     data = ranks.rank_zero_first(
-        lambda: DataModule(cfg.data, int(cfg.seed), device=runtime.device, channels_last=runtime.channels_last)
+        lambda: DataModule(
+            data_settings(cfg.data), int(cfg.seed), device=runtime.device, channels_last=runtime.channels_last
+        )
     )
     for split in SPLITS:  # read and check every label CSV now, not after hours of training
         data.frame(split)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from hybrid.data.loaders import DataModule
+from hybrid.data.schema import data_settings
 from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.loop import train_one_epoch
 from hybrid.engine.losses import loss_function
@@ -32,7 +33,7 @@ CUDA = ["trainer.device=cuda"]
 def test_training_steps_on_cuda(tiny_data, precision):
     cfg = compose_config(overrides=[*tiny_overrides(tiny_data), *CUDA, f"trainer.precision={precision}"])
     runtime = Runtime.from_config(cfg.trainer)
-    data = DataModule(cfg.data, 0, device=runtime.device, channels_last=runtime.channels_last)
+    data = DataModule(data_settings(cfg.data), 0, device=runtime.device, channels_last=runtime.channels_last)
     model = runtime.prepare(build_model(cfg.model, data.spec.num_labels))
     loader = data.loader("train")
     batch = next(iter(loader))

@@ -13,6 +13,7 @@ from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, index_image
 from hybrid.data.device_loader import collate
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, sample_rows, split_ratio
+from hybrid.data.schema import AugmentSchema, data_settings
 from hybrid.data.transforms import build_transform
 from hybrid.errors import ConfigError, DataError
 from hybrid.util.video import find_videos
@@ -108,15 +109,7 @@ def test_sampling_is_seeded_per_split_and_keeps_order():
 
 def test_train_transform_augments_eval_does_not():
     image = torch.randint(0, 255, (3, 48, 64), dtype=torch.uint8)
-    augment = {
-        "rotation": 30,
-        "scale": [0.8, 1.2],
-        "hflip": 0.5,
-        "brightness": 0.3,
-        "contrast": 0.3,
-        "saturation": 0.3,
-        "hue": 0.0,
-    }
+    augment = AugmentSchema(rotation=30, scale=[0.8, 1.2], hflip=0.5, brightness=0.3, contrast=0.3, saturation=0.3)
     train = build_transform(32, 3, augment)
     torch.manual_seed(0)
     assert not torch.equal(train(image), train(image))
@@ -144,7 +137,7 @@ def test_folder_dataset_lists_images_recursively(nested):
 
 def test_data_module_on_synthetic(tiny_data):
     cfg = compose_config(overrides=[*tiny_overrides(tiny_data), "data.sampling_ratio={train: 0.5}"])
-    data = DataModule(cfg.data, seed=1)
+    data = DataModule(data_settings(cfg.data), seed=1)
     assert len(data.dataset("train")) == 24 and len(data.dataset("test")) == 26
     batch = next(iter(data.loader("val").loader))  # what the workers ship
     assert batch["image"].shape == (8, 3, 64, 64) and batch["image"].dtype == torch.uint8
@@ -153,8 +146,8 @@ def test_data_module_on_synthetic(tiny_data):
 def test_defective_rows_train_and_validate_on_images_with_a_label(tiny_data):
     codes = ["RB", "OB", "PF", "DE", "FS", "IS", "RO", "IN", "AF", "BE", "FO", "GR", "PH", "PB", "OS", "OP", "OK"]
     base = [*tiny_overrides(tiny_data), "data.task=multilabel", f"data.label_columns=[{','.join(codes)}]"]
-    every = DataModule(compose_config(overrides=base).data, seed=0)
-    defective = DataModule(compose_config(overrides=[*base, "data.rows=defective"]).data, seed=0)
+    every = DataModule(data_settings(compose_config(overrides=base).data), seed=0)
+    defective = DataModule(data_settings(compose_config(overrides=[*base, "data.rows=defective"]).data), seed=0)
     for split in ("train", "val"):
         kept, all_rows = defective.frame(split), every.frame(split)
         expected = all_rows[all_rows[codes].max(axis=1) == 1].Filename.tolist()
@@ -176,12 +169,14 @@ def test_folds_split_the_training_csv_stratified_and_the_same_for_every_seed(tin
     vals = []
     for fold in range(3):
         folds = [*tiny_overrides(tiny_data), f"data.fold={fold}", "data.num_folds=3"]
-        data = DataModule(compose_config(overrides=folds).data, seed=1)
+        data = DataModule(data_settings(compose_config(overrides=folds).data), seed=1)
         train, val = data.frame("train"), data.frame("val")
         assert set(train.Filename).isdisjoint(val.Filename) and len(train) + len(val) == len(every)
         share = val.Defect.mean()
         assert abs(share - every.Defect.mean()) < 0.1  # stratified on the class
-        assert val.Filename.equals(DataModule(compose_config(overrides=folds).data, seed=7).frame("val").Filename)
+        assert val.Filename.equals(
+            DataModule(data_settings(compose_config(overrides=folds).data), seed=7).frame("val").Filename
+        )
         vals += val.Filename.tolist()
     assert sorted(vals) == sorted(every.Filename)  # every training row validates exactly once
     with pytest.raises(ConfigError, match=r"data.fold and data.num_folds go together"):
@@ -198,9 +193,9 @@ def test_prefetching_gives_the_same_batches_and_stops_cleanly(tiny_data):
     from hybrid.data.loaders import make_loader
 
     cfg = compose_config(overrides=tiny_overrides(tiny_data))
-    dataset = DataModule(cfg.data, seed=0).dataset("test")
-    plain = make_loader(dataset, cfg.data, train=False, seed=0)
-    ahead = make_loader(dataset, cfg.data, train=False, seed=0)
+    dataset = DataModule(data_settings(cfg.data), seed=0).dataset("test")
+    plain = make_loader(dataset, data_settings(cfg.data), train=False, seed=0)
+    ahead = make_loader(dataset, data_settings(cfg.data), train=False, seed=0)
     ahead.prefetch = True
     assert not plain.prefetch  # off on the CPU by default
     pairs = list(zip(plain, ahead, strict=True))

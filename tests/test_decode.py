@@ -9,6 +9,7 @@ import torch
 
 from hybrid.data.decode import check_decode
 from hybrid.data.loaders import DataModule
+from hybrid.data.schema import data_settings
 from hybrid.errors import ConfigError
 from tests.conftest import compose_config
 
@@ -21,7 +22,7 @@ def data_config(root, decode: str, *extra: str):
         "data.test_csv=labels.csv", f"model.img_size={IMG_SIZE}", "model.patch_size=24", "data.batch_size=25",
         "data.num_workers=0", f"data.decode={decode}", *extra,
     ]  # fmt: skip
-    return compose_config(overrides=overrides).data
+    return data_settings(compose_config(overrides=overrides).data)
 
 
 def decoded_batches(root, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

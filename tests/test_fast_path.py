@@ -17,6 +17,7 @@ from hybrid.data.batch import BatchPreparer
 from hybrid.data.cache import open_cache
 from hybrid.data.loaders import DataModule, resolve_workers
 from hybrid.data.prepare import prepare
+from hybrid.data.schema import data_settings
 from hybrid.data.transforms import read_image
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
@@ -28,7 +29,7 @@ MEAN, STD = [0.523, 0.453, 0.345], [0.210, 0.199, 0.154]
 
 def test_workers_ship_uint8_and_the_engine_gets_ready_batches(tiny_data):
     cfg = compose_config(overrides=tiny_overrides(tiny_data))
-    data = DataModule(cfg.data, seed=0, channels_last=True)
+    data = DataModule(data_settings(cfg.data), seed=0, channels_last=True)
     for split in ("train", "test"):
         loader = data.loader(split)
         raw = next(iter(loader.loader))
@@ -170,7 +171,7 @@ def test_prepare_is_resumable_and_keeps_labels_and_counts(tiny_data, tmp_path):
     assert manifest["count"] == manifest["source_images"] == 98 and manifest["img_size"] == 64
     assert {p.name: p.read_bytes() for p in tiny_data.glob("*.csv")} == csvs
     cached_cfg = compose_config(overrides=[*tiny_overrides(tiny_data), f"data.cache_dir={tmp_path / 'cache'}"])
-    data = DataModule(cached_cfg.data, 0)
+    data = DataModule(data_settings(cached_cfg.data), 0)
     assert data.cache is not None
     assert {s: len(data.dataset(s)) for s in ("train", "val", "test")} == {"train": 48, "val": 24, "test": 26}
 
@@ -178,11 +179,11 @@ def test_prepare_is_resumable_and_keeps_labels_and_counts(tiny_data, tmp_path):
 def test_stale_cache_is_ignored(tiny_data, tmp_path, caplog):
     prepare(_prepare_cfg(tiny_data, tmp_path / "cache", "progress_bar=false", "data.cache_format=png"))
     npy = compose_config(overrides=[*tiny_overrides(tiny_data), f"data.cache_dir={tmp_path / 'cache'}"])
-    assert open_cache(npy.data, tiny_data) is None and "ignoring the image cache" in caplog.text
+    assert open_cache(data_settings(npy.data), tiny_data) is None and "ignoring the image cache" in caplog.text
     png = compose_config(
         overrides=[*tiny_overrides(tiny_data), f"data.cache_dir={tmp_path / 'cache'}", "data.cache_format=png"]
     )
-    assert open_cache(png.data, tiny_data) is not None
+    assert open_cache(data_settings(png.data), tiny_data) is not None
 
 
 def test_cache_is_used_transparently_with_identical_predictions(tiny_data, tmp_path):
@@ -194,10 +195,10 @@ def test_cache_is_used_transparently_with_identical_predictions(tiny_data, tmp_p
     model = build_model(cfg.model, 2)
     runtime = Runtime.from_config(cfg.trainer)
     model = runtime.prepare(model)
-    plain = DataModule(cfg.data, 0, channels_last=runtime.channels_last)
+    plain = DataModule(data_settings(cfg.data), 0, channels_last=runtime.channels_last)
     assert plain.cache is None
     prepare(_prepare_cfg(tiny_data, tmp_path / "cache", "progress_bar=false"))
-    cached = DataModule(cfg.data, 0, channels_last=runtime.channels_last)
+    cached = DataModule(data_settings(cfg.data), 0, channels_last=runtime.channels_last)
     assert cached.cache is not None
     reads = []
     read = cached.cache.read

@@ -14,6 +14,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from hybrid.config import check_train_config
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule
+from hybrid.data.schema import data_settings
 from hybrid.data.synthetic_video import VideoSpec
 from hybrid.data.synthetic_video import generate as generate_videos
 from hybrid.errors import ConfigError, DataError
@@ -40,7 +41,7 @@ def folder_data(root, *extra: str) -> DataModule:
         overrides=["data=folder", f"data.root={root}", "model.img_size=64", "data.num_workers=0", *extra]
     )
     check_train_config(cfg)
-    return DataModule(cfg.data, int(cfg.seed))
+    return DataModule(data_settings(cfg.data), int(cfg.seed))
 
 
 def test_split_folders_give_classes_and_ready_batches(class_folders):

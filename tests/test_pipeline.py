@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from tests.conftest import run_script, tiny_overrides
+from tests.conftest import run_command, run_script, tiny_overrides
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,28 @@ def test_infer_reproduces_the_test_metrics_exactly(trained):
     assert predictions.Filename.is_monotonic_increasing and len(predictions) == 26
     assert predictions.equals(pd.read_csv(run_dir / "predictions.csv"))
     assert (infer_dir / "confusion_matrix.png").is_file()
+
+
+# Where a raw config may still go during infer: the conversions to typed settings, the tracker
+# (it records the whole config), the run dir, and the model factory (``_target_`` blocks are
+# Hydra's instantiation contract).
+CONFIG_ENTRY_POINTS = {
+    "hybrid.infer", "hybrid.infer.config", "hybrid.data.config", "hybrid.data.schema", "hybrid.util.schema",
+    "hybrid.util.hydra_job", "hybrid.tracking", "hybrid.models.config", "hybrid.models.factory",
+}  # fmt: skip
+
+
+def test_infer_hands_the_data_and_serving_layers_typed_settings_not_the_raw_config(trained):
+    run_dir, _ = trained
+    out = run_dir.parent / "infer_typed"
+    result = run_command(
+        ["-m", "tests.config_reach", "hybrid.infer:infer", "infer",
+         f"ckpt_path={run_dir}/checkpoints/best.pt", f"hydra.run.dir={out}", "progress_bar=false"]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    reached = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "hybrid.infer" in reached and "hybrid.data.schema" in reached  # the profiler saw the job
+    assert set(reached) <= CONFIG_ENTRY_POINTS, sorted(set(reached) - CONFIG_ENTRY_POINTS)
 
 
 def test_infer_on_another_labelled_csv(trained, tiny_data):

@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 
 from hybrid.data.labels import LabelSpec
 from hybrid.data.loaders import DataModule
+from hybrid.data.schema import data_settings
 from hybrid.engine.outputs import plot_history
 from hybrid.engine.runtime import Runtime
 from hybrid.models import build_model
@@ -256,7 +257,7 @@ def test_overlay_colours_the_attended_patch(tmp_path):
 
 def test_attention_overlays_on_validation_images(tiny_data):
     cfg = compose_config("train", tiny_overrides(tiny_data))
-    data = DataModule(cfg.data, 0)
+    data = DataModule(data_settings(cfg.data), 0)
     model = build_model(cfg.model, data.spec.num_labels)
     val = data.dataset("val")
     images = attention_overlays(model, data.loader("val", val), [0, 5], data.spec, Runtime("cpu", "32"), side=48)

@@ -10,8 +10,12 @@ sees batches ready for the model.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # the data layer's typed settings (annotations only)
+    from hybrid.data.schema import DataSchema
 
 # ITU-R 601 luma, as torchvision's rgb_to_grayscale uses.
 LUMA = (0.2989, 0.587, 0.114)
@@ -47,10 +51,10 @@ class BatchPreparer:
         self.jitter = {k: float(jitter[k]) for k in JITTER_KEYS if jitter.get(k)}
 
     @classmethod
-    def from_config(cls, data_cfg: Mapping) -> BatchPreparer:
-        """The preparer a ``data`` config describes (its mean, std, channels and augment block)."""
-        augment = data_cfg["augment"] or {}
-        return cls(data_cfg["mean"], data_cfg["std"], int(data_cfg["in_channels"]), augment)
+    def from_config(cls, data: DataSchema) -> BatchPreparer:
+        """The preparer ``data`` describes (its mean, std, channels and augment block's jitter)."""
+        jitter = {key: getattr(data.augment, key) for key in JITTER_KEYS} if data.augment else None
+        return cls(data.mean, data.std, data.in_channels, jitter)
 
     def __call__(
         self, images: torch.Tensor, device: torch.device, *, channels_last: bool = False, train: bool = False

@@ -13,8 +13,8 @@ import io
 import json
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from PIL import Image
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError
 from hybrid.util.atomic import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:  # the data layer's typed settings (annotations only)
+    from hybrid.data.schema import DataSchema
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +48,18 @@ def check_cache_format(fmt: str) -> str:
     return fmt
 
 
-def cache_settings(cfg: Mapping, root: Path) -> dict:
+def cache_settings(cfg: DataSchema, root: Path) -> dict:
     """The cache a ``data`` config asks for: its folder and the manifest fields it must match."""
-    fmt = check_cache_format(str(cfg["cache_format"]))
-    folder = cfg["cache_dir"] or default_cache_dir(root, int(cfg["img_size"]))
+    fmt = check_cache_format(str(cfg.cache_format))
+    folder = cfg.cache_dir or default_cache_dir(root, int(cfg.img_size))
     return {
         "dir": Path(str(folder)).expanduser().resolve(),
         "version": CACHE_VERSION,
-        "img_size": int(cfg["img_size"]),
-        "in_channels": int(cfg["in_channels"]),
+        "img_size": int(cfg.img_size),
+        "in_channels": int(cfg.in_channels),
         "resize": ResizeUint8.method,
         "format": fmt,
-        "jpeg_quality": int(cfg["cache_jpeg_quality"]),
+        "jpeg_quality": int(cfg.cache_jpeg_quality),
     }
 
 
@@ -127,10 +130,10 @@ class ImageCache:
         return None
 
 
-def open_cache(cfg: Mapping, root: Path) -> ImageCache | None:
+def open_cache(cfg: DataSchema, root: Path) -> ImageCache | None:
     """The prepared cache for a ``data`` config when one exists and matches it, else ``None``
     (a stale or foreign cache is ignored with a log line)."""
-    if not cfg["use_cache"]:
+    if not cfg.use_cache:
         return None
     cache = ImageCache(cache_settings(cfg, root))
     manifest = cache.read_manifest()

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from hybrid.data.batch import BatchPreparer
@@ -24,7 +23,8 @@ from hybrid.data.folders import SPLIT_FOLDERS, folder_frames
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
 from hybrid.data.mixing import BatchMixer, MixSettings
 from hybrid.data.samplers import split_sampler
-from hybrid.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
+from hybrid.data.schema import DataSchema
+from hybrid.data.synthetic import ensure_synthetic_dataset
 from hybrid.data.transforms import BatchAugment, ResizeUint8, build_transform
 from hybrid.errors import ConfigError, DataError
 from hybrid.util import ranks
@@ -162,7 +162,7 @@ def check_batch_size(value) -> int:
 
 def make_loader(
     dataset: Dataset,
-    cfg: DictConfig,
+    settings: DataSchema,
     *,
     train: bool,
     seed: int,
@@ -174,19 +174,21 @@ def make_loader(
     otherwise; ``sampler`` (see :func:`~hybrid.data.samplers.split_sampler`) replaces the shuffle.
 
     Batches leave the workers as uint8 (pinned when the device is CUDA, so the copy is
-    asynchronous) and reach the caller on ``device``, normalized as ``cfg`` says. With
+    asynchronous) and reach the caller on ``device``, normalized as ``settings`` says. With
     ``data.decode=cuda`` the workers ship JPEG bytes, decoded on ``device``.
     """
     device = torch.device(device)
     decoder = None
-    if cfg.decode == "cuda" and isinstance(dataset, ImageFileDataset):
+    if settings.decode == "cuda" and isinstance(dataset, ImageFileDataset):
         dataset.decode_on_device = True  # the workers only read (and resize what they must decode)
-        augment = BatchAugment.from_config(cfg.augment, int(cfg.in_channels)) if train and cfg.augment else None
-        decoder = DeviceDecoder(ResizeUint8(cfg.img_size), augment, cfg.in_channels, device)
+        augment = (
+            BatchAugment.from_config(settings.augment, settings.in_channels) if train and settings.augment else None
+        )
+        decoder = DeviceDecoder(ResizeUint8(settings.img_size), augment, settings.in_channels, device)
     generator = torch.Generator()
     generator.manual_seed(seed + ranks.rank())  # different augmentation streams per rank
-    workers = resolve_workers(cfg.num_workers)
-    batch_size = check_batch_size(cfg.batch_size)
+    workers = resolve_workers(settings.num_workers)
+    batch_size = check_batch_size(settings.batch_size)
     per_process = len(sampler) if sampler is not None else len(dataset)
     loader = DataLoader(
         dataset,
@@ -201,38 +203,37 @@ def make_loader(
         worker_init_fn=_seed_worker,
         generator=generator,
     )
-    preparer = BatchPreparer.from_config(cfg)
+    preparer = BatchPreparer.from_config(settings)
     return DeviceLoader(loader, preparer, device, channels_last=channels_last, train=train, decoder=decoder)
 
 
-def check_root(cfg: DictConfig) -> Path:
+def check_root(settings: DataSchema) -> Path:
     """``data.root`` of a real dataset must exist (a synthetic one is generated there on first use)."""
-    root = Path(str(cfg.root)).expanduser().resolve()
-    if not cfg.synthetic and not root.is_dir():
-        raise ConfigError(f"data.root={cfg.root} does not exist; download the data there or set data.root")
+    root = Path(str(settings.root)).expanduser().resolve()
+    if not settings.synthetic and not root.is_dir():
+        raise ConfigError(f"data.root={settings.root} does not exist; download the data there or set data.root")
     return root
 
 
-def dataset_root(cfg: DictConfig, *, progress: bool = True) -> Path:
+def dataset_root(settings: DataSchema, *, progress: bool = True) -> Path:
     """The data folder: generated first for synthetic data, otherwise it must exist."""
-    root = check_root(cfg)
-    if cfg.synthetic:
-        spec = SyntheticSpec(**OmegaConf.to_container(cfg.synthetic, resolve=True))
-        return ensure_synthetic_dataset(root, spec, progress=progress).resolve()
+    root = check_root(settings)
+    if settings.synthetic:
+        return ensure_synthetic_dataset(root, settings.synthetic, progress=progress).resolve()
     return root
 
 
-def eval_transform(cfg: DictConfig):
+def eval_transform(settings: DataSchema):
     """Resize (uint8), as for validation and test; normalization happens on the batch."""
-    return build_transform(cfg.img_size, cfg.in_channels)
+    return build_transform(settings.img_size, settings.in_channels)
 
 
-def folder_dataset(cfg: DictConfig, folder: str | Path, transform=None) -> FolderImageDataset:
+def folder_dataset(settings: DataSchema, folder: str | Path, transform=None) -> FolderImageDataset:
     """Every image under ``folder`` (no labels), through ``transform`` (default: the evaluation
-    transform of ``cfg``)."""
+    transform of ``settings``)."""
     path = Path(str(folder)).expanduser().resolve()
-    transform = transform or eval_transform(cfg)
-    return FolderImageDataset(path, transform, cfg.in_channels, cfg.on_bad_image, int(cfg.img_size))
+    transform = transform or eval_transform(settings)
+    return FolderImageDataset(path, transform, settings.in_channels, settings.on_bad_image, int(settings.img_size))
 
 
 class DataModule:
@@ -241,7 +242,7 @@ class DataModule:
 
     def __init__(
         self,
-        cfg: DictConfig,
+        settings: DataSchema,
         seed: int,
         class_names: list[str] | None = None,
         *,
@@ -249,51 +250,51 @@ class DataModule:
         device: torch.device | str = "cpu",
         channels_last: bool = False,
     ):
-        self.cfg = cfg
+        self.settings = settings
         self.seed = seed
         self.device = torch.device(device)
         self.channels_last = channels_last
-        self.root = dataset_root(cfg)
-        self.label_columns = resolve_label_columns(cfg.task, cfg.label_columns)
+        self.root = dataset_root(settings)
+        self.label_columns = resolve_label_columns(settings.task, settings.label_columns)
         self._frames: dict[str, pd.DataFrame] = {}
-        names = class_names or cfg.class_names
-        needs_train_csv = cfg.task == "multiclass" and not names
+        names = class_names or settings.class_names
+        needs_train_csv = settings.task == "multiclass" and not names
         self.spec = resolve_label_spec(
-            cfg.task,
+            settings.task,
             self.label_columns,
             names,
             self.frame("train") if needs_train_csv else None,
-            negative_class or cfg.negative_class,
+            negative_class or settings.negative_class,
             negative_required_of_two=self.from_folders,
         )
-        self.eval_transform = eval_transform(cfg)
-        self.train_transform = build_transform(cfg.img_size, cfg.in_channels, cfg.augment)
-        self.cache = open_cache(cfg, self.root)
+        self.eval_transform = eval_transform(settings)
+        self.train_transform = build_transform(settings.img_size, settings.in_channels, settings.augment)
+        self.cache = open_cache(settings, self.root)
 
     @property
     def spec_is_single_label(self) -> bool:
         """Whether each image has one class (the folds' stratification); known before :attr:`spec`."""
-        return self.cfg.task != "multilabel"
+        return self.settings.task != "multilabel"
 
     @property
     def mixer(self) -> BatchMixer | None:
         """Mixup / CutMix of the training batches (``data.mixup``, ``data.cutmix``), or ``None``."""
-        settings = MixSettings.from_config(self.cfg)
-        if not settings.enabled:
+        mix = MixSettings.from_config(self.settings)
+        if not mix.enabled:
             return None
-        return BatchMixer(settings, self.spec.num_labels if self.spec.single_label else None)
+        return BatchMixer(mix, self.spec.num_labels if self.spec.single_label else None)
 
     @property
     def from_folders(self) -> bool:
         """``data=folder``: labels are the class sub-folders (:mod:`hybrid.data.folders`), not CSVs."""
-        return self.cfg.layout == "folders"
+        return self.settings.layout == "folders"
 
     def csv_path(self, split: str) -> Path:
         """Path of a split's label CSV (``data.*_csv`` is relative to ``data.root``); for an image-folder
         dataset, the split's folder (or the root, split by ``data.split_ratios``)."""
         if self.from_folders:
-            return self.root if self.cfg.split_ratios else self.root / SPLIT_FOLDERS[split]
-        value = self.cfg[CSV_KEYS[split]]
+            return self.root if self.settings.split_ratios else self.root / SPLIT_FOLDERS[split]
+        value = getattr(self.settings, CSV_KEYS[split])
         if not value:
             raise DataError(f"data.{CSV_KEYS[split]} is not set")
         return self.root / str(value)
@@ -305,21 +306,21 @@ class DataModule:
     def frame(self, split: str, *, require_labels: bool = True) -> pd.DataFrame:
         """The rows of a split after ``data.rows`` and ``data.sampling_ratio``."""
         if split not in self._frames:
-            folds = check_folds(self.cfg.fold, self.cfg.num_folds)
+            folds = check_folds(self.settings.fold, self.settings.num_folds)
             if self.from_folders:
-                frame = folder_frames(self.root, self.cfg.split_ratios, self.seed)[split]
+                frame = folder_frames(self.root, self.settings.split_ratios, self.seed)[split]
             elif folds and split in ("train", "val"):  # cross-validation: both splits from the training CSV
                 source = self.csv_path("train")
                 frame = read_label_csv(source, self.label_columns)
-                frame = select_rows(frame, self.cfg.rows, self.label_columns, split, source)
+                frame = select_rows(frame, self.settings.rows, self.label_columns, split, source)
                 key = stratification_key(frame, self.label_columns, self.spec_is_single_label)
                 frame = fold_rows(frame, split, *folds, key)
                 log.info("%s: %d rows, %s of %d stratified folds of %s", split, len(frame),
                          f"fold {folds[0]}" if split == "val" else f"all but fold {folds[0]}", folds[1], source)  # fmt: skip
             else:
                 frame = read_label_csv(self.csv_path(split), self.label_columns, require_labels=require_labels)
-                frame = select_rows(frame, self.cfg.rows, self.label_columns, split, self.csv_path(split))
-            ratio = split_ratio(self.cfg.sampling_ratio, split)
+                frame = select_rows(frame, self.settings.rows, self.label_columns, split, self.csv_path(split))
+            ratio = split_ratio(self.settings.sampling_ratio, split)
             self._frames[split] = sample_rows(frame, ratio, self.seed, split)
         return self._frames[split]
 
@@ -344,9 +345,9 @@ class DataModule:
             self.root,
             self.spec,
             transform,
-            self.cfg.in_channels,
-            self.cfg.on_bad_image,
-            int(self.cfg.img_size),
+            self.settings.in_channels,
+            self.settings.on_bad_image,
+            int(self.settings.img_size),
             self.cache,
         )
 
@@ -357,10 +358,10 @@ class DataModule:
         train = split == "train"
         return make_loader(
             dataset,
-            self.cfg,
+            self.settings,
             train=train,
             seed=self.seed,
             device=self.device,
             channels_last=self.channels_last,
-            sampler=split_sampler(dataset, train=train, seed=self.seed, sampler=str(self.cfg.sampler)),
+            sampler=split_sampler(dataset, train=train, seed=self.seed, sampler=str(self.settings.sampler)),
         )

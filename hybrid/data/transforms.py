@@ -8,7 +8,7 @@ per batch on the model's device (:mod:`hybrid.data.batch`), vectorized.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from hybrid.util.images import decode_pixels
+
+if TYPE_CHECKING:  # the data layer's typed settings (annotations only)
+    from hybrid.data.schema import AugmentSchema
 
 
 def read_image(path: str, in_channels: int, target: int | None = None) -> torch.Tensor:
@@ -59,7 +62,7 @@ class RandomAffineUint8:
         return out.unsqueeze(0) if out.ndim == 2 else out.permute(2, 0, 1)
 
 
-def build_transform(img_size: int, in_channels: int, augment: Mapping | None = None) -> v2.Compose:
+def build_transform(img_size: int, in_channels: int, augment: AugmentSchema | None = None) -> v2.Compose:
     """Resize to ``img_size`` square and, for training, apply the geometric augmentations; uint8 in
     and out (normalization and colour jitter happen on the batch, see :mod:`hybrid.data.batch`).
 
@@ -69,10 +72,10 @@ def build_transform(img_size: int, in_channels: int, augment: Mapping | None = N
     """
     steps: list = [ResizeUint8(img_size)]
     if augment:
-        steps.append(RandomAffineUint8(augment["rotation"], augment["scale"]))
-        steps.append(v2.RandomHorizontalFlip(augment["hflip"]))
-        if in_channels == 3 and augment["hue"]:
-            steps.append(v2.ColorJitter(hue=augment["hue"]))
+        steps.append(RandomAffineUint8(augment.rotation, augment.scale))
+        steps.append(v2.RandomHorizontalFlip(augment.hflip))
+        if in_channels == 3 and augment.hue:
+            steps.append(v2.ColorJitter(hue=augment.hue))
     return v2.Compose(steps)
 
 
@@ -90,10 +93,10 @@ class BatchAugment:
         self.hue = v2.ColorJitter(hue=hue) if hue else None
 
     @classmethod
-    def from_config(cls, augment: Mapping, in_channels: int) -> BatchAugment:
+    def from_config(cls, augment: AugmentSchema, in_channels: int) -> BatchAugment:
         """The augmentation a ``data.augment`` block describes (hue only for RGB)."""
-        hue = augment["hue"] if in_channels == 3 else 0.0
-        return cls(augment["rotation"], augment["scale"], augment["hflip"], hue)
+        hue = augment.hue if in_channels == 3 else 0.0
+        return cls(augment.rotation, augment.scale, augment.hflip, hue)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         count, device = images.shape[0], images.device

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.labels import LabelSpec, resolve_label_spec
 from hybrid.data.loaders import eval_transform
+from hybrid.data.schema import DataSchema, data_settings
 from hybrid.deploy.runtimes import OnnxClassifier
 from hybrid.engine.checkpoint import CheckpointRecord, upgrade_config
 from hybrid.engine.runtime import Runtime
@@ -43,9 +44,12 @@ class ServingOptions:
     channels_last: bool | None = None
 
     @classmethod
-    def from_config(cls, cfg: DictConfig) -> ServingOptions:
-        """The options of an ``infer`` / ``export`` config (its keys of the same names)."""
-        return cls(**{key: cfg.get(key) for key in ("runtime", "device", "precision", "num_threads", "compile")})
+    def from_config(cls, settings) -> ServingOptions:
+        """The options of an ``infer`` job's settings (:class:`~hybrid.infer.config.InferSchema`:
+        its keys of the same names)."""
+        return cls(
+            **{key: getattr(settings, key) for key in ("runtime", "device", "precision", "num_threads", "compile")}
+        )
 
 
 class ServingResize:
@@ -80,7 +84,7 @@ class ServedModel:
     negative_class: str | None = None  # as the file records it (None in files from before it was)
     serving: Model | None = None  # an .onnx file's torch-free model (hybrid.serve), which serves it
 
-    def eval_transform(self, data_cfg: DictConfig):
+    def eval_transform(self, data_cfg: DataSchema):
         """How images are resized for this model: an ``.onnx`` file as ``hybrid serve`` resizes them
         (one serving implementation), a checkpoint as its training evaluated them."""
         if self.serving is not None:
@@ -92,7 +96,12 @@ class ServedModel:
         """The training config as an OmegaConf node."""
         return OmegaConf.create(self.config)
 
-    def label_spec(self, data_cfg: DictConfig) -> LabelSpec:
+    @property
+    def trained_data(self) -> DataSchema:
+        """The data settings the model was trained with, typed."""
+        return data_settings(self.trained.data)
+
+    def label_spec(self, data_cfg: DataSchema) -> LabelSpec:
         """The model's classes, read with ``data_cfg``'s label columns; the negative class as the
         file records it (a file from before that: as ``data_cfg`` declares it, else by name)."""
         declared = self.negative_class or data_cfg.negative_class

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from hybrid.data.config import DataSchema
+from hybrid.data.schema import DataSchema
 from hybrid.engine.config import TrainerSchema
 from hybrid.errors import CheckpointError
 from hybrid.models.config import ARCHITECTURES, model_schema

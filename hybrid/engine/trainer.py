@@ -231,7 +231,7 @@ class Trainer:
                 train_loader.sampler.set_epoch(epoch)  # the shuffle depends on (seed, epoch) only
                 start, state.progress = state.progress, None
                 if start is not None:  # the batches of this epoch not trained on before the interruption
-                    train_loader.sampler.skip_first(start.steps * int(self.data.cfg.batch_size))
+                    train_loader.sampler.skip_first(start.steps * int(self.data.settings.batch_size))
                 log.info("epoch %d/%d: %d steps per process", epoch, max_epochs, len(train_loader))
                 try:
                     result = train_one_epoch(

@@ -9,16 +9,17 @@ from collections.abc import Callable
 import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hybrid.data.config import trained_data_config
+from hybrid.data.config import trained_data_settings
 from hybrid.data.dataset import ImageFileDataset
 from hybrid.data.loaders import DataModule, folder_dataset, make_loader
+from hybrid.data.schema import DataSchema
 from hybrid.deploy.serving import ServedModel, ServingOptions, load_served_model
 from hybrid.engine.evaluation import final_evaluation, two_stage_strategy
 from hybrid.engine.loop import predict
 from hybrid.engine.outputs import report_skipped, write_json
 from hybrid.engine.runtime import configure_process, peak_memory_mb
 from hybrid.errors import ConfigError
-from hybrid.infer.config import InferSchema
+from hybrid.infer.config import InferSchema, infer_settings
 from hybrid.infer.video import infer_videos
 from hybrid.metrics import THRESHOLD, prefixed
 from hybrid.models.config import model_tag
@@ -32,7 +33,7 @@ from hybrid.util.video import find_videos
 log = logging.getLogger(__name__)
 
 
-def check_input_size(data_cfg: DictConfig, served: ServedModel, role: str) -> None:
+def check_input_size(data_cfg: DataSchema, served: ServedModel, role: str) -> None:
     """The data side must produce the images the model was built for (a ``data.img_size`` or
     ``data.in_channels`` override may not)."""
     model = served.trained.model
@@ -45,49 +46,60 @@ def check_input_size(data_cfg: DictConfig, served: ServedModel, role: str) -> No
         )
 
 
-def binary_defect_scores(cfg: DictConfig, dataset: ImageFileDataset, options: ServingOptions) -> Callable:
+def binary_defect_scores(job: InferSchema, dataset: ImageFileDataset, options: ServingOptions) -> Callable:
     """The first stage of two-stage inference: the binary model's Defect score for every image,
     computed with that model's own input size and normalization (either format), and the
     rescoring ``two_stage.strategy`` makes of it."""
-    combine = two_stage_strategy(str(cfg.two_stage.strategy))
-    served = load_served_model(cfg.binary_ckpt_path, options)
-    trained = served.trained
+    combine = two_stage_strategy(job.two_stage.strategy)
+    served = load_served_model(job.binary_ckpt_path, options)
     if served.task != "binary":
-        raise ConfigError(f"binary_ckpt_path={cfg.binary_ckpt_path} is a {served.task} model, not binary")
+        raise ConfigError(f"binary_ckpt_path={job.binary_ckpt_path} is a {served.task} model, not binary")
+    data = served.trained_data
     own = ImageFileDataset(
         dataset.paths,
         dataset.names,
         dataset.targets,
-        served.eval_transform(trained.data),
-        trained.data.in_channels,
+        served.eval_transform(data),
+        data.in_channels,
         dataset.on_bad_image,
-        int(trained.data.img_size),
+        data.img_size,
     )
     runtime = served.runtime
-    spec = served.label_spec(trained.data)
-    loader = make_loader(
-        own, trained.data, train=False, seed=0, device=runtime.device, channels_last=runtime.channels_last
-    )
-    stage_one = predict(served.model, loader, spec, runtime, desc="binary stage", progress=bool(cfg.progress_bar))
+    spec = served.label_spec(data)
+    loader = make_loader(own, data, train=False, seed=0, device=runtime.device, channels_last=runtime.channels_last)
+    stage_one = predict(served.model, loader, spec, runtime, desc="binary stage", progress=job.progress_bar)
     defect = np.full(len(dataset), np.nan)
     defect[stage_one.indices] = stage_one.probs[:, spec.positive_index]
     log.info(
         "two-stage (%s): %d of %d images called normal by the binary model",
-        cfg.two_stage.strategy, int((defect < THRESHOLD).sum()), len(dataset),
+        job.two_stage.strategy, int((defect < THRESHOLD).sum()), len(dataset),
     )  # fmt: skip
     return lambda preds: combine(preds.probs, defect[preds.indices])
 
 
-def predict_videos(cfg: DictConfig, served: ServedModel, data_cfg: DictConfig, videos: list, run_dir) -> dict:
-    """``input=VIDEO``: timed defect events of every video (see :mod:`hybrid.infer.video`)."""
-    if cfg.binary_ckpt_path:
+def predict_videos(
+    cfg: DictConfig, job: InferSchema, served: ServedModel, data_cfg: DataSchema, videos: list, run_dir
+) -> dict:
+    """``input=VIDEO``: timed defect events of every video (see :mod:`hybrid.infer.video`);
+    ``cfg``, the whole composed config, is what the tracker records."""
+    if job.binary_ckpt_path:
         raise ConfigError("binary_ckpt_path (two-stage inference) applies to images, not to input=VIDEO")
     spec = served.label_spec(data_cfg)
     tags = [spec.task, "video", model_tag(served.trained.model)]
     tracker = build_tracker(cfg, run_dir, "infer", tags)
     exit_code = 1
     try:
-        metrics = infer_videos(cfg, served, data_cfg, spec, videos, run_dir, tracker)
+        metrics = infer_videos(
+            job.video,
+            served,
+            data_cfg,
+            spec,
+            videos,
+            run_dir,
+            tracker,
+            source=str(job.input),
+            progress=job.progress_bar,
+        )
         exit_code = 0
     finally:
         tracker.finish(exit_code)
@@ -104,32 +116,33 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python infer.py ckpt_path=<run>/checkpoints/best.pt")
     check_types(cfg, InferSchema, "", resolve=False)
-    two_stage_strategy(str(cfg.two_stage.strategy))  # a wrong name stops before any work
-    videos = find_videos(cfg.input) if cfg.input else []  # so does a missing input
-    configure_process(cfg.num_threads)
-    options = ServingOptions.from_config(cfg)
-    served = load_served_model(cfg.ckpt_path, options)
+    job = infer_settings(cfg)  # the job's own keys, typed once
+    two_stage_strategy(job.two_stage.strategy)  # a wrong name stops before any work
+    videos = find_videos(job.input) if job.input else []  # so does a missing input
+    configure_process(job.num_threads)
+    options = ServingOptions.from_config(job)
+    served = load_served_model(job.ckpt_path, options)
     trained = served.trained
     with open_dict(cfg):
         cfg.model = trained.model  # data keys such as img_size interpolate the model's
     overrides = command_line_overrides() if data_overrides is None else data_overrides
-    data_cfg = trained_data_config(trained.data, cfg, overrides)
-    check_input_size(data_cfg, served, f"ckpt_path={cfg.ckpt_path}")
+    data_cfg = trained_data_settings(trained.data, cfg, overrides)
+    check_input_size(data_cfg, served, f"ckpt_path={job.ckpt_path}")
     run_dir = hydra_run_dir(cfg)
     model, runtime = served.model, served.runtime
-    log.info("serving %s with %s", cfg.ckpt_path, served.description)
+    log.info("serving %s with %s", job.ckpt_path, served.description)
     class_names = list(served.class_names)
     seed = int(trained.seed)
-    progress = bool(cfg.progress_bar)
+    progress = job.progress_bar
     if videos:
-        return predict_videos(cfg, served, data_cfg, videos, run_dir)
-    if cfg.input:
+        return predict_videos(cfg, job, served, data_cfg, videos, run_dir)
+    if job.input:
         spec = served.label_spec(data_cfg)
-        dataset = folder_dataset(data_cfg, cfg.input, served.eval_transform(data_cfg))
+        dataset = folder_dataset(data_cfg, job.input, served.eval_transform(data_cfg))
         loader = make_loader(
             dataset, data_cfg, train=False, seed=seed, device=runtime.device, channels_last=runtime.channels_last
         )
-        labelled, source = False, str(cfg.input)
+        labelled, source = False, job.input
     else:
         data = DataModule(
             data_cfg, seed, class_names, negative_class=served.label_spec(data_cfg).negative_class,
@@ -142,11 +155,11 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
         if not labelled:
             log.warning("%s has no label columns %s: predictions only, no metrics", source, list(spec.label_columns))
     rescore = None
-    if cfg.binary_ckpt_path:
+    if job.binary_ckpt_path:
         if spec.single_label:
             raise ConfigError("binary_ckpt_path (two-stage inference) needs a multilabel model in ckpt_path")
-        rescore = binary_defect_scores(cfg, dataset, options)
-    log.info("predicting %d images from %s with %s", len(dataset), source, cfg.ckpt_path)
+        rescore = binary_defect_scores(job, dataset, options)
+    log.info("predicting %d images from %s with %s", len(dataset), source, job.ckpt_path)
     tracker = build_tracker(cfg, run_dir, "infer", [spec.task, model_tag(trained.model)])
     exit_code = 1
     try:
@@ -175,7 +188,7 @@ def infer(cfg: DictConfig, data_overrides: list[str] | None = None) -> dict:
             )  # fmt: skip
         log.info(
             "%.1f images/s end to end; forward latency %.2f ms/image (batch %d, %s), peak memory %.0f MB",
-            metrics["infer/images_per_s"], metrics["infer/latency_ms_per_image"], int(data_cfg.batch_size),
+            metrics["infer/images_per_s"], metrics["infer/latency_ms_per_image"], data_cfg.batch_size,
             served.description, metrics["infer/peak_memory_mb"],
         )  # fmt: skip
         log.info("predictions in %s", run_dir / "predictions.csv")

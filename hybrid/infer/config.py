@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from omegaconf import DictConfig
+
 from hybrid.serve.video import VideoOptions
-from hybrid.util.schema import register_schema
+from hybrid.util.schema import register_schema, typed_job
 
 INFER_GROUPS = ("data", "logger", "paths")
 
@@ -55,3 +57,8 @@ class InferSchema:
 
 
 register_schema("infer", InferSchema, exclude=(*INFER_GROUPS, "model"))
+
+
+def infer_settings(cfg: DictConfig) -> InferSchema:
+    """The ``infer`` job's own keys of a composed config, typed (its groups are typed by their owners)."""
+    return typed_job(cfg, InferSchema, groups=(*INFER_GROUPS, "model"))

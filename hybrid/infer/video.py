@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, open_dict
 
 from hybrid.data.labels import LabelSpec
 from hybrid.data.loaders import make_loader
+from hybrid.data.schema import DataSchema
 from hybrid.data.synthetic_video import DEFECT_TRUTH_FILE, SEGMENTS_FILE, TRUTH_FILE
 from hybrid.data.video import VideoFrames
 from hybrid.deploy.serving import ServedModel
@@ -37,7 +38,7 @@ from hybrid.events import (
     write_events,
 )
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
-from hybrid.serve.video import VideoScores
+from hybrid.serve.video import VideoOptions, VideoScores
 from hybrid.serve.video import score_video as serve_video_scores
 from hybrid.tracking.base import Tracker
 from hybrid.tracking.keyframes import attention_grids, write_keyframes
@@ -46,10 +47,9 @@ from hybrid.util.video import SampledFrames, read_frame_at, video_names
 log = logging.getLogger(__name__)
 
 
-def event_settings(cfg: DictConfig, served: ServedModel, spec: LabelSpec) -> dict[str, EventSettings]:
+def event_settings(video: VideoOptions, served: ServedModel, spec: LabelSpec) -> dict[str, EventSettings]:
     """``video.*`` per class; the threshold defaults to the checkpoint's (tuned, one or per class;
     else 0.5)."""
-    video = cfg.video
     threshold = video.threshold if video.threshold is not None else served.tuned_threshold
     return class_settings(
         spec.class_names, threshold, smoothing_s=video.smoothing_s, merge_gap_s=video.merge_gap_s,
@@ -104,20 +104,21 @@ def truth_beside(video: Path, labels: list[str]) -> TimelineTruth | None:
     return TimelineTruth(name, _matching(rows, wanted), _matching(segments, wanted))
 
 
-def score_video(path: Path, name: str, served: ServedModel, data_cfg, spec: LabelSpec, fps: float, *, progress: bool):
+def score_video(
+    path: Path, name: str, served: ServedModel, data: DataSchema, spec: LabelSpec, fps: float, *, progress: bool
+):
     """Run the model over every sampled frame of one video, one batch in memory at a time: an
     ``.onnx`` file through the serving code (:func:`hybrid.serve.video.score_video`), a checkpoint
     through the engine's prediction loop."""
     if served.serving is not None:
-        frames = SampledFrames(path, fps, int(data_cfg.in_channels))
+        frames = SampledFrames(path, fps, int(data.in_channels))
         frames.name = name
-        return serve_video_scores(served.serving, frames, int(data_cfg.batch_size))
-    frames = VideoFrames(path, fps, served.eval_transform(data_cfg), int(data_cfg.in_channels))
+        return serve_video_scores(served.serving, frames, int(data.batch_size))
+    frames = VideoFrames(path, fps, served.eval_transform(data), int(data.in_channels))
     runtime = served.runtime
-    with open_dict(data_cfg):
-        data_cfg.num_workers = 0  # the decoder has its own threads; frames stream from it in order
+    in_order = replace(data, num_workers=0)  # the decoder has its own threads; frames stream from it in order
     loader = make_loader(
-        frames, data_cfg, train=False, seed=0, device=runtime.device, channels_last=runtime.channels_last
+        frames, in_order, train=False, seed=0, device=runtime.device, channels_last=runtime.channels_last
     )
     started = time.perf_counter()
     preds = predict(served.model, loader, spec, runtime, desc=name, progress=progress)
@@ -128,34 +129,35 @@ def score_video(path: Path, name: str, served: ServedModel, data_cfg, spec: Labe
     )  # fmt: skip
 
 
-def keyframes(video: Path, events: list[Event], served: ServedModel, data_cfg, out: Path) -> None:
+def keyframes(video: Path, events: list[Event], served: ServedModel, data: DataSchema, out: Path) -> None:
     """``keyframes.png``: the peak frame of every event, re-read from the video (never held)."""
     if not events:
         return
-    in_channels = int(data_cfg.in_channels)
+    in_channels = int(data.in_channels)
     frames = [read_frame_at(video, e.peak_s, in_channels) for e in events]
     captions = [f"{e.label} {e.start_s:.1f}-{e.end_s:.1f} s, {e.peak_score:.2f} at {e.peak_s:.1f} s" for e in events]
-    grids = attention_grids(served.model, frames, data_cfg, served.runtime)
+    grids = attention_grids(served.model, frames, data, served.runtime)
     write_keyframes(out, frames, captions, grids)
 
 
 def infer_videos(
-    cfg: DictConfig, served: ServedModel, data_cfg: DictConfig, spec: LabelSpec, videos: list[Path], run_dir: Path,
-    tracker: Tracker,
+    options: VideoOptions, served: ServedModel, data: DataSchema, spec: LabelSpec, videos: list[Path], run_dir: Path,
+    tracker: Tracker, *, source: str, progress: bool,
 ) -> dict:  # fmt: skip
-    """Every video to frames, events and plots in ``run_dir``; returns the run's ``video/*`` figures.
+    """Every video of ``source`` (``input``) to frames, events and plots in ``run_dir``, sampled and
+    made events as ``options`` (``video.*``) say; returns the run's ``video/*`` figures.
 
     A video that breaks off keeps its frames up to the break (a warning names it and the last good
     time); one with no decodable frame stops a single-video run with one line, and is skipped (an
     error line) in a folder so the others go on."""
-    settings = event_settings(cfg, served, spec)
+    settings = event_settings(options, served, spec)
     classes = spec.event_classes  # every class but the negative one: Defect (binary), every code (multilabel)
     thresholds = {label: settings[label].threshold for label, _ in classes}
     common = settings[classes[0][0]]
     shown = sorted({f"{t:.2f}" for t in thresholds.values()})
     log.info(
         "videos: %d; sampling %g frames/s; events of %s at score >= %s (smoothing %g s, merge %g s, min %g s)",
-        len(videos), float(cfg.video.fps), ", ".join(name for name, _ in classes[:6]) + ("..." if len(classes) > 6 else ""),
+        len(videos), options.fps, ", ".join(name for name, _ in classes[:6]) + ("..." if len(classes) > 6 else ""),
         shown[0] if len(shown) == 1 else "per-class thresholds", common.smoothing_s, common.merge_gap_s,
         common.min_duration_s,
     )  # fmt: skip
@@ -165,9 +167,7 @@ def infer_videos(
     started = time.perf_counter()
     for path, name in zip(videos, video_names(videos), strict=True):
         try:
-            scores = score_video(
-                path, name, served, data_cfg, spec, float(cfg.video.fps), progress=bool(cfg.progress_bar)
-            )
+            scores = score_video(path, name, served, data, spec, options.fps, progress=progress)
         except DataError as err:
             if len(videos) == 1:
                 raise
@@ -189,9 +189,9 @@ def infer_videos(
         truth = truth_beside(path, [label for label, _ in classes])
         figure = timeline_figure(scores.name, scores.times, curves, found, thresholds, truth=truth)
         timeline = save_figure(figure, folder / "timeline.png", dpi=100)
-        keyframes(path, found, served, data_cfg, folder / "keyframes.png")
+        keyframes(path, found, served, data, folder / "keyframes.png")
         tracker.log_image(f"video/{scores.name}/timeline", timeline)
-        duration = float(scores.times[-1]) + 1 / float(cfg.video.fps) if len(scores.times) else 0.0
+        duration = float(scores.times[-1]) + 1 / options.fps if len(scores.times) else 0.0
         video_seconds += duration
         scoring_seconds += scores.seconds
         model_seconds += scores.model_seconds
@@ -200,7 +200,7 @@ def infer_videos(
             scores.name, len(scores.times), duration, len(found), duration / max(scores.seconds, 1e-9),
         )  # fmt: skip
     if not done:
-        raise DataError(f"input={cfg.input}: none of its {len(videos)} videos could be decoded")
+        raise DataError(f"input={source}: none of its {len(videos)} videos could be decoded")
     tracker.log_table("video/events", EVENT_COLUMNS, [[e.row()[c] for c in EVENT_COLUMNS] for e in events])
     wall = time.perf_counter() - started
     metrics = {

@@ -102,6 +102,19 @@ def typed_config(node: DictConfig, schema: type, group: str = ""):
     return OmegaConf.to_object(_typed(node, schema, group, resolve=True))
 
 
+def typed_job(cfg: DictConfig, schema: type, *, groups: tuple[str, ...]):
+    """A job's own keys of ``cfg`` (every field of ``schema`` but its config ``groups``, each typed
+    by its own schema, and left at the schema's default here) as an instance of ``schema``, with
+    :func:`typed_config`'s conversions and checks."""
+    own = {}
+    for item in fields(schema):
+        if item.name in groups or item.name not in cfg:
+            continue
+        value = cfg[item.name]  # resolved (a job's keys may interpolate the run's paths)
+        own[item.name] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return typed_config(OmegaConf.create(own), schema)
+
+
 # OmegaConf's names for the types it could not convert a value to, as a user reads them.
 _TYPE_WORDS = {"float": "a number", "integer": "an integer", "int": "an integer", "bool": "true or false"}
 

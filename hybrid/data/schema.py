@@ -1,0 +1,93 @@
+"""The ``data`` config group's typed schema: the one declaration of each ``data`` key (its type,
+default and meaning), and :func:`data_settings`, which a job calls once to hand the data layer a
+typed :class:`DataSchema` instead of the raw config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig
+
+from hybrid.data.synthetic import SyntheticSpec
+from hybrid.util.schema import register_schema, typed_config
+
+
+@dataclass
+class AugmentSchema:
+    """``data.augment``: training-split augmentation strengths."""
+
+    rotation: float = 10.0  # degrees
+    scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    hflip: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.0
+
+
+@dataclass
+class MixAlphaSchema:
+    """``data.mixup`` / ``data.cutmix``: the Beta(alpha, alpha) mixing weight; 0: off (e.g. 0.2 for
+    mixup, 1.0 for cutmix)."""
+
+    alpha: float = 0.0
+
+
+@dataclass
+class DataSchema:
+    """The ``data`` keys, their types and defaults: a Sewer-ML style binary dataset of CSVs
+    (``data=csv``; ``data=folder``, ``data=sewerml`` and ``data=synthetic`` set what differs).
+    ``num_workers`` (a count or ``auto``) and ``sampling_ratio`` (a number or a per-split map) are
+    checked by their owners."""
+
+    root: str = "???"
+    train_csv: str | None = "train.csv"
+    valid_csv: str | None = "val.csv"
+    test_csv: str | None = "test.csv"
+    task: str = "binary"  # binary | multiclass | multilabel
+    # binary: one 0/1 column; multiclass: one column of indices or names
+    label_columns: list[str] | None = field(default_factory=lambda: ["Defect"])
+    class_names: list[str] | None = None  # null: Normal/Defect (binary), sorted values of the column (multiclass)
+    # the class meaning "no defect" (binary figures, video events); null: the one named
+    negative_class: str | None = None
+    # data=synthetic: the generator's settings (the dataset is made in root on first use)
+    synthetic: SyntheticSpec | None = None
+    batch_size: int = 16
+    num_workers: Any = "auto"  # auto: 0 (main process) on <= 2 cores, else half the cores (<= 8)
+    sampling_ratio: Any = 1.0  # or a per-split map, e.g. {train: 0.1, val: 0.5}; seeded by `seed`
+    sampler: str = "random"  # random | balanced (training draws with replacement, every class equally often)
+    # cross-validation: fold k of num_folds (stratified on the training CSV) becomes the validation
+    # split; the rest trains (python train.py -m data.fold=0,1,2 data.num_folds=3)
+    fold: int | None = None
+    num_folds: int | None = None
+    # all | defective: train and val on images with a label (multilabel; the two-stage recipe's
+    # second stage); the test split stays whole
+    rows: str = "all"
+    on_bad_image: str = "skip"  # skip (count and name it) | error (stop on the first)
+    decode: str = "cpu"  # cpu (PIL in the loader workers) | cuda (JPEGs decoded on the GPU with nvJPEG; README, GPU)
+    use_cache: bool = True
+    cache_dir: str | None = None  # null: <root>/.cache/<img_size>
+    cache_format: str = "npy"  # npy (raw uint8: lossless, ~free to decode, largest) | jpg (~10x smaller, lossy) | png
+    cache_jpeg_quality: int = 95  # cache_format=jpg only
+    img_size: int = "${model.img_size}"  # type: ignore[assignment]  # the model's input, unless set
+    in_channels: int = "${model.in_channels}"  # type: ignore[assignment]
+    mean: list[float] = field(default_factory=lambda: [0.523, 0.453, 0.345])
+    std: list[float] = field(default_factory=lambda: [0.210, 0.199, 0.154])
+    mixup: MixAlphaSchema | None = field(default_factory=MixAlphaSchema)
+    cutmix: MixAlphaSchema | None = field(default_factory=MixAlphaSchema)
+    mix_prob: float = 1.0  # probability a training batch is mixed (when mixup or cutmix is on)
+    mix_switch_prob: float = 0.5  # both on: probability of cutmix rather than mixup
+    augment: AugmentSchema | None = field(default_factory=AugmentSchema)  # training split only; null: none
+    layout: str = "csv"  # csv: label CSVs | folders: one sub-folder per class (data=folder)
+    split_ratios: Any = None  # layout=folders without split folders: e.g. {train: 0.8, val: 0.1, test: 0.1}
+
+
+register_schema("data", DataSchema)
+register_schema("synthetic", SyntheticSpec)
+
+
+def data_settings(node: DictConfig) -> DataSchema:
+    """A composed (or a checkpoint's) ``data`` config as a :class:`DataSchema`, its values resolved
+    and converted to the declared types (one-line errors naming the key, as :func:`check_types`)."""
+    return typed_config(node, DataSchema, "data")
