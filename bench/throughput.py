@@ -196,7 +196,7 @@ def hybrid_path(cfg, model_factory, args) -> tuple[Path3, Path3, object]:
     data = DataModule(cfg.data, int(cfg.seed), device=runtime.device, channels_last=runtime.channels_last)
     model = runtime.prepare(model_factory(cfg))
     train_set = data.dataset("train")
-    criterion = loss_function(data.spec).to(runtime.device)
+    criterion = loss_function(data.spec, cfg.trainer).to(runtime.device)
     optimizer = build_optimizer(model, cfg.trainer)
     scheduler = build_scheduler(optimizer, cfg.trainer, 10**6)
     train_batches = forever(data.loader("train", train_set))
@@ -274,7 +274,7 @@ def ceiling_path(cfg, model_factory, runtime, args) -> Path3:
     from hybrid.data.labels import resolve_label_spec
 
     spec = resolve_label_spec("binary", None, None)
-    criterion = loss_function(spec).to(runtime.device)
+    criterion = loss_function(spec, cfg.trainer).to(runtime.device)
     optimizer = build_optimizer(model, cfg.trainer)
     scheduler = build_scheduler(optimizer, cfg.trainer, 10**6)
     shape = (args.batch_size, int(cfg.model.in_channels), args.img_size, args.img_size)

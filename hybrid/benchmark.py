@@ -41,7 +41,7 @@ from hybrid.tracking import log_results_table
 from hybrid.util.atomic import atomic_write, atomic_write_text
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
-from hybrid.util.schema import check_types, register_schema
+from hybrid.util.schema import check_types, register_schema, typed_job
 
 log = logging.getLogger("hybrid.benchmark")  # not __main__ under python -m
 
@@ -73,7 +73,8 @@ class BenchmarkSchema:
     paths: Any = None
 
 
-register_schema("benchmark", BenchmarkSchema, exclude=("logger", "paths"))
+BENCHMARK_GROUPS = ("logger", "paths")  # typed by their own schemas
+register_schema("benchmark", BenchmarkSchema, exclude=BENCHMARK_GROUPS)
 
 
 def reported_test_metric(path: str, task: str) -> tuple[str, float] | None:
@@ -177,11 +178,11 @@ def bench_jpegs(folder: Path, count: int = BENCH_JPEGS) -> Path:
     return folder
 
 
-def serving_python(cfg: DictConfig) -> str:
+def serving_python(serve_python: str | None) -> str:
     """The Python the serving rows run in: ``serve_python``, else ``.venv-serve`` where ``make
     serve-venv`` made it, else this one (torch installed but never imported there)."""
-    if cfg.serve_python:
-        return str(Path(str(cfg.serve_python)).expanduser())
+    if serve_python:
+        return str(Path(serve_python).expanduser())
     made = Path(__file__).resolve().parents[1] / ".venv-serve" / "bin" / "python"
     return str(made) if made.is_file() else sys.executable
 
@@ -213,23 +214,24 @@ def benchmark(cfg: DictConfig) -> pd.DataFrame:
         raise ConfigError(
             "models is required: python -m hybrid.benchmark models=[<run>/checkpoints/best.pt,model.onnx]"
         )
-    models = [str(Path(str(m)).expanduser()) for m in cfg.models]
-    backends = check_backends(cfg.backends)
+    job = typed_job(cfg, BenchmarkSchema, groups=BENCHMARK_GROUPS)  # the job's own keys, typed once
+    models = [str(Path(str(m)).expanduser()) for m in job.models]
+    backends = check_backends(job.backends)
     for path in models:
         if not Path(path).is_file():
             raise CheckpointError(f"models: {path}: no such file")
     settings = MeasureSettings(
-        device=str(cfg.device),
-        num_threads=cfg.num_threads,
-        warmup=int(cfg.warmup),
-        timed_runs=int(cfg.timed_runs),
-        batch_sizes=tuple(int(size) for size in cfg.batch_sizes),
-        throughput_runs=int(cfg.throughput_runs),
-        retain_freed_memory=bool(cfg.retain_freed_memory),
+        device=job.device,
+        num_threads=job.num_threads,
+        warmup=job.warmup,
+        timed_runs=job.timed_runs,
+        batch_sizes=tuple(job.batch_sizes),
+        throughput_runs=job.throughput_runs,
+        retain_freed_memory=job.retain_freed_memory,
     )
-    out = Path(str(cfg.output)).expanduser() if cfg.output else hydra_run_dir(cfg)
-    images = Path(str(cfg.images)).expanduser() if cfg.images else None
-    python = serving_python(cfg)
+    out = Path(job.output).expanduser() if job.output else hydra_run_dir(cfg)
+    images = Path(job.images).expanduser() if job.images else None
+    python = serving_python(job.serve_python)
     rows, names = [], short_names(models)
     for path in models:
         facts = model_facts(path)

@@ -13,7 +13,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.config import check_data_config
-from hybrid.engine.config import check_trainer_config
+from hybrid.data.schema import DataSchema
+from hybrid.engine.config import TrainerSchema, check_trainer_config
 from hybrid.errors import ConfigError
 from hybrid.metrics import monitor_mode
 from hybrid.models.config import check_model_config
@@ -57,12 +58,23 @@ def monitor_direction(monitor: str) -> str:
 OmegaConf.register_new_resolver("monitor_direction", monitor_direction, replace=True)
 
 
-def check_train_config(cfg: DictConfig) -> None:
-    """Everything ``train.py`` needs, checked before data generation or model building."""
+@dataclass(frozen=True)
+class TrainSettings:
+    """The typed groups a training job hands down (the model group stays a config: its
+    ``_target_`` blocks are what the factory instantiates)."""
+
+    data: DataSchema
+    trainer: TrainerSchema
+
+
+def check_train_config(cfg: DictConfig) -> TrainSettings:
+    """Everything ``train.py`` needs, checked before data generation or model building; returns
+    the data and trainer groups typed, once."""
     check_types(cfg, TrainSchema, "", resolve=False)
     if cfg.ckpt_path and cfg.init_from:
         raise ConfigError("ckpt_path resumes a run and init_from starts a new one from weights: give one of them")
     check_model_config(cfg.model)
-    check_data_config(cfg.data)
-    check_trainer_config(cfg.trainer, cfg.data)
+    data = check_data_config(cfg.data)
+    trainer = check_trainer_config(cfg.trainer, data)
     check_logger_config(cfg.logger)
+    return TrainSettings(data, trainer)

@@ -33,7 +33,7 @@ from hybrid.models.factory import count_trainable, flops_per_image
 from hybrid.models.structure import module_shapes, output_layers
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
-from hybrid.util.schema import check_types, register_schema
+from hybrid.util.schema import check_types, register_schema, typed_job
 
 log = logging.getLogger("hybrid.prune")  # not __main__ under python -m
 
@@ -63,7 +63,8 @@ class PruneSchema:
     paths: Any = None
 
 
-register_schema("prune", PruneSchema, exclude=("paths",))
+PRUNE_GROUPS = ("paths",)  # typed by its own schema
+register_schema("prune", PruneSchema, exclude=PRUNE_GROUPS)
 
 
 TARGETS = ("flops", "params")
@@ -84,20 +85,19 @@ def cost_of(model: nn.Module, measure: str, img_size: int, in_channels: int) -> 
     return flops_per_image(model, img_size, in_channels) if measure == "flops" else count_trainable(model)
 
 
-def resolve_target(cfg: DictConfig) -> tuple[str, float]:
+def resolve_target(target: PruneTargetSchema) -> tuple[str, float]:
     """``(measure, value)`` from exactly one of ``target.flops``, ``target.params``, ``target.like``."""
-    given = [key for key in ("flops", "params", "like") if cfg.target.get(key) is not None]
+    given = [key for key in ("flops", "params", "like") if getattr(target, key) is not None]
     if len(given) != 1:
         raise ConfigError("give exactly one of target.flops=F, target.params=N, target.like=<checkpoint>")
     if given[0] != "like":
-        return given[0], float(cfg.target[given[0]])
-    measure = str(cfg.target.match)
-    if measure not in TARGETS:
-        raise ConfigError(f"target.match={measure!r}; choose one of {list(TARGETS)}")
-    like = CheckpointRecord.load(cfg.target.like, key="target.like")
+        return given[0], float(getattr(target, given[0]))
+    if target.match not in TARGETS:
+        raise ConfigError(f"target.match={target.match!r}; choose one of {list(TARGETS)}")
+    like = CheckpointRecord.load(target.like, key="target.like")
     data = like.config["data"]
-    reference = model_from_record(like, str(cfg.target.like)).eval()
-    return measure, float(cost_of(reference, measure, int(data["img_size"]), int(data["in_channels"])))
+    reference = model_from_record(like, target.like).eval()
+    return target.match, float(cost_of(reference, target.match, int(data["img_size"]), int(data["in_channels"])))
 
 
 def prune_to(model: nn.Module, method: str, measure: str, target: float, size: int, channels: int, steps: int):
@@ -128,18 +128,19 @@ def prune(cfg: DictConfig) -> dict:
     check_types(cfg, PruneSchema, "", resolve=False)  # a typo'd or mistyped key stops here
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: python -m hybrid.prune ckpt_path=<run>/checkpoints/best.pt")
-    importance(str(cfg.method))  # refuse an unknown method before any work
-    record = CheckpointRecord.load(cfg.ckpt_path)
+    job = typed_job(cfg, PruneSchema, groups=PRUNE_GROUPS)  # the job's own keys, typed once
+    importance(job.method)  # refuse an unknown method before any work
+    record = CheckpointRecord.load(job.ckpt_path)
     data = record.config["data"]
     size, channels = int(data["img_size"]), int(data["in_channels"])
-    measure, target = resolve_target(cfg)
-    model = model_from_record(record, str(cfg.ckpt_path)).eval()
+    measure, target = resolve_target(job.target)
+    model = model_from_record(record, job.ckpt_path).eval()
     before = cost_of(model, measure, size, channels)
     if before <= target:
-        raise ConfigError(f"{cfg.ckpt_path} already has {before:,.0f} {measure}, at or below the target {target:,.0f}")
-    log.info("pruning %s (%s) from %s %s to %s", cfg.ckpt_path, cfg.method, f"{before:,.0f}", measure, f"{target:,.0f}")
-    reached = prune_to(model, str(cfg.method), measure, target, size, channels, int(cfg.steps))
-    folder = Path(str(cfg.output)).expanduser() if cfg.output else hydra_run_dir(cfg)
+        raise ConfigError(f"{job.ckpt_path} already has {before:,.0f} {measure}, at or below the target {target:,.0f}")
+    log.info("pruning %s (%s) from %s %s to %s", job.ckpt_path, job.method, f"{before:,.0f}", measure, f"{target:,.0f}")
+    reached = prune_to(model, job.method, measure, target, size, channels, job.steps)
+    folder = Path(job.output).expanduser() if job.output else hydra_run_dir(cfg)
     pruned = dataclasses.replace(
         record,
         model=model.state_dict(),
@@ -155,8 +156,8 @@ def prune(cfg: DictConfig) -> dict:
     )
     path = pruned.save(folder / "pruned.pt")
     report = {
-        "source_checkpoint": str(Path(str(cfg.ckpt_path)).expanduser().resolve()),
-        "method": str(cfg.method),
+        "source_checkpoint": str(Path(job.ckpt_path).expanduser().resolve()),
+        "method": job.method,
         "measure": measure,
         "target": target,
         "before": before,

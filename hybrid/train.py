@@ -9,14 +9,12 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from hybrid.config import check_train_config
+from hybrid.config import TrainSettings, check_train_config
 from hybrid.data.loaders import SPLITS, DataModule
-from hybrid.data.schema import data_settings
 from hybrid.engine import distributed
 from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
-from hybrid.engine.config import TrainerSchema
 from hybrid.engine.evaluation import final_evaluation, validate
 from hybrid.engine.outputs import report_skipped, write_json
 from hybrid.engine.resume import resumed_config
@@ -35,7 +33,6 @@ from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
 from hybrid.util.logs import RankedLogger
 from hybrid.util.ranks import rank_zero_only
-from hybrid.util.schema import typed_config
 
 log = RankedLogger(__name__)
 
@@ -105,13 +102,13 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> float:
 
     With ``trainer=ddp`` under ``torchrun`` every process runs this; rank 0 writes the files.
     """
-    check_train_config(cfg)  # the command line's own mistakes first (a typo, ckpt_path with init_from)
+    typed = check_train_config(cfg)  # the command line's own mistakes first (a typo, ckpt_path with init_from)
     resume = CheckpointRecord.load(cfg.ckpt_path) if cfg.ckpt_path else None
     if resume:
         given = command_line_overrides() if overrides is None else overrides
         cfg = resumed_config(cfg, resume.config, given, str(cfg.ckpt_path))
-        check_train_config(cfg)
-    settings = typed_config(cfg.trainer, TrainerSchema, "trainer")  # the engine's part, typed once
+        typed = check_train_config(cfg)
+    settings = typed.trainer
     runtime = Runtime.from_config(settings)
     info = distributed.init_distributed(settings.strategy, settings.backend, runtime.device)
     try:
@@ -122,7 +119,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> float:
                 "DDP over %s: %d process%s, data.batch_size=%d per process",
                 info.backend, info.world_size, "" if info.world_size == 1 else "es", cfg.data.batch_size,
             )  # fmt: skip
-        return _train(cfg, settings, runtime, resume)
+        return _train(cfg, typed, runtime, resume)
     except TrainingInterrupted as err:
         command = resume_command(err.checkpoint)
         raise TrainingInterrupted(f"{err} Resume with: {command}", err.exit_code, err.checkpoint) from err
@@ -141,7 +138,8 @@ def start_from_weights(model: torch.nn.Module, path: str) -> None:
         log.warning("init_from: %d weights do not fit and keep their initial values: %s", len(left_out), shown)
 
 
-def _train(cfg: DictConfig, settings: TrainerSchema, runtime: Runtime, resume: CheckpointRecord | None) -> float:
+def _train(cfg: DictConfig, typed: TrainSettings, runtime: Runtime, resume: CheckpointRecord | None) -> float:
+    settings = typed.trainer
     run_dir = shared_run_dir(cfg, resume)
     if resume:
         log.info("==== resumed in %s from %s: %s ====", run_dir, cfg.ckpt_path, command_line())
@@ -149,9 +147,7 @@ def _train(cfg: DictConfig, settings: TrainerSchema, runtime: Runtime, resume: C
     configure_process(settings.num_threads)
     # Rank 0 first, so only one process generates synthetic data.
     data = ranks.rank_zero_first(
-        lambda: DataModule(
-            data_settings(cfg.data), int(cfg.seed), device=runtime.device, channels_last=runtime.channels_last
-        )
+        lambda: DataModule(typed.data, int(cfg.seed), device=runtime.device, channels_last=runtime.channels_last)
     )
     for split in SPLITS:  # read and check every label CSV now, not after hours of training
         data.frame(split)
@@ -175,8 +171,9 @@ def _train(cfg: DictConfig, settings: TrainerSchema, runtime: Runtime, resume: C
         tracker.log_summary({**prefixed(params, "params"), **prefixed(system, "system")})
         callbacks = [TrackerCallback(tracker, data.spec, runtime, settings.monitor)]
         trainer = Trainer(
-            cfg, model, data, runtime, run_dir, settings=settings, callbacks=callbacks, tracker_run_id=tracker.run_id
-        )
+            model, data, runtime, run_dir, settings=settings, config=OmegaConf.to_container(cfg, resolve=True),
+            callbacks=callbacks, tracker_run_id=tracker.run_id,
+        )  # fmt: skip
         fit = trainer.fit(resume)
         progress = trainer.progress
         saver = CheckpointSaver(run_dir)

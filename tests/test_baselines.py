@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from hybrid.data.labels import resolve_label_spec
 from hybrid.deploy.onnx_export import export_float32
+from hybrid.engine.config import TrainerSchema
 from hybrid.engine.losses import loss_function
 from hybrid.errors import ConfigError, PretrainedWeightsError
 from hybrid.models import build_model, parameter_report
@@ -47,7 +48,7 @@ QUICK_EXPORTS = ("resnet18", "xie2019")
 def test_baseline_exports_at_fp32_parity(name, tmp_path):
     """hybrid's ONNX export of a baseline after a training step gives PyTorch's probabilities."""
     model = build_model(tiny_baseline(name), 2)
-    loss = loss_function(resolve_label_spec("binary", None, None))(
+    loss = loss_function(resolve_label_spec("binary", None, None), TrainerSchema())(
         model(torch.randn(4, 3, 64, 64)), torch.arange(4) % 2
     )
     loss.backward()
@@ -70,7 +71,7 @@ def test_every_baseline_builds_and_trains(name):
     assert params["total"] == sum(p.numel() for p in model.parameters()) > 0
     images, targets = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 0, 1])
     before = [p.detach().clone() for p in model.parameters()]
-    loss = loss_function(resolve_label_spec("binary", None, None))(model(images), targets)
+    loss = loss_function(resolve_label_spec("binary", None, None), TrainerSchema())(model(images), targets)
     loss.backward()
     torch.optim.SGD(model.parameters(), lr=1e-3).step()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

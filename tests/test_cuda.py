@@ -44,7 +44,7 @@ def test_training_steps_on_cuda(tiny_data, precision):
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "16")
     before = [p.detach().clone() for p in model.parameters()]
     result = train_one_epoch(
-        model, loader, optimizer, scheduler, loss_function(data.spec).to(runtime.device), runtime, scaler=scaler,
+        model, loader, optimizer, scheduler, loss_function(data.spec, cfg.trainer).to(runtime.device), runtime, scaler=scaler,
         grad_clip=1.0,
     )  # fmt: skip
     assert np.isfinite(result.loss) and result.images == 48

@@ -115,17 +115,21 @@ def test_resume_continues_from_last(tiny_data, tmp_path):
 
 def test_positive_ratio_and_effective_number_weights():
     from hybrid.data.labels import resolve_label_spec
+    from hybrid.engine.config import TrainerSchema
     from hybrid.engine.losses import loss_function
 
     spec = resolve_label_spec("multilabel", ["RB", "FS"], None)
     targets = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], np.float32)
-    bce = loss_function(spec, "positive_ratio", targets)
+    bce = loss_function(spec, TrainerSchema(class_weighting="positive_ratio"), targets)
     assert torch.allclose(bce.pos_weight, torch.tensor([1.0, 3.0]))  # (N - N_c) / N_c
-    effective = loss_function(spec, "effective_number", targets, beta=0.9)
+    effective = loss_function(
+        spec, TrainerSchema(class_weighting="effective_number", effective_number_beta=0.9), targets
+    )
     expected = np.array([(1 - 0.9) / (1 - 0.9**2), (1 - 0.9) / (1 - 0.9**1)])
     assert torch.allclose(effective.class_weight, torch.tensor(expected / expected.mean(), dtype=torch.float32))
     binary = resolve_label_spec("binary", None, None)
-    ce = loss_function(binary, "effective_number", np.array([0, 0, 0, 1]), beta=0.5)
+    weighted = TrainerSchema(class_weighting="effective_number", effective_number_beta=0.5)
+    ce = loss_function(binary, weighted, np.array([0, 0, 0, 1]))
     assert ce.class_weight[1] > ce.class_weight[0]  # the rarer class weighs more
 
 

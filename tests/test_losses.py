@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from hybrid.data.labels import resolve_label_spec
-from hybrid.engine.losses import LossOptions, loss_function
+from hybrid.engine.config import AslSchema, TrainerSchema
+from hybrid.engine.losses import loss_function
 from hybrid.errors import ConfigError
 
 BINARY = resolve_label_spec("binary", None, None)
@@ -18,8 +19,14 @@ MULTILABEL = resolve_label_spec("multilabel", ["RB", "OB"], None)
 LOGITS = torch.tensor([[0.0, math.log(3.0)]])
 
 
+def trainer(name="auto", weighting="none", asl_gamma_neg=4.0, asl_clip=0.05, **keys) -> TrainerSchema:
+    """The typed trainer settings with ``trainer.loss=name`` and the other keys given."""
+    asl = AslSchema(gamma_neg=asl_gamma_neg, clip=asl_clip)
+    return TrainerSchema(loss=name, class_weighting=weighting, asl=asl, **keys)
+
+
 def loss(spec, targets, name="auto", weighting="none", train_targets=None, **options) -> float:
-    criterion = loss_function(spec, weighting, train_targets, options=LossOptions(name=name, **options))
+    criterion = loss_function(spec, trainer(name, weighting, **options), train_targets)
     return float(criterion(LOGITS, targets))
 
 
@@ -72,18 +79,17 @@ def test_class_weighting_keeps_working_with_every_loss():
         assert loss(MULTILABEL, target, name, "effective_number", train) != plain
     logits, targets = LOGITS.repeat(2, 1), torch.tensor([1, 0])  # one image of each class
     for name in ("ce", "focal"):
-        options = LossOptions(name=name)
-        plain = loss_function(BINARY, options=options)(logits, targets)
-        weighted = loss_function(BINARY, "effective_number", np.array([0, 0, 0, 1]), options=options)(logits, targets)
+        plain = loss_function(BINARY, trainer(name))(logits, targets)
+        weighted = loss_function(BINARY, trainer(name, "effective_number"), np.array([0, 0, 0, 1]))(logits, targets)
         assert float(weighted) != pytest.approx(float(plain))
 
 
 def test_a_loss_must_fit_the_task():
     with pytest.raises(ConfigError, match=r"trainer.loss=asl does not apply to data.task=binary"):
-        loss_function(BINARY, options=LossOptions(name="asl"))
+        loss_function(BINARY, trainer("asl"))
     with pytest.raises(ConfigError, match=r"trainer.loss=ce does not apply to data.task=multilabel"):
-        loss_function(MULTILABEL, options=LossOptions(name="ce"))
+        loss_function(MULTILABEL, trainer("ce"))
     with pytest.raises(ConfigError, match=r"trainer.loss='hinge'; choose one of"):
-        loss_function(BINARY, options=LossOptions(name="hinge"))
+        loss_function(BINARY, trainer("hinge"))
     with pytest.raises(ConfigError, match=r"trainer.label_smoothing=1.0: must be in \[0, 1\)"):
-        loss_function(BINARY, options=LossOptions(label_smoothing=1.0))
+        loss_function(BINARY, trainer(label_smoothing=1.0))

@@ -13,9 +13,19 @@ from tests.conftest import run_command, run_script, tiny_overrides
 
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory):
-    """One short training run shared by the tests below."""
+    """One short training run (``hybrid train``, which ``train.py`` runs) shared by the tests below,
+    run under ``tests.config_reach``: its last output line says where the raw config went."""
     run_dir = tmp_path_factory.mktemp("train")
-    result = run_script("train.py", *tiny_overrides(tiny_data), f"hydra.run.dir={run_dir}")
+    result = run_command(
+        [
+            "-m",
+            "tests.config_reach",
+            "hybrid.train:train",
+            "train",
+            *tiny_overrides(tiny_data),
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 
@@ -55,6 +65,23 @@ def test_infer_reproduces_the_test_metrics_exactly(trained):
     assert predictions.Filename.is_monotonic_increasing and len(predictions) == 26
     assert predictions.equals(pd.read_csv(run_dir / "predictions.csv"))
     assert (infer_dir / "confusion_matrix.png").is_file()
+
+
+# Where a raw config may still go during training: the checks that type each group once, the model
+# factory (``_target_`` blocks are Hydra's instantiation contract), the tracker (it records the
+# whole config) and the run dir; the data layer, the engine and the losses get typed settings.
+TRAIN_CONFIG_ENTRY_POINTS = {
+    "hybrid.train", "hybrid.config", "hybrid.util.schema", "hybrid.util.hydra_job", "hybrid.data.config",
+    "hybrid.data.schema", "hybrid.engine.config", "hybrid.models.config", "hybrid.models.factory",
+    "hybrid.tracking", "hybrid.tracking.config",
+}  # fmt: skip
+
+
+def test_training_hands_the_data_layer_and_the_engine_typed_settings_not_the_raw_config(trained):
+    _, result = trained
+    reached = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "hybrid.train" in reached and "hybrid.engine.config" in reached  # the profiler saw the job
+    assert set(reached) <= TRAIN_CONFIG_ENTRY_POINTS, sorted(set(reached) - TRAIN_CONFIG_ENTRY_POINTS)
 
 
 # Where a raw config may still go during infer: the conversions to typed settings, the tracker

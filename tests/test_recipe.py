@@ -16,6 +16,7 @@ from scipy.stats import t
 from torch import nn
 
 from hybrid.data.mixing import BatchMixer, MixSettings
+from hybrid.data.schema import DataSchema, MixAlphaSchema, data_settings
 from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.loop import train_one_epoch
 from hybrid.engine.optim import build_optimizer, evaluation_weights
@@ -73,16 +74,21 @@ def test_schedule_free_and_ema_resume_exactly(tiny_data, tmp_path):
     assert best.best_value == history["val/ema/f1_macro"].max()
 
 
+def mix(mixup_alpha=0.0, cutmix_alpha=0.0) -> MixSettings:
+    """The mixing view of data settings at their defaults but for the two alphas."""
+    return MixSettings.of(DataSchema(mixup=MixAlphaSchema(mixup_alpha), cutmix=MixAlphaSchema(cutmix_alpha)))
+
+
 def test_mixup_targets_sum_to_one_and_multilabel_mixes_per_label():
     torch.manual_seed(0)
     images = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 8, 8).contiguous()
-    mixer = BatchMixer(MixSettings(mixup_alpha=0.4), num_classes=3)
+    mixer = BatchMixer(mix(mixup_alpha=0.4), num_classes=3)
     mixed, targets = mixer(images, torch.tensor([0, 1, 2, 2]))
     assert torch.allclose(targets.sum(dim=1), torch.ones(4))
     lam = targets[0, 0].item()  # image 0 (class 0) mixed with image 3 (class 2)
     assert targets[0, 2].item() == pytest.approx(1 - lam) and mixed[0, 0, 0, 0].item() == pytest.approx(3 * (1 - lam))
     multi = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 1.0]])
-    _, mixed_rows = BatchMixer(MixSettings(mixup_alpha=0.4), num_classes=None)(images, multi)
+    _, mixed_rows = BatchMixer(mix(mixup_alpha=0.4), num_classes=None)(images, multi)
     lam = mixed_rows[0, 0].item()  # row 0 [1, 0] with row 3 [0, 1]
     assert mixed_rows[0].tolist() == pytest.approx([lam, 1 - lam])
     assert mixed_rows[1].tolist() == pytest.approx([lam, lam])  # row 1 [1, 1] with row 2 [0, 0]
@@ -92,11 +98,11 @@ def test_cutmix_weight_is_the_pasted_share():
     torch.manual_seed(1)
     images = torch.zeros(2, 1, 10, 10)
     images[1] = 1.0
-    mixed, targets = BatchMixer(MixSettings(cutmix_alpha=1.0), num_classes=2)(images, torch.tensor([0, 1]))
+    mixed, targets = BatchMixer(mix(cutmix_alpha=1.0), num_classes=2)(images, torch.tensor([0, 1]))
     pasted = mixed[0].mean().item()  # image 0 is 0 outside the box, 1 inside it
     assert targets[0].tolist() == pytest.approx([1 - pasted, pasted]) and 0 < pasted < 1
     with pytest.raises(ConfigError, match=r"data.mixup.alpha=-1.0: must be >= 0"):
-        MixSettings(mixup_alpha=-1.0)
+        mix(mixup_alpha=-1.0)
 
 
 def test_accumulated_gradients_equal_one_large_batch():
@@ -267,7 +273,7 @@ def test_per_class_thresholds_are_stored_and_served(tiny_data, tmp_path):
         from hybrid.engine.config import check_trainer_config
 
         cfg = compose_config(overrides=["trainer.tune_threshold=per_class"])
-        check_trainer_config(cfg.trainer, cfg.data)
+        check_trainer_config(cfg.trainer, data_settings(cfg.data))
 
 
 def test_one_query_per_label_reads_each_logit_from_its_own_query():

@@ -27,36 +27,36 @@ from hybrid.data.samplers import check_sampler
 from hybrid.data.schema import DataSchema, data_settings
 from hybrid.errors import ConfigError
 from hybrid.util.hydra_job import override_key
-from hybrid.util.schema import check_types
 
 LAYOUTS = ("csv", "folders")
 
 
-def check_data_config(data: DictConfig) -> None:
+def check_data_config(data: DictConfig) -> DataSchema:
     """Every ``data`` value that can be checked without reading the dataset, including that a real
-    dataset's folder exists."""
-    check_types(data, DataSchema, "data")
-    if data.class_names or data.task != "multiclass":  # else the classes are known once the data is read
+    dataset's folder exists; returns the group as the typed :class:`DataSchema` a job hands down."""
+    settings = data_settings(data)  # types first: a one-line error naming the key
+    if settings.class_names or settings.task != "multiclass":  # else the classes are known once the data is read
         resolve_label_spec(
-            data.task, data.label_columns, data.class_names, negative_class=data.negative_class,
-            negative_required_of_two=data.layout == "folders",
+            settings.task, settings.label_columns, settings.class_names, negative_class=settings.negative_class,
+            negative_required_of_two=settings.layout == "folders",
         )  # fmt: skip
     else:
-        resolve_label_columns(data.task, data.label_columns)
-    check_bad_image_policy(data.on_bad_image)
-    resolve_workers(data.num_workers)
-    check_cache_format(data.cache_format)
-    check_batch_size(data.batch_size)
-    check_rows(data.rows, data.task)
-    check_folds(data.fold, data.num_folds)
-    check_sampler(data.sampler)
-    MixSettings.from_config(data)  # its own checks
+        resolve_label_columns(settings.task, settings.label_columns)
+    check_bad_image_policy(settings.on_bad_image)
+    resolve_workers(settings.num_workers)
+    check_cache_format(settings.cache_format)
+    check_batch_size(settings.batch_size)
+    check_rows(settings.rows, settings.task)
+    check_folds(settings.fold, settings.num_folds)
+    check_sampler(settings.sampler)
+    MixSettings.of(settings)  # its own checks
     for split in SPLITS:
-        split_ratio(data.sampling_ratio, split)
-    check_root(data)
-    if data.layout not in LAYOUTS:
-        raise ConfigError(f"data.layout={data.layout!r}; choose one of {list(LAYOUTS)}")
-    check_split_ratios(data.split_ratios)
+        split_ratio(settings.sampling_ratio, split)
+    check_root(settings)
+    if settings.layout not in LAYOUTS:
+        raise ConfigError(f"data.layout={settings.layout!r}; choose one of {list(LAYOUTS)}")
+    check_split_ratios(settings.split_ratios)
+    return settings
 
 
 def trained_data_settings(trained_data: DictConfig, cfg: DictConfig, overrides: list[str]) -> DataSchema:

@@ -279,7 +279,7 @@ class DataModule:
     @property
     def mixer(self) -> BatchMixer | None:
         """Mixup / CutMix of the training batches (``data.mixup``, ``data.cutmix``), or ``None``."""
-        mix = MixSettings.from_config(self.settings)
+        mix = MixSettings.of(self.settings)
         if not mix.enabled:
             return None
         return BatchMixer(mix, self.spec.num_labels if self.spec.single_label else None)

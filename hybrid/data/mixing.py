@@ -11,7 +11,6 @@ whose state every checkpoint keeps, so a resumed run mixes as the uninterrupted 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -22,13 +21,14 @@ from hybrid.errors import ConfigError
 
 @dataclass(frozen=True)
 class MixSettings:
-    """``data.mixup.alpha``, ``data.cutmix.alpha`` (0: off), the probability a batch is mixed and,
-    with both on, the probability of CutMix rather than mixup."""
+    """A view of the ``data`` keys that mix a batch (declared, with their defaults, by
+    :class:`~hybrid.data.schema.DataSchema`): ``data.mixup.alpha``, ``data.cutmix.alpha`` (0: off),
+    the probability a batch is mixed and, with both on, the probability of CutMix rather than mixup."""
 
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    prob: float = 1.0
-    switch_prob: float = 0.5
+    mixup_alpha: float
+    cutmix_alpha: float
+    prob: float
+    switch_prob: float
 
     def __post_init__(self):
         for key, value in (("mixup.alpha", self.mixup_alpha), ("cutmix.alpha", self.cutmix_alpha)):
@@ -43,8 +43,8 @@ class MixSettings:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
     @classmethod
-    def from_config(cls, data: Mapping) -> MixSettings:
-        """From a ``data`` config (``mixup`` / ``cutmix`` null: off)."""
+    def of(cls, data) -> MixSettings:
+        """From the typed ``data`` settings (``mixup`` / ``cutmix`` null: off)."""
         return cls(
             float(data.mixup.alpha) if data.mixup is not None else 0.0,
             float(data.cutmix.alpha) if data.cutmix is not None else 0.0,

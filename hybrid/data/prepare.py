@@ -19,7 +19,6 @@ from hybrid.data.cache import ImageCache, cache_settings
 from hybrid.data.config import check_data_config
 from hybrid.data.dataset import index_images
 from hybrid.data.loaders import dataset_root
-from hybrid.data.schema import data_settings
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError
 from hybrid.util.progress import progress
@@ -50,8 +49,7 @@ def check_disk_space(cache: ImageCache, count: int) -> None:
 
 def prepare(cfg: DictConfig) -> dict:
     """Fill the cache the ``data`` config points at; returns what was done (counts)."""
-    check_data_config(cfg.data)
-    data = data_settings(cfg.data)
+    data = check_data_config(cfg.data)
     root = dataset_root(data, progress=bool(cfg.progress_bar))
     settings = cache_settings(data, root)
     cache = ImageCache(settings)

@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from hybrid.data.decode import check_decode
+from hybrid.data.schema import DataSchema
 from hybrid.engine.distributed import check_backend, check_strategy
 from hybrid.engine.ema import check_ema, check_ema_best
 from hybrid.engine.losses import LossOptions, check_class_weighting, check_loss_options
@@ -20,7 +21,7 @@ from hybrid.engine.optim import check_optimizer, check_scheduler
 from hybrid.engine.runtime import check_precision, select_device
 from hybrid.errors import ConfigError
 from hybrid.metrics import check_monitor, check_threshold_tuning
-from hybrid.util.schema import check_types, register_schema
+from hybrid.util.schema import register_schema, typed_config
 
 
 @dataclass
@@ -106,27 +107,29 @@ def check_max_epochs(value) -> int:
     return int(value)
 
 
-def check_trainer_config(trainer: DictConfig, data: DictConfig) -> None:
+def check_trainer_config(trainer: DictConfig, data: DataSchema) -> TrainerSchema:
     """Training values: types, precision on the device, strategy, schedule, monitored metric for
-    ``data.task``, class weighting, threshold tuning."""
-    check_types(trainer, TrainerSchema, "trainer")
-    device = select_device(trainer.device)
-    check_precision(trainer.precision, device)
+    ``data.task``, class weighting, threshold tuning; returns the group as the typed
+    :class:`TrainerSchema` the engine is handed."""
+    settings = typed_config(trainer, TrainerSchema, "trainer")  # types first: a one-line error naming the key
+    device = select_device(settings.device)
+    check_precision(settings.precision, device)
     check_decode(data.decode, device)  # decoding on the GPU needs the model there
-    check_strategy(trainer.strategy)
-    check_backend(trainer.backend)
-    check_max_epochs(trainer.max_epochs)
-    check_scheduler(trainer.scheduler.name)
-    check_monitor(trainer.monitor, data.task, data.label_columns)
-    check_class_weighting(trainer.class_weighting, data.task)
-    check_loss_options(LossOptions.from_config(trainer), data.task)
-    check_optimizer(str(trainer.optimizer), str(trainer.scheduler.name))
-    check_ema(trainer.ema.decay)
-    check_ema_best(trainer.ema.best)
-    if int(trainer.accumulate_grad_batches) < 1:
-        raise ConfigError(f"trainer.accumulate_grad_batches must be at least 1, got {trainer.accumulate_grad_batches}")
-    patience = trainer.early_stopping.patience
-    if patience is not None and int(patience) < 1:
+    check_strategy(settings.strategy)
+    check_backend(settings.backend)
+    check_max_epochs(settings.max_epochs)
+    check_scheduler(settings.scheduler.name)
+    check_monitor(settings.monitor, data.task, data.label_columns)
+    check_class_weighting(settings.class_weighting, data.task)
+    check_loss_options(LossOptions.of(settings), data.task)
+    check_optimizer(settings.optimizer, settings.scheduler.name)
+    check_ema(settings.ema.decay)
+    check_ema_best(settings.ema.best)
+    if settings.accumulate_grad_batches < 1:
+        raise ConfigError(f"trainer.accumulate_grad_batches must be at least 1, got {settings.accumulate_grad_batches}")
+    patience = settings.early_stopping.patience
+    if patience is not None and patience < 1:
         raise ConfigError(f"trainer.early_stopping.patience must be at least 1 epoch (or null), got {patience}")
-    if trainer.tune_threshold:
-        check_threshold_tuning(data.task, trainer.monitor, trainer.tune_threshold)
+    if settings.tune_threshold:
+        check_threshold_tuning(data.task, settings.monitor, settings.tune_threshold)
+    return settings

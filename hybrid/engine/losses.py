@@ -33,18 +33,19 @@ LOSS_TASKS = {
 
 @dataclass(frozen=True)
 class LossOptions:
-    """The ``trainer`` keys a loss reads (``trainer.asl.*`` flattened)."""
+    """A view of the ``trainer`` keys a loss reads (declared, with their defaults, by
+    :class:`~hybrid.engine.config.TrainerSchema`; ``trainer.asl.*`` flattened)."""
 
-    name: str = "auto"
-    label_smoothing: float = 0.0
-    focal_gamma: float = 2.0
-    asl_gamma_pos: float = 0.0
-    asl_gamma_neg: float = 4.0
-    asl_clip: float = 0.05
+    name: str
+    label_smoothing: float
+    focal_gamma: float
+    asl_gamma_pos: float
+    asl_gamma_neg: float
+    asl_clip: float
 
     @classmethod
-    def from_config(cls, trainer) -> LossOptions:
-        """From a ``trainer`` config (an old checkpoint's is completed from the schema when read)."""
+    def of(cls, trainer) -> LossOptions:
+        """From the typed ``trainer`` settings."""
         asl = trainer.asl
         return cls(
             str(trainer.loss),
@@ -186,20 +187,17 @@ LOSS_FUNCTIONS: dict[str, Callable] = {
 }
 
 
-def loss_function(
-    spec: LabelSpec,
-    weighting: str = "none",
-    train_targets: np.ndarray | None = None,
-    beta: float = 0.999,
-    options: LossOptions | None = None,
-) -> nn.Module:
-    """The training loss ``options.name`` (``auto``: cross-entropy or BCE) for ``spec``'s task.
+def loss_function(spec: LabelSpec, trainer, train_targets: np.ndarray | None = None) -> nn.Module:
+    """The training loss for ``spec``'s task from the typed ``trainer`` settings
+    (:class:`~hybrid.engine.config.TrainerSchema`): ``loss`` (``auto``: cross-entropy or BCE) and
+    its options (:class:`LossOptions`), and ``class_weighting``, which needs ``train_targets``:
 
-    ``weighting``: ``positive_ratio`` (multi-label) weighs each class's positives by
-    ``(N - N_c) / N_c`` as the official Sewer-ML code does; ``effective_number`` weighs class ``c``
-    by ``(1 - beta) / (1 - beta ** N_c)`` (Cui et al., CVPR 2019), normalized to mean 1.
+    - ``positive_ratio`` (multi-label) weighs each class's positives by ``(N - N_c) / N_c`` as the
+      official Sewer-ML code does;
+    - ``effective_number`` weighs class ``c`` by ``(1 - beta) / (1 - beta ** N_c)`` (Cui et al.,
+      CVPR 2019; ``beta``: ``effective_number_beta``), normalized to mean 1.
     """
-    options = options or LossOptions()
+    options, weighting = LossOptions.of(trainer), str(trainer.class_weighting)
     check_class_weighting(weighting, spec.task)
     check_loss_options(options, spec.task)
     name = resolve_loss(options.name, spec.task)
@@ -209,6 +207,7 @@ def loss_function(
         if weighting == "positive_ratio":
             pos_weight = torch.tensor((len(train_targets) - counts) / counts, dtype=torch.float32)
         else:
+            beta = float(trainer.effective_number_beta)
             weights = (1 - beta) / (1 - beta**counts)
             class_weight = torch.tensor(weights / weights.mean(), dtype=torch.float32)
     return ClassificationLoss(name, spec, options, class_weight, pos_weight)

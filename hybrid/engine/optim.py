@@ -1,15 +1,19 @@
-"""Optimizer and learning-rate schedule, stepped once per training step."""
+"""Optimizer and learning-rate schedule, stepped once per training step, built from the typed
+``trainer`` settings (:class:`~hybrid.engine.config.TrainerSchema`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
-from omegaconf import DictConfig
 
 from hybrid.errors import ConfigError
+
+if TYPE_CHECKING:  # the schema module imports this one for its checks
+    from hybrid.engine.config import TrainerSchema
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -21,24 +25,26 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def adamw(groups: list[dict], cfg: DictConfig, steps_per_epoch: int) -> torch.optim.Optimizer:
+def adamw(groups: list[dict], settings: TrainerSchema, steps_per_epoch: int) -> torch.optim.Optimizer:
     """``adamw``: decoupled weight decay, ``trainer.betas``."""
-    return torch.optim.AdamW(groups, lr=float(cfg.lr), betas=tuple(cfg.betas))
+    return torch.optim.AdamW(groups, lr=float(settings.lr), betas=tuple(settings.betas))
 
 
-def sgd(groups: list[dict], cfg: DictConfig, steps_per_epoch: int) -> torch.optim.Optimizer:
+def sgd(groups: list[dict], settings: TrainerSchema, steps_per_epoch: int) -> torch.optim.Optimizer:
     """``sgd``: Nesterov momentum ``trainer.momentum``."""
-    return torch.optim.SGD(groups, lr=float(cfg.lr), momentum=float(cfg.momentum), nesterov=True)
+    return torch.optim.SGD(groups, lr=float(settings.lr), momentum=float(settings.momentum), nesterov=True)
 
 
-def schedulefree_adamw(groups: list[dict], cfg: DictConfig, steps_per_epoch: int) -> torch.optim.Optimizer:
+def schedulefree_adamw(groups: list[dict], settings: TrainerSchema, steps_per_epoch: int) -> torch.optim.Optimizer:
     """``schedulefree_adamw``: AdamW without a schedule (Defazio et al., 2024; the ``schedulefree``
     package); its warm-up is ``trainer.scheduler.warmup_epochs``. It evaluates at an average of its
     iterates: :func:`evaluation_weights` switches the model to those and back."""
     import schedulefree
 
-    warmup = round(float(cfg.scheduler.warmup_epochs) * steps_per_epoch)
-    return schedulefree.AdamWScheduleFree(groups, lr=float(cfg.lr), betas=tuple(cfg.betas), warmup_steps=warmup)
+    warmup = round(float(settings.scheduler.warmup_epochs) * steps_per_epoch)
+    return schedulefree.AdamWScheduleFree(
+        groups, lr=float(settings.lr), betas=tuple(settings.betas), warmup_steps=warmup
+    )
 
 
 # trainer.optimizer -> builder
@@ -56,11 +62,11 @@ def check_optimizer(name: str, scheduler: str) -> str:
     return name
 
 
-def build_optimizer(model: torch.nn.Module, cfg: DictConfig, steps_per_epoch: int = 1) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, settings: TrainerSchema, steps_per_epoch: int = 1) -> torch.optim.Optimizer:
     """``trainer.optimizer`` (default AdamW) over the trainable parameters; no weight decay on biases
     and norm weights."""
-    name = check_optimizer(str(cfg.optimizer), str(cfg.scheduler.name))
-    optimizer = OPTIMIZERS[name](parameter_groups(model, float(cfg.weight_decay)), cfg, steps_per_epoch)
+    name = check_optimizer(str(settings.optimizer), str(settings.scheduler.name))
+    optimizer = OPTIMIZERS[name](parameter_groups(model, float(settings.weight_decay)), settings, steps_per_epoch)
     training_weights(optimizer)
     return optimizer
 
@@ -92,15 +98,17 @@ def evaluation_weights(optimizer: torch.optim.Optimizer) -> Iterator[None]:
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 
 
-def constant_schedule(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int) -> Scheduler:
+def constant_schedule(optimizer: torch.optim.Optimizer, settings: TrainerSchema, steps_per_epoch: int) -> Scheduler:
     """``none``: the learning rate stays ``trainer.lr``."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int) -> Scheduler:
+def warmup_cosine_schedule(
+    optimizer: torch.optim.Optimizer, settings: TrainerSchema, steps_per_epoch: int
+) -> Scheduler:
     """``cosine``: linear warmup over ``warmup_epochs``, then cosine decay to ``min_lr_ratio``."""
-    sched = cfg.scheduler
-    total = max(1, int(cfg.max_epochs) * steps_per_epoch)
+    sched = settings.scheduler
+    total = max(1, int(settings.max_epochs) * steps_per_epoch)
     warmup = round(float(sched.warmup_epochs) * steps_per_epoch)
     floor = float(sched.min_lr_ratio)
 
@@ -113,12 +121,14 @@ def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, cfg: DictConfig, st
     return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
 
 
-def cosine_restarts_schedule(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int) -> Scheduler:
+def cosine_restarts_schedule(
+    optimizer: torch.optim.Optimizer, settings: TrainerSchema, steps_per_epoch: int
+) -> Scheduler:
     """``cosine_restarts``: cosine decay restarted every ``restart_epochs`` (growing by ``restart_mult``)."""
-    sched = cfg.scheduler
+    sched = settings.scheduler
     period = max(1, round(float(sched.restart_epochs) * steps_per_epoch))
     return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-        optimizer, T_0=period, T_mult=int(sched.restart_mult), eta_min=float(cfg.lr) * float(sched.min_lr_ratio)
+        optimizer, T_0=period, T_mult=int(sched.restart_mult), eta_min=float(settings.lr) * float(sched.min_lr_ratio)
     )
 
 
@@ -137,6 +147,6 @@ def check_scheduler(name: str) -> str:
     return name
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, steps_per_epoch: int) -> Scheduler:
+def build_scheduler(optimizer: torch.optim.Optimizer, settings: TrainerSchema, steps_per_epoch: int) -> Scheduler:
     """The schedule ``trainer.scheduler.name`` names, stepped once per training step."""
-    return SCHEDULERS[check_scheduler(cfg.scheduler.name)](optimizer, cfg, steps_per_epoch)
+    return SCHEDULERS[check_scheduler(settings.scheduler.name)](optimizer, settings, steps_per_epoch)

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from hybrid.data.loaders import DataModule
 from hybrid.engine import distributed
@@ -20,7 +19,7 @@ from hybrid.engine.ema import WeightAverage
 from hybrid.engine.evaluation import validate
 from hybrid.engine.interrupt import GracefulInterrupt
 from hybrid.engine.loop import EpochProgress, NonFiniteLossError, train_one_epoch
-from hybrid.engine.losses import LossOptions, loss_function
+from hybrid.engine.losses import loss_function
 from hybrid.engine.optim import build_optimizer, build_scheduler, evaluation_weights, training_weights
 from hybrid.engine.outputs import plot_history, write_history
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
@@ -69,7 +68,8 @@ class FitState:
 
 class Trainer:
     """Trains ``model`` on ``data`` as ``settings`` (the typed ``trainer`` group) say, keeping
-    checkpoints in ``run_dir``; ``cfg``, the whole resolved config, is what they record.
+    checkpoints in ``run_dir``; ``config``, the whole resolved config as plain values, is what they
+    record (so ``infer.py ckpt_path=...`` needs nothing else).
 
     ``callbacks`` hear of every finished epoch (e.g. a tracker); ``tracker_run_id`` is stored in the
     checkpoints so a resumed run continues its tracker run.
@@ -77,17 +77,17 @@ class Trainer:
 
     def __init__(
         self,
-        cfg: DictConfig,
         model: torch.nn.Module,
         data: DataModule,
         runtime: Runtime,
         run_dir: Path,
         *,
         settings: TrainerSchema,
+        config: dict,
         callbacks: Sequence[Callback] = (),
         tracker_run_id: str | None = None,
     ):
-        self.cfg = cfg
+        self.config = config
         self.settings = settings
         self.model = model
         self.data = data
@@ -135,7 +135,7 @@ class Trainer:
     def _record(self, epoch: int, state: FitState, optimizer, scheduler, rng: list) -> CheckpointRecord:
         """Everything a resumed run needs; ``epoch`` is the last *completed* epoch."""
         return CheckpointRecord(
-            config=OmegaConf.to_container(self.cfg, resolve=True),
+            config=self.config,
             class_names=list(self.data.spec.class_names),
             task=self.data.spec.task,
             negative_class=self.data.spec.negative_class,
@@ -203,16 +203,10 @@ class Trainer:
         train_set, val_set = self.data.dataset("train"), self.data.dataset("val")
         if len(train_set) == 0 or len(val_set) == 0:
             raise DataError(f"no usable images: {len(train_set)} for training, {len(val_set)} for validation")
-        self.criterion = loss_function(
-            self.data.spec,
-            self.settings.class_weighting,
-            train_set.targets,
-            float(self.settings.effective_number_beta),
-            LossOptions.from_config(self.settings),
-        ).to(self.runtime.device)
+        self.criterion = loss_function(self.data.spec, self.settings, train_set.targets).to(self.runtime.device)
         train_loader, val_loader = self.data.loader("train", train_set), self.data.loader("val", val_set)
         if resume is not None:
-            resume.load_weights_into(self.model, self.cfg.ckpt_path)
+            resume.load_weights_into(self.model, self.config["ckpt_path"])
         train_model = self._wrap()
         mixer = self.data.mixer
         steps_per_epoch = math.ceil(len(train_loader) / self.accumulate)  # optimizer (and schedule) steps

@@ -98,8 +98,14 @@ def _typed(node: DictConfig, schema: type, group: str, *, resolve: bool) -> Dict
 
 def typed_config(node: DictConfig, schema: type, group: str = ""):
     """``node`` as an instance of ``schema`` (the dataclass), its values converted to the declared
-    types, after :func:`check_types`'s checks: what a job hands down instead of the raw config."""
-    return OmegaConf.to_object(_typed(node, schema, group, resolve=True))
+    types, after :func:`check_types`'s checks: what a job hands down instead of the raw config.
+    An unset required value (``???``) raises ``MissingMandatoryValue`` naming it with its group
+    (``data.root``), which the entry point reports as one line."""
+    try:
+        return OmegaConf.to_object(_typed(node, schema, group, resolve=True))
+    except MissingMandatoryValue as err:
+        err.full_key = ".".join(filter(None, [group, str(err.full_key or "")]))
+        raise
 
 
 def typed_job(cfg: DictConfig, schema: type, *, groups: tuple[str, ...]):
