@@ -1,10 +1,10 @@
-# hybrid: the two README commands and a few helpers.
+# hybrid: the two README commands (quickstart, test), the docs site and a few helpers.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test bench bench-serve lint format clean-outputs wheels gpu-check serve-venv
+.PHONY: quickstart test test-slow docs bench bench-serve lint format clean-outputs wheels gpu-check serve-venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,17 @@ quickstart: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# The serving install (README, "On the robot"): numpy, Pillow, onnxruntime and PyAV, then hybrid
+# The end-to-end runs left out of make test (CI runs them after it).
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+# The documentation site (mkdocs-material) into site/; --strict: a broken link, a missing page or a
+# missing included result file fails the build. The configuration page's key tables come from the
+# schemas (docs/hooks/config_keys.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The serving install (docs/robot.md): numpy, Pillow, onnxruntime and PyAV, then hybrid
 # itself without its training dependencies; .venv-serve/bin/hybrid serve MODEL.onnx INPUT.
 # Editable (-e): the checkout's code, as it changes (a robot installs a copy: pip install --no-deps .).
 SERVE_VENV := .venv-serve
@@ -52,7 +62,7 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/throughput.py $(BENCH_ARGS)
 
-# The serving install against infer.py on one model, side by side (README, On the robot):
+# The serving install against infer.py on one model, side by side (docs/robot.md):
 # make bench-serve BENCH_SERVE_ARGS="--ckpt <run>/checkpoints/best.pt"
 bench-serve: $(STAMP) $(SERVE_STAMP)
 	$(PY) bench/serving.py $(BENCH_SERVE_ARGS)

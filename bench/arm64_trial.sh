@@ -2,7 +2,7 @@
 # The serving install on arm64 (a Jetson / Raspberry Pi class robot computer), tried for real under
 # emulation: Debian's qemu-user-static runs an arm64 Debian root made by debootstrap, where the
 # serving install comes from PyPI's aarch64 wheels and `hybrid serve` predicts the same files as
-# on this machine. Needs root, and Debian's package registry and PyPI (README, On the robot).
+# on this machine. Needs root, and Debian's package registry and PyPI (docs/robot.md).
 #
 #   bash bench/arm64_trial.sh FP32.onnx INT8.onnx IMAGES_DIR VIDEO [ROOT_DIR]
 #
@@ -28,7 +28,7 @@ git -C "$repo" archive HEAD | tar -x -C "$root/opt/hybrid"
 cp "$fp32" "$root/opt/trial/fp32.onnx" && cp "$int8" "$root/opt/trial/int8.onnx"
 cp -r "$images" "$root/opt/trial/images" && cp "$video" "$root/opt/trial/video.mp4"
 
-# the README's robot install, inside the arm64 root
+# the robot install of docs/robot.md, inside the arm64 root
 chroot "$root" bash -c 'set -e; cd /opt/hybrid
     [ -x /opt/venv-serve/bin/python ] || python3 -m venv /opt/venv-serve
     /opt/venv-serve/bin/pip install --quiet --cert /etc/ssl/certs/ca-certificates.crt -r requirements-serve.txt

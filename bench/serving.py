@@ -1,5 +1,5 @@
 """``make bench-serve``: the serving install against the training install on one exported model,
-side by side in one run, as the robot would run each (README, On the robot).
+side by side in one run, as the robot would run each (docs/robot.md).
 
     python bench/serving.py --ckpt <run>/checkpoints/best.pt [--out outputs/serving] [--images 64]
 

@@ -107,7 +107,7 @@ def _nanmean(values: np.ndarray) -> float | None:
     return float(np.nanmean(values)) if np.isfinite(values).any() else None
 
 
-# The official script's figures, in the order it reports them (README: "Metric names").
+# The official script's figures, in the order it reports them (docs/sewerml.md, "Metric names").
 SEWERML_METRICS = ("F2", "F1_Normal", "MF1", "mF1", "OP", "OR", "OF1", "CP", "CR", "CF1", "EMAcc", "mAP")
 SEWERML_PREFIX = "sewerml/"
 

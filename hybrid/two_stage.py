@@ -54,7 +54,7 @@ INTERRUPTED = tuple(128 + sig for sig in INTERRUPTED_SIGNALS)
 
 @dataclass
 class TwoStagePlan(TwoStageCombination):
-    """``two_stage``: each stage's training overrides (README: "The two-stage recipe") and how the
+    """``two_stage``: each stage's training overrides (docs/sewerml.md, "Scoring, and the two-stage recipe") and how the
     stages' scores combine (``strategy``)."""
 
     binary: list[str] = field(default_factory=list)

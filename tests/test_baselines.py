@@ -181,6 +181,7 @@ def model_sweep(tiny_data, tmp_path_factory):
     return sweep
 
 
+@pytest.mark.slow
 def test_a_sweep_over_models_gets_the_cost_table_and_pareto_plot(model_sweep):
     result = run_module(
         "hybrid.report", str(model_sweep), "timed_runs=3", f"hydra.run.dir={model_sweep.parent / 'report_run'}"

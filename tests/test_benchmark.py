@@ -144,6 +144,7 @@ def read_predictions(path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"Filename": str}, keep_default_na=False).set_index("Filename")
 
 
+@pytest.mark.slow
 def test_two_stage_experiment_end_to_end(tiny_data, tmp_path):
     run = tmp_path / "two_stage"
     experiment("sewerml_two_stage", tiny_data, run)
@@ -176,6 +177,7 @@ def test_two_stage_experiment_end_to_end(tiny_data, tmp_path):
     assert np.allclose(multiplied.loc[alone.index, codes].to_numpy(), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_test_csv_without_labels_gives_predictions_only(multilabel_run, tiny_data, tmp_path):
     names = pd.read_csv(tiny_data / "SewerML_Test.csv", dtype={"Filename": str})[["Filename"]]
     names.to_csv(tiny_data / "unlabelled_test.csv", index=False)

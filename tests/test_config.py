@@ -107,8 +107,12 @@ def test_patch_stride_allows_overlap():
     [
         ("model.emb_dim=25", "model.emb_dim=25 is not divisible by model.num_heads=2"),
         ("trainer.lr=abc", "trainer.lr='abc': expected a number"),
-        ("model.pretrained=true", "model.pretrained=true needs resnet18-"),
-        ("+model.embdim=48", "model.embdim is not a key of model; did you mean model.emb_dim?"),
+        pytest.param("model.pretrained=true", "model.pretrained=true needs resnet18-", marks=pytest.mark.slow),
+        pytest.param(
+            "+model.embdim=48",
+            "model.embdim is not a key of model; did you mean model.emb_dim?",
+            marks=pytest.mark.slow,
+        ),
         # Hydra's own refusals: the same line (no advice to append the key) and the same exit code
         ("model.embdim=48", "model.embdim is not a key of model; did you mean model.emb_dim?"),
         pytest.param(
@@ -136,6 +140,7 @@ def test_train_script_stops_with_one_line_before_any_work(tmp_path, override, me
     assert not run_dir.exists()  # nor a run dir left in outputs/
 
 
+@pytest.mark.slow
 def test_a_refused_run_keeps_a_run_dir_that_holds_anything_else(tmp_path):
     """Only what this job's Hydra wrote is removed: a folder given as hydra.run.dir with a user's
     file in it stays, file included (this job's new .hydra/ goes); a .hydra/ that was there before

@@ -54,6 +54,7 @@ def test_int8_export_reports_its_delta_and_is_smaller(fp32_export, int8_export):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+@pytest.mark.slow
 def test_fp16_export_keeps_float32_input_and_output(trained):
     path, report = export(trained / "checkpoints/best.pt", trained.parent / "export_fp16", "precision=fp16")
     assert report["precision"] == "fp16" and report["verify/max_abs_prob_delta"] < 1e-2
@@ -64,7 +65,9 @@ def test_fp16_export_keeps_float32_input_and_output(trained):
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
 
 
-@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize(
+    "runtime", [pytest.param("onnxruntime", marks=pytest.mark.slow), "openvino"]
+)  # hybrid serve tests use onnxruntime
 def test_onnx_inference_reproduces_the_torch_test_metrics(trained, fp32_export, runtime):
     out = trained.parent / f"infer_{runtime}"
     extra = ["precision=32"] if runtime == "openvino" else []  # OpenVINO would run bf16 on a bf16 CPU
@@ -153,6 +156,7 @@ def test_served_model_refuses_images_of_another_size(fp32_export):
         model(torch.zeros(2, 3, 48, 48))
 
 
+@pytest.mark.slow
 def test_export_never_replaces_a_model_and_refuses_a_bad_fp32_file(trained, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

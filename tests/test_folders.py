@@ -129,6 +129,7 @@ def test_binary_figures_follow_the_negative_class_wherever_it_sorts():
     assert metrics["auroc"] == pytest.approx(roc_auc_score(targets == 0, probs[:, 0]))
 
 
+@pytest.mark.slow
 def test_a_defect_normal_folder_dataset_trains_defect_as_the_positive_class(class_folders, tmp_path):
     """As a user with private data would: lower-case defect/ and normal/ folders, train, then a video."""
     root = renamed_classes(class_folders[0], tmp_path / "data", {"Defect": "defect", "Normal": "normal"})

@@ -1,4 +1,4 @@
-"""The architecture as a rule: imports only go down the layers (README, Development).
+"""The architecture as a rule: imports only go down the layers (docs/architecture.md, "Layers").
 
     errors -> util | decisions -> models | data | predictions -> metrics | events -> engine | serve
            -> tracking | deploy -> config -> train | infer | evaluate | report | export | benchmark | prune | prepare
@@ -60,7 +60,7 @@ def component(module: str) -> str:
     """The longest key of :data:`LAYERS` that ``module`` is or lies in."""
     matches = [name for name in LAYERS if module == name or module.startswith(name + ".")]
     if not matches:
-        raise AssertionError(f"{module} belongs to no layer: add it to LAYERS (and the README's line)")
+        raise AssertionError(f"{module} belongs to no layer: add it to LAYERS (and the line in docs/architecture.md)")
     return max(matches, key=len)
 
 

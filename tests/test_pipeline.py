@@ -141,6 +141,7 @@ def test_foreign_checkpoint_is_refused(tmp_path):
     assert "not a hybrid checkpoint" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_emb_dim_override_changes_logged_decoder_size(tiny_data, tmp_path):
     result = run_script(
         "train.py", *tiny_overrides(tiny_data), "model.emb_dim=48", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"

@@ -182,7 +182,10 @@ def sweep(tiny_data, root, *swept: str):
 
 @pytest.mark.parametrize(
     "swept",
-    [("seed=0,1,2",), pytest.param(("data.fold=0,1,2", "data.num_folds=3"), marks=pytest.mark.slow)],
+    [
+        pytest.param(("seed=0,1,2",), marks=pytest.mark.slow),
+        pytest.param(("data.fold=0,1,2", "data.num_folds=3"), marks=pytest.mark.slow),
+    ],
     ids=["seeds", "folds"],
 )  # folds: the same aggregation (the fold split itself is tested in tests/test_data.py)
 def test_repeated_runs_are_aggregated_and_trace_to_their_jobs(tiny_data, tmp_path, swept):
@@ -254,6 +257,7 @@ def test_per_class_thresholds_are_tuned_by_hand_case():
     assert tuned["f2/RB"] == tuned["f2/OB"] == 1.0
 
 
+@pytest.mark.slow
 def test_per_class_thresholds_are_stored_and_served(tiny_data, tmp_path):
     run = tmp_path / "run"
     result = run_script(

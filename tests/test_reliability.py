@@ -194,6 +194,7 @@ def test_tracker_run_id_is_passed_on_resume(tiny_data, tmp_path, monkeypatch):
 # --- graceful interruption ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_saves_last_and_prints_the_resume_command(tiny_data, tmp_path):
     run = tmp_path / "run"
     # one image per step: 48 steps per epoch, so the signal lands inside the first epoch
@@ -281,7 +282,7 @@ def test_sigint_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_data, tm
     assert proc.returncode == 130, output[-3000:]
     record = CheckpointRecord.load(run / "checkpoints" / "last.pt")
     assert record.interrupted_step is not None and record.interrupted_step < 12  # part-way through an epoch
-    # resumed as README's "Everyday use" shows: the checkpoint alone, none of the run's overrides
+    # resumed as docs/getting-started.md's "Everyday use" shows: the checkpoint alone, none of the run's overrides
     resumed = run_script("train.py", f"ckpt_path={run}/checkpoints/last.pt", f"hydra.run.dir={tmp_path / 'r'}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     same_figures(run, uninterrupted)
@@ -327,6 +328,7 @@ def corrupt_copy(tiny_data: Path, dest: Path, kinds: tuple[str, ...]) -> dict[st
 KINDS = ("truncated", "empty", "missing", "not_an_image")
 
 
+@pytest.mark.slow
 def test_bad_images_are_skipped_counted_and_named(tiny_data, tmp_path):
     broken = corrupt_copy(tiny_data, tmp_path / "data", KINDS)
     overrides = [o for o in tiny_overrides(tiny_data) if not o.startswith("data.root=")]
@@ -445,6 +447,7 @@ def test_nan_loss_in_epoch_2_keeps_epoch_1_checkpoint(tiny_data, tmp_path, monke
 # --- foreign checkpoints ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plain_state_dict_is_refused_by_train(tiny_data, tmp_path):
     from hybrid.models import build_model
 

@@ -312,7 +312,7 @@ def test_a_truncated_video_is_served_up_to_its_break(fp32_export, video, tmp_pat
 
 @pytest.mark.slow
 def test_the_serving_install_has_no_training_stack():
-    """make serve-venv as the README gives it (it installs from the package registry): no torch
+    """make serve-venv as docs/robot.md gives it (it installs from the package registry): no torch
     there, every serving module imports, and its hybrid serve --help works."""
     made = subprocess.run(["make", "serve-venv"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]

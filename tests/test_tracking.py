@@ -183,7 +183,10 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-@pytest.mark.parametrize(("logger", "expect_wandb"), [("logger=none", False), ("logger.mode=disabled", True)])
+@pytest.mark.parametrize(
+    ("logger", "expect_wandb"),
+    [("logger=none", False), pytest.param("logger.mode=disabled", True, marks=pytest.mark.slow)],
+)
 def test_logger_none_imports_no_network_client(tiny_data, tmp_path, logger, expect_wandb):
     overrides = [o for o in tiny_overrides(tiny_data) if o != "logger=none"]
     if expect_wandb:

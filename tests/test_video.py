@@ -145,6 +145,7 @@ def test_video_run_writes_frames_events_and_plots(binary_model, videos, tmp_path
     assert figures["map"] == pytest.approx((figures["map@5"] + figures["map@10"] + figures["map@15"]) / 3)
 
 
+@pytest.mark.slow
 def test_bad_videos_in_a_folder_are_named_and_the_rest_goes_on(binary_model, videos, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()

@@ -6,7 +6,7 @@ Other formats (PNG sources, ``png`` cache entries) are decoded by the workers as
 ``data.decode=cpu`` and augmented on the device with the rest. PIL's reduced-scale JPEG decoding
 (draft mode, for sources at least twice the input size) has no GPU counterpart: such sources are
 decoded in full, then resized. nvJPEG's IDCT and chroma upsampling are not libjpeg's, so pixels
-differ slightly from the CPU path (README, GPU).
+differ slightly from the CPU path (docs/gpu.md).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class DataSchema:
     # second stage); the test split stays whole
     rows: str = "all"
     on_bad_image: str = "skip"  # skip (count and name it) | error (stop on the first)
-    decode: str = "cpu"  # cpu (PIL in the loader workers) | cuda (JPEGs decoded on the GPU with nvJPEG; README, GPU)
+    decode: str = "cpu"  # cpu (PIL in the loader workers) | cuda (JPEGs decoded on the GPU with nvJPEG; docs/gpu.md)
     use_cache: bool = True
     cache_dir: str | None = None  # null: <root>/.cache/<img_size>
     cache_format: str = "npy"  # npy (raw uint8: lossless, ~free to decode, largest) | jpg (~10x smaller, lossy) | png

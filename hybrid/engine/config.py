@@ -86,7 +86,7 @@ class TrainerSchema:
     tune_threshold: Any = False  # false | true | per_class: tune the decision threshold on val
     precision: Any = "bf16"  # bf16 (autocast, CPU and CUDA) | 32 | 16 (float16 + grad scaler, CUDA only)
     channels_last: bool = True  # NHWC activations: the fast layout for the convolutions on CPU and GPU
-    compile: bool = False  # torch.compile: ~1 min to compile on 2 CPU cores, pays on long runs (README, Performance)
+    compile: bool = False  # torch.compile: ~1 min to compile on 2 CPU cores, pays on long runs (docs/performance.md)
     device: str = "auto"  # auto | cpu | cuda[:N]
     num_threads: int | None = None  # torch intra-op threads; null: one per core
     progress_bar: bool = True

@@ -81,7 +81,9 @@ def init_distributed(strategy: str, backend: str, device: torch.device) -> DistI
     check_strategy(strategy)
     if strategy != "ddp" or not launched_by_torchrun():
         if strategy == "ddp":
-            log.warning("trainer.strategy=ddp without torchrun: training in one process (see README)")
+            log.warning(
+                "trainer.strategy=ddp without torchrun: training in one process (launch it with torchrun: docs/training.md)"
+            )
         return DistInfo()
     info = env_info()
     if device.type == "cuda":

@@ -32,7 +32,7 @@ class InferSchema:
     task_name: str = "infer"
     ckpt_path: str = "???"  # a checkpoint, or an .onnx file from hybrid export (served by runtime=...)
     # a folder of images, or one image, to predict (no labels, no metrics) instead of the test split;
-    # or a video (.mp4 .avi .mkv .mov .mpg .ts), or a folder of them: timed defect events (README, Videos)
+    # or a video (.mp4 .avi .mkv .mov .mpg .ts), or a folder of them: timed defect events (docs/video.md)
     input: str | None = None
     # frames sampled by timestamp and scores made events: the same keys and defaults as hybrid serve's
     video: VideoOptions = field(default_factory=VideoOptions)
@@ -40,7 +40,7 @@ class InferSchema:
     # model here, combined by two_stage.strategy
     binary_ckpt_path: str | None = None
     two_stage: TwoStageCombination = field(default_factory=TwoStageCombination)
-    # what runs an .onnx file: openvino or onnxruntime (null: openvino, the faster in README's Deploy
+    # what runs an .onnx file: openvino or onnxruntime (null: openvino, the faster in docs/deploy.md's
     # benchmark); a .pt checkpoint always runs in PyTorch (torch)
     runtime: str | None = None
     # null: as the checkpoint was trained (a .pt) or the runtime's choice on the CPU (an .onnx);

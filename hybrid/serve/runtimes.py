@@ -17,7 +17,7 @@ from hybrid.errors import ConfigError
 from hybrid.serve.card import INPUT_NAME, open_session, read_metadata
 
 # The default for .onnx files: `python -m hybrid.benchmark` served the int8 model fastest with
-# OpenVINO both on an AMD EPYC without AMX (README, Deploy) and on an AMX Xeon (1.2-1.3x ONNX Runtime).
+# OpenVINO both on an AMD EPYC without AMX (docs/deploy.md) and on an AMX Xeon (1.2-1.3x ONNX Runtime).
 DEFAULT_RUNTIME = "openvino"
 
 
