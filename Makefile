@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test test-slow docs bench bench-serve lint format clean-outputs wheels gpu-check serve-venv
+.PHONY: quickstart test test-slow docs bench bench-serve scale lint format clean-outputs wheels gpu-check serve-venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,12 @@ serve-venv: $(SERVE_STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/throughput.py $(BENCH_ARGS)
+
+# All of Sewer-ML without the data (bench/scale.py): a tree of 1.17 M Sewer-ML-style names (hard links)
+# and prepare's images/s on 1 core and on every core; knobs: make scale SCALE_ARGS="--rows 20000".
+SCALE_ARGS ?=
+scale: $(STAMP)
+	$(PY) bench/scale.py $(SCALE_ARGS)
 
 # The serving install against infer.py on one model, side by side (docs/robot.md):
 # make bench-serve BENCH_SERVE_ARGS="--ckpt <run>/checkpoints/best.pt"

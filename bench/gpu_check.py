@@ -178,7 +178,7 @@ def jpg_cache_overrides(data_dir: Path) -> list[str]:
 
 def prepare_caches(data_dir: Path) -> None:
     """The npy (default) and jpg prepared caches at 480 px, as ``hybrid prepare`` builds them."""
-    from hybrid.data.prepare import prepare
+    from hybrid.prepare import prepare
 
     overrides = [
         "data=csv",

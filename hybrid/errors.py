@@ -21,14 +21,21 @@ class PretrainedWeightsError(ConfigError):
     """Pretrained weights were asked for but cannot be found offline."""
 
 
-class TrainingInterrupted(HybridError):
-    """SIGTERM / SIGINT stopped training after a step; ``checkpoint`` (``last.pt``) was written for
-    resuming.
+class JobInterrupted(HybridError):
+    """SIGTERM / SIGINT stopped a job whose finished work is kept for a rerun to continue.
 
     ``exit_code`` follows the shell convention for death by signal (130 SIGINT, 143 SIGTERM).
     """
 
-    def __init__(self, message: str, exit_code: int, checkpoint=None):
+    def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class TrainingInterrupted(JobInterrupted):
+    """SIGTERM / SIGINT stopped training after a step; ``checkpoint`` (``last.pt``) was written for
+    resuming."""
+
+    def __init__(self, message: str, exit_code: int, checkpoint=None):
+        super().__init__(message, exit_code)
         self.checkpoint = checkpoint

@@ -86,6 +86,7 @@ def test_scorer_matches_rows_by_name_in_any_order(multilabel_run, tiny_data, tmp
     assert result.returncode == 2 and "no prediction for 1 labelled images" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_binary_predictions_are_scored_from_the_defect_column(tiny_data, tmp_path):
     truth = pd.read_csv(tiny_data / "SewerML_Test.csv", dtype={"Filename": str})
     pd.DataFrame({"Filename": truth.Filename, "Defect": truth.Defect * 0.8 + 0.1}).to_csv(

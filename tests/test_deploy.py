@@ -129,6 +129,7 @@ def test_two_stage_with_an_onnx_binary_model(tiny_data, fp32_export, trained, tm
     assert np.abs(outputs["onnx"][scores].to_numpy() - outputs["pt"][scores].to_numpy()).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_bad_model_files_and_sizes_give_one_line(trained, fp32_export, tmp_path):
     foreign = tmp_path / "foreign.onnx"
     model = onnx.load(str(fp32_export[0]))
@@ -176,6 +177,7 @@ def test_export_never_replaces_a_model_and_refuses_a_bad_fp32_file(trained, tmp_
         check_export_precision("int4")
 
 
+@pytest.mark.slow
 def test_benchmark_measures_each_file_with_each_backend(trained, fp32_export, tmp_path):
     shutil.copy(trained / "metrics.json", fp32_export[0].parent / "metrics.json")  # infer's figures beside it
     jpegs = tmp_path / "given"  # the serving rows' end-to-end images (by default 64 rendered 640x480 JPEGs)

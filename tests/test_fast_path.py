@@ -16,11 +16,11 @@ from hybrid.config import check_train_config
 from hybrid.data.batch import BatchPreparer
 from hybrid.data.cache import open_cache
 from hybrid.data.loaders import DataModule, resolve_workers
-from hybrid.data.prepare import prepare
 from hybrid.data.schema import data_settings
 from hybrid.data.transforms import read_image
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
+from hybrid.prepare import prepare
 from hybrid.util.images import use_draft
 from tests.conftest import compose_config, run_script, tiny_overrides
 

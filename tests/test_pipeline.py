@@ -10,6 +10,24 @@ import pytest
 
 from tests.conftest import run_command, run_script, tiny_overrides
 
+# Where a raw config may still go during training: the checks that type each group once, the model
+# factory (``_target_`` blocks are Hydra's instantiation contract), the tracker (it records the
+# whole config) and the run dir; the data layer, the engine and the losses get typed settings.
+TRAIN_CONFIG_ENTRY_POINTS = {
+    "hybrid.train", "hybrid.config", "hybrid.util.schema", "hybrid.util.hydra_job", "hybrid.data.config",
+    "hybrid.data.schema", "hybrid.engine.config", "hybrid.models.config", "hybrid.models.factory",
+    "hybrid.tracking", "hybrid.tracking.config",
+}  # fmt: skip
+
+
+# Where a raw config may still go during infer: the conversions to typed settings, the tracker
+# (it records the whole config), the run dir, and the model factory (``_target_`` blocks are
+# Hydra's instantiation contract).
+INFER_CONFIG_ENTRY_POINTS = {
+    "hybrid.infer", "hybrid.infer.config", "hybrid.data.config", "hybrid.data.schema", "hybrid.util.schema",
+    "hybrid.util.hydra_job", "hybrid.tracking", "hybrid.models.config", "hybrid.models.factory",
+}  # fmt: skip
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory):
@@ -48,13 +66,20 @@ def test_training_writes_the_run_dir(trained, tiny_data):
     assert re.search(r"decoder\s+11,632", log) and "encoder/cnn" in log and "total" in log
 
 
-def test_infer_reproduces_the_test_metrics_exactly(trained):
+def test_infer_reproduces_the_test_metrics_exactly_with_typed_settings_only(trained):
+    """``hybrid infer`` (which ``infer.py`` runs) re-scores the test split as training did, and,
+    run under ``tests.config_reach``, hands the data and serving layers typed settings, not the raw
+    config."""
     run_dir, _ = trained
     infer_dir = run_dir.parent / "infer"
-    result = run_script(
-        "infer.py", f"ckpt_path={run_dir}/checkpoints/best.pt", f"hydra.run.dir={infer_dir}", "progress_bar=false"
-    )
+    result = run_command(
+        ["-m", "tests.config_reach", "hybrid.infer:infer", "infer",
+         f"ckpt_path={run_dir}/checkpoints/best.pt", f"hydra.run.dir={infer_dir}", "progress_bar=false"]
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    reached = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "hybrid.infer" in reached and "hybrid.data.schema" in reached  # the profiler saw the job
+    assert set(reached) <= INFER_CONFIG_ENTRY_POINTS, sorted(set(reached) - INFER_CONFIG_ENTRY_POINTS)
     trained_metrics = json.loads((run_dir / "metrics.json").read_text())
     inferred = json.loads((infer_dir / "metrics.json").read_text())
     test_keys = [k for k in trained_metrics if k.startswith("test/")]
@@ -67,16 +92,6 @@ def test_infer_reproduces_the_test_metrics_exactly(trained):
     assert (infer_dir / "confusion_matrix.png").is_file()
 
 
-# Where a raw config may still go during training: the checks that type each group once, the model
-# factory (``_target_`` blocks are Hydra's instantiation contract), the tracker (it records the
-# whole config) and the run dir; the data layer, the engine and the losses get typed settings.
-TRAIN_CONFIG_ENTRY_POINTS = {
-    "hybrid.train", "hybrid.config", "hybrid.util.schema", "hybrid.util.hydra_job", "hybrid.data.config",
-    "hybrid.data.schema", "hybrid.engine.config", "hybrid.models.config", "hybrid.models.factory",
-    "hybrid.tracking", "hybrid.tracking.config",
-}  # fmt: skip
-
-
 def test_training_hands_the_data_layer_and_the_engine_typed_settings_not_the_raw_config(trained):
     _, result = trained
     reached = json.loads(result.stdout.strip().splitlines()[-1])
@@ -84,28 +99,7 @@ def test_training_hands_the_data_layer_and_the_engine_typed_settings_not_the_raw
     assert set(reached) <= TRAIN_CONFIG_ENTRY_POINTS, sorted(set(reached) - TRAIN_CONFIG_ENTRY_POINTS)
 
 
-# Where a raw config may still go during infer: the conversions to typed settings, the tracker
-# (it records the whole config), the run dir, and the model factory (``_target_`` blocks are
-# Hydra's instantiation contract).
-CONFIG_ENTRY_POINTS = {
-    "hybrid.infer", "hybrid.infer.config", "hybrid.data.config", "hybrid.data.schema", "hybrid.util.schema",
-    "hybrid.util.hydra_job", "hybrid.tracking", "hybrid.models.config", "hybrid.models.factory",
-}  # fmt: skip
-
-
-def test_infer_hands_the_data_and_serving_layers_typed_settings_not_the_raw_config(trained):
-    run_dir, _ = trained
-    out = run_dir.parent / "infer_typed"
-    result = run_command(
-        ["-m", "tests.config_reach", "hybrid.infer:infer", "infer",
-         f"ckpt_path={run_dir}/checkpoints/best.pt", f"hydra.run.dir={out}", "progress_bar=false"]
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    reached = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "hybrid.infer" in reached and "hybrid.data.schema" in reached  # the profiler saw the job
-    assert set(reached) <= CONFIG_ENTRY_POINTS, sorted(set(reached) - CONFIG_ENTRY_POINTS)
-
-
+@pytest.mark.slow
 def test_infer_on_another_labelled_csv(trained, tiny_data):
     run_dir, _ = trained
     out = run_dir.parent / "infer_val"

@@ -147,6 +147,7 @@ def test_accumulation_syncs_ddp_gradients_once_per_optimizer_step():
     assert Local.kept_local == 2 and scheduler.last_epoch == 3
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_a_run_that_stopped_improving(tiny_data, tmp_path):
     # lr 0: the weights never change, so the monitored value never beats epoch 1's
     result = run_script(

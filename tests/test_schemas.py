@@ -245,14 +245,15 @@ def test_an_old_checkpoint_config_gets_the_keys_added_since_from_the_schemas(tmp
         ("hybrid.prune:prune", ["ckpt_path=x", "target.flops=big"], "target.flops='big': expected a number"),
         ("hybrid.export:export", ["ckpt_path=x", "verify.num_images=lots"], "verify.num_images='lots': expected an integer"),
         ("hybrid.infer:infer", ["ckpt_path=x", "video.fps=fast"], "video.fps='fast': expected a number"),
-        ("hybrid.prepare:prepare_job", ["+progress=false"], "progress is not a key of the config"),
+        ("hybrid.prepare:prepare", ["+progress=false"], "progress is not a key of the config"),
+        ("hybrid.prepare:prepare", ["prepare.num_shards=few"], "prepare.num_shards='few': expected an integer"),
     ],
 )  # fmt: skip
 def test_every_job_checks_its_own_keys_before_any_work(job, overrides, message):
     from hybrid.errors import ConfigError
 
     module, function = job.split(":")
-    config_name = {"evaluate_video_files": "evaluate_video", "run_report": "report", "prepare_job": "prepare"}
+    config_name = {"evaluate_video_files": "evaluate_video", "run_report": "report"}
     name = config_name.get(function, module.rsplit(".", 1)[-1])
     cfg = compose_config(name, overrides=[*overrides, *(["predictions=a", "labels=b"] if "evaluate" in name else [])])
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("?", r"\?")):

@@ -328,3 +328,19 @@ def test_the_serving_install_has_no_training_stack():
         [str(ROOT / ".venv-serve" / "bin" / "hybrid"), "serve", "--help"], capture_output=True, text=True
     )
     assert helped.returncode == 0 and "--threshold" in helped.stdout
+
+
+def test_a_ctrl_c_swallowed_on_its_way_still_stops_a_live_run():
+    """FFmpeg's read (PyAV's interrupt callback) can swallow the KeyboardInterrupt of a Ctrl-C; the
+    live run notes the press and raises it again at its next frame."""
+    from hybrid.serve.live import CtrlC
+
+    with CtrlC() as ctrl_c:
+        ctrl_c.check()  # nothing pressed yet
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # lost on its way, as inside FFmpeg's read
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c.check()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler before it is back

@@ -5,25 +5,76 @@
 Every image under ``data.root`` is decoded once, resized to ``model.img_size`` exactly as the
 loader would, and written atomically under its file name; rerunning skips fresh entries, so an
 interrupted run resumes. The label CSVs are not touched.
+
+- **Every core**: ``prepare.num_workers`` processes (``auto``: one per core this process may use)
+  decode and resize, each with one torch thread; the main process counts, logs and writes the
+  manifest. An entry's bytes do not depend on the process that made it.
+- **Every node**: ``prepare.shard=I prepare.num_shards=N`` caches the I-th of N disjoint parts of
+  the sorted image names (every N-th name, so each part mixes the folders), e.g. one part per task
+  of a SLURM array. Each part records what it did in ``parts/``; the part finishing last (or a
+  ``prepare.finalize=true`` run) writes the manifest over all of them, which is what makes the
+  cache usable.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing
 import os
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+import torch
 
-from hybrid.data.cache import ImageCache, cache_settings
-from hybrid.data.config import check_data_config
+from hybrid.data.cache import MANIFEST, MATCH_KEYS, ImageCache, cache_settings
 from hybrid.data.dataset import index_images
 from hybrid.data.loaders import dataset_root
+from hybrid.data.schema import DataSchema
 from hybrid.data.transforms import ResizeUint8, read_image
-from hybrid.errors import ConfigError
-from hybrid.util.progress import progress
+from hybrid.errors import ConfigError, JobInterrupted
+from hybrid.util.atomic import atomic_write_text
+from hybrid.util.progress import Progress
 
 log = logging.getLogger(__name__)
+
+PARTS = "parts"  # the cache folder's record of each shard's part (prepare.num_shards > 1)
+CHUNK = 16  # images a worker process takes at a time: few messages, an even spread at the end
+
+
+@dataclass
+class PrepareOptions:
+    """``prepare``: how the cache is filled (processes on this node, and this node's part)."""
+
+    num_workers: Any = "auto"  # processes decoding and resizing: auto (one per core) or a count
+    shard: int = 0  # this run caches part `shard` of `num_shards` (0-based; e.g. a SLURM array index)
+    num_shards: int = 1  # disjoint parts of the image names; the one finishing last writes the manifest
+    finalize: bool = False  # cache nothing: write the manifest over the parts already done
+
+
+def resolve_prepare_workers(value) -> int:
+    """``prepare.num_workers``: ``auto`` is every core this process may run on; else a count >= 1."""
+    if value == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise ConfigError(f"prepare.num_workers={value!r}: auto or a count of at least 1")
+    return count
+
+
+def check_prepare_options(options: PrepareOptions) -> None:
+    """The part exists and the process count is usable, before any work."""
+    resolve_prepare_workers(options.num_workers)
+    if options.num_shards < 1:
+        raise ConfigError(f"prepare.num_shards={options.num_shards}: at least 1")
+    if not 0 <= options.shard < options.num_shards:
+        raise ConfigError(f"prepare.shard={options.shard}: 0 to {options.num_shards - 1} (prepare.num_shards)")
 
 
 def estimated_bytes(settings: dict, count: int) -> int:
@@ -47,44 +98,162 @@ def check_disk_space(cache: ImageCache, count: int) -> None:
     log.info("the npy cache will take ~%.1f GB", need / 1e9)
 
 
-def prepare(cfg: DictConfig) -> dict:
-    """Fill the cache the ``data`` config points at; returns what was done (counts)."""
-    data = check_data_config(cfg.data)
-    root = dataset_root(data, progress=bool(cfg.progress_bar))
-    settings = cache_settings(data, root)
-    cache = ImageCache(settings)
-    index = index_images(str(root))
-    resize = ResizeUint8(settings["img_size"])
-    counts = {"written": 0, "kept": 0, "unreadable": 0}
-    old = cache.read_manifest()
-    stale = old is not None and cache.mismatch(old)
-    if stale:
-        log.warning("rebuilding the cache in %s: %s", cache.dir, stale)
-    check_disk_space(cache, len(index))
-    log.info("caching %d images from %s into %s (%s)", len(index), root, cache.dir, cache.format)
-    for name, path in progress(sorted(index.items()), "prepare", enabled=bool(cfg.progress_bar), unit="img"):
-        if not stale and cache.fresh(name, path) is not None:
-            counts["kept"] += 1
-            continue
+class EntryWriter:
+    """Caches one image at a time: skips a fresh entry (unless the cache is being rebuilt), decodes,
+    resizes and writes the rest; what happened comes back as ``written``, ``kept`` or the reason the
+    source is unreadable. One per process (the pool's initializer makes each worker's)."""
+
+    def __init__(self, settings: dict, *, rebuild: bool):
+        self.cache = ImageCache(settings)
+        self.resize = ResizeUint8(settings["img_size"])
+        self.rebuild = rebuild
+
+    def __call__(self, name: str, path: str) -> str:
+        if not self.rebuild and self.cache.fresh(name, path) is not None:
+            return "kept"
+        settings = self.cache.settings
         try:
             image = read_image(path, settings["in_channels"], settings["img_size"])
         except (OSError, ValueError, RuntimeError) as err:
             # Left uncached: the loader meets it again and applies data.on_bad_image.
-            log.warning("cannot read %s (%s); not cached", path, err)
-            counts["unreadable"] += 1
-            continue
-        cache.write(name, resize(image))
-        counts["written"] += 1
-    source_bytes = sum(os.path.getsize(p) for p in index.values())
-    cache.write_manifest(
-        {
-            "source_root": str(root),
-            "source_images": len(index),
-            "source_bytes": source_bytes,
-            "count": counts["written"] + counts["kept"],
-            "unreadable": counts["unreadable"],
-        }
-    )
+            return f"unreadable: {err}"
+        self.cache.write(name, self.resize(image))
+        return "written"
+
+
+_writer: EntryWriter | None = None  # a worker process's own
+
+
+def _start_worker(settings: dict, rebuild: bool) -> None:
+    global _writer
+    torch.set_num_threads(1)  # one core per process: the pool is the parallelism
+    _writer = EntryWriter(settings, rebuild=rebuild)
+
+
+def _cache_chunk(items: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    return [(name, path, _writer(name, path)) for name, path in items]
+
+
+def _chunks(items: list[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def cache_entries(items: list[tuple[str, str]], settings: dict, *, rebuild: bool, workers: int) -> Iterator:
+    """``(name, path, outcome)`` for every ``(name, path)`` of ``items``, in ``workers`` processes
+    (in this one for 1), in the order they finish."""
+    if workers == 1 or len(items) <= CHUNK:
+        writer = EntryWriter(settings, rebuild=rebuild)
+        yield from ((name, path, writer(name, path)) for name, path in items)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    with context.Pool(workers, initializer=_start_worker, initargs=(settings, rebuild)) as pool:
+        for done in pool.imap_unordered(_cache_chunk, _chunks(items)):
+            yield from done
+
+
+def part_path(cache: ImageCache, options: PrepareOptions) -> Path:
+    """Where part ``options.shard`` of ``options.num_shards`` records what it did."""
+    return cache.dir / PARTS / f"{options.shard}-of-{options.num_shards}.json"
+
+
+def part_record(cache: ImageCache, shard: int, num_shards: int) -> dict | None:
+    """What part ``shard`` of ``num_shards`` recorded, if it is done for this cache's settings."""
+    try:
+        record = json.loads((cache.dir / PARTS / f"{shard}-of-{num_shards}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("settings") == part_settings(cache) else None
+
+
+def finished_parts(cache: ImageCache, num_shards: int, source_images: int | None = None) -> list[dict] | None:
+    """Every part's record when all ``num_shards`` parts are done for this cache's settings (and,
+    given, this count of source images: a part recorded before the dataset changed does not count),
+    else ``None``."""
+    records = [part_record(cache, shard, num_shards) for shard in range(num_shards)]
+    if any(r is None or source_images not in (None, r["source_images"]) for r in records):
+        return None
+    return records
+
+
+def part_settings(cache: ImageCache) -> dict:
+    """What a part was made with: the manifest fields the config must match."""
+    return {key: cache.settings[key] for key in MATCH_KEYS}
+
+
+def write_manifest(cache: ImageCache, root: Path, parts: list[dict]) -> dict:
+    """The manifest over ``parts`` (each part's counts; one part when there are no shards), which
+    makes the cache usable."""
+    totals = {key: sum(part[key] for part in parts) for key in ("source_bytes", "count", "unreadable")}
+    record = {"source_root": str(root), "source_images": parts[0]["source_images"], **totals}
+    cache.write_manifest(record)
+    return record
+
+
+def finalize(cache: ImageCache, root: Path, num_shards: int) -> dict:
+    """``prepare.finalize=true``: the manifest over every part, or one line naming those missing."""
+    parts = finished_parts(cache, num_shards)
+    if parts is None:
+        missing = [shard for shard in range(num_shards) if part_record(cache, shard, num_shards) is None]
+        raise ConfigError(f"prepare.finalize: parts {missing} of {num_shards} are not done in {cache.dir / PARTS}")
+    record = write_manifest(cache, root, parts)
+    log.info("cache %s: manifest over %d parts, %d images", cache.dir, num_shards, record["count"])
+    return {"written": 0, "kept": record["count"], "unreadable": record["unreadable"]}
+
+
+def prepare_cache(data: DataSchema, options: PrepareOptions, *, progress: bool = True) -> dict:
+    """Fill the cache ``data`` points at, or this node's part of it; returns what was done (counts)."""
+    check_prepare_options(options)
+    root = dataset_root(data, progress=progress)
+    settings = cache_settings(data, root)
+    cache = ImageCache(settings)
+    if options.finalize:
+        return finalize(cache, root, options.num_shards)
+    index = index_images(str(root))
+    items = sorted(index.items())[options.shard :: options.num_shards]
+    old = cache.read_manifest()
+    stale = old is not None and cache.mismatch(old)
+    if stale:
+        log.warning("rebuilding the cache in %s: %s", cache.dir, stale)
+    check_disk_space(cache, len(items))
+    workers = resolve_prepare_workers(options.num_workers)
+    part = f" (part {options.shard} of {options.num_shards})" if options.num_shards > 1 else ""
+    log.info("caching %d images from %s into %s (%s)%s, %d processes", len(items), root, cache.dir, cache.format,
+             part, workers)  # fmt: skip
+    counts = {"written": 0, "kept": 0, "unreadable": 0}
+    bar = Progress(len(items), "prepare", enabled=progress, unit="img")
+    try:
+        for _name, path, outcome in cache_entries(items, settings, rebuild=bool(stale), workers=workers):
+            if outcome.startswith("unreadable"):
+                log.warning("cannot read %s (%s); not cached", path, outcome.split(": ", 1)[-1])
+                outcome = "unreadable"
+            counts[outcome] += 1
+            bar.update()
+    except KeyboardInterrupt:
+        raise JobInterrupted(
+            f"prepare interrupted: {counts['written']} entries written, {counts['kept']} already there; every "
+            "finished entry is kept, so the same command continues where this one stopped",
+            130,
+        ) from None
+    finally:
+        bar.close()
+    record = {
+        "source_images": len(index),
+        "source_bytes": sum(os.path.getsize(path) for _, path in items),
+        "count": counts["written"] + counts["kept"],
+        "unreadable": counts["unreadable"],
+    }
+    if options.num_shards == 1:
+        write_manifest(cache, root, [record])
+    else:
+        atomic_write_text(part_path(cache, options), json.dumps({**record, "settings": part_settings(cache)}, indent=2))
+        parts = finished_parts(cache, options.num_shards, len(index))
+        if parts is not None:  # the last part to finish makes the cache usable
+            write_manifest(cache, root, parts)
+            log.info("every part of %d is done: %s written", options.num_shards, cache.dir / MANIFEST)
+        else:
+            log.info("part %d of %d done; the last part writes the manifest", options.shard, options.num_shards)
     log.info(
         "cache %s: %d written, %d already there, %d unreadable", cache.dir, counts["written"], counts["kept"],
         counts["unreadable"],
