@@ -3,6 +3,7 @@ files, and refuses bad input in one line, in a process that cannot import the tr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pkgutil
 import shutil
@@ -337,10 +338,8 @@ def test_a_ctrl_c_swallowed_on_its_way_still_stops_a_live_run():
 
     with CtrlC() as ctrl_c:
         ctrl_c.check()  # nothing pressed yet
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # lost on its way, as inside FFmpeg's read
             signal.raise_signal(signal.SIGINT)
-        except KeyboardInterrupt:
-            pass  # lost on its way, as inside FFmpeg's read
         with pytest.raises(KeyboardInterrupt):
             ctrl_c.check()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler before it is back
