@@ -41,8 +41,8 @@ class DataSchema:
     ``num_workers`` (a count or ``auto``) and ``sampling_ratio`` (a number or a per-split map) are
     checked by their owners."""
 
-    root: str = "???"
-    train_csv: str | None = "train.csv"
+    root: str = "???"  # the dataset folder: images found by file name at any depth, CSVs relative to it
+    train_csv: str | None = "train.csv"  # the label CSVs, relative to root
     valid_csv: str | None = "val.csv"
     test_csv: str | None = "test.csv"
     task: str = "binary"  # binary | multiclass | multilabel
@@ -53,7 +53,7 @@ class DataSchema:
     negative_class: str | None = None
     # data=synthetic: the generator's settings (the dataset is made in root on first use)
     synthetic: SyntheticSpec | None = None
-    batch_size: int = 16
+    batch_size: int = 16  # per process (under DDP the global batch is this x the processes)
     num_workers: Any = "auto"  # auto: 0 (main process) on <= 2 cores, else half the cores (<= 8)
     sampling_ratio: Any = 1.0  # or a per-split map, e.g. {train: 0.1, val: 0.5}; seeded by `seed`
     sampler: str = "random"  # random | balanced (training draws with replacement, every class equally often)
@@ -66,13 +66,13 @@ class DataSchema:
     rows: str = "all"
     on_bad_image: str = "skip"  # skip (count and name it) | error (stop on the first)
     decode: str = "cpu"  # cpu (PIL in the loader workers) | cuda (JPEGs decoded on the GPU with nvJPEG; docs/gpu.md)
-    use_cache: bool = True
+    use_cache: bool = True  # read the prepared cache (hybrid prepare) when its manifest matches
     cache_dir: str | None = None  # null: <root>/.cache/<img_size>
     cache_format: str = "npy"  # npy (raw uint8: lossless, ~free to decode, largest) | jpg (~10x smaller, lossy) | png
     cache_jpeg_quality: int = 95  # cache_format=jpg only
     img_size: int = "${model.img_size}"  # type: ignore[assignment]  # the model's input, unless set
     in_channels: int = "${model.in_channels}"  # type: ignore[assignment]
-    mean: list[float] = field(default_factory=lambda: [0.523, 0.453, 0.345])
+    mean: list[float] = field(default_factory=lambda: [0.523, 0.453, 0.345])  # normalization: Sewer-ML's
     std: list[float] = field(default_factory=lambda: [0.210, 0.199, 0.154])
     mixup: MixAlphaSchema | None = field(default_factory=MixAlphaSchema)
     cutmix: MixAlphaSchema | None = field(default_factory=MixAlphaSchema)

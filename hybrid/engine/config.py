@@ -65,9 +65,9 @@ class EarlyStoppingSchema:
 class TrainerSchema:
     """The ``trainer`` keys, their types and defaults (``conf/trainer/*.yaml`` set what differs)."""
 
-    max_epochs: int = 10
-    lr: float = 1.0e-3
-    weight_decay: float = 0.05
+    max_epochs: int = 10  # epochs to train (a resumed run may raise it)
+    lr: float = 1.0e-3  # peak learning rate (after warm-up), not rescaled for the batch
+    weight_decay: float = 0.05  # decoupled (AdamW); not on biases and norm weights
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float | None = 1.0  # max gradient norm; null to disable
     scheduler: SchedulerSchema = field(default_factory=SchedulerSchema)
