@@ -88,7 +88,10 @@ def test_an_interrupted_pooled_run_continues_without_redoing_finished_entries(ti
     os.mkfifo(late)
     command = [sys.executable, "-m", "hybrid.prepare", *data_overrides(data), f"data.cache_dir={cache}",
                "prepare.num_workers=2", "progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
-    job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, even under a CI job
+    )  # fmt: skip
     deadline = time.monotonic() + 300
     while len(list(cache.glob("*.npy"))) < IMAGES and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.2)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,34 +128,6 @@ class LiveRun:
         self.emit(json.dumps(line))
 
 
-class CtrlC:
-    """Ctrl-C while a live source plays, never lost: the KeyboardInterrupt it raises can land inside
-    FFmpeg's read (PyAV's interrupt callback), which swallows it, so the press is also noted and
-    :meth:`check` raises it again at the next frame (or at the end of the stream)."""
-
-    def __init__(self):
-        self.pressed = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        self.pressed = True
-        raise KeyboardInterrupt
-
-    def __enter__(self) -> CtrlC:
-        if threading.current_thread() is threading.main_thread():  # only the main thread takes signals
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def check(self) -> None:
-        """Raise the KeyboardInterrupt of a press that was swallowed on its way."""
-        if self.pressed:
-            raise KeyboardInterrupt
-
-
 def serve_live(
     model: Model, source: str, out: Path, options: VideoOptions, *, show_frames: bool, realtime: bool,
     timeout_s: float, report,
@@ -172,13 +143,9 @@ def serve_live(
         f"+ one sample); waiting up to {timeout_s:g} s for frames"
     )
     started, stopped_by = time.perf_counter(), None
-    ctrl_c = CtrlC()
     try:
-        with ctrl_c:
-            for frame_index, time_s, pixels in live.frames():
-                ctrl_c.check()
-                run.add(frame_index, time_s, pixels)
-            ctrl_c.check()
+        for frame_index, time_s, pixels in live.frames():
+            run.add(frame_index, time_s, pixels)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the closing short
         stopped_by = "interrupted (Ctrl-C)"
