@@ -105,19 +105,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     tree = Path(args.tree)
     record = build_tree(tree, args.rows, args.sources)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from hybrid.benchmark import cpu_model
+    from hybrid.data.prepare import resolve_prepare_workers
+
+    cores = resolve_prepare_workers("auto")
     one = prepare_rate(tree, args.prepare_images, args.img_size, 1)
     every = prepare_rate(tree, args.prepare_images, args.img_size, "auto")
     per_core = every / cores
     hours = {n: SEWERML_IMAGES / (per_core * n) / 3600 for n in (16, 64)}
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     result = {
-        "machine": f"{cpu}, {cores} cores",
+        "machine": f"{cpu_model()}, {cores} cores",
         "tree": record,
         "prepare": {"images": args.prepare_images, "img_size": args.img_size, "format": "npy",
                     "images_per_s_1_process": one, f"images_per_s_{cores}_processes": every,

@@ -187,14 +187,19 @@ def serving_python(serve_python: str | None) -> str:
     return str(made) if made.is_file() else sys.executable
 
 
-def machine_line(settings: MeasureSettings) -> str:
-    """Where the figures were measured."""
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else what ``platform`` knows of it."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
+            return next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
     except OSError:
-        pass
+        return cpu
+
+
+def machine_line(settings: MeasureSettings) -> str:
+    """Where the figures were measured."""
+    cpu = cpu_model()
     threads = settings.num_threads or torch.get_num_threads()
     return (
         f"{cpu}, {os.cpu_count()} cores, {threads} threads, device {settings.device}; batch-1 latency over "
