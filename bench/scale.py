@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     tree = Path(args.tree)
     record = build_tree(tree, args.rows, args.sources)
     from hybrid.benchmark import cpu_model
-    from hybrid.data.prepare import resolve_prepare_workers
+    from hybrid.data.loaders import available_cpus
 
-    cores = resolve_prepare_workers("auto")
+    cores = available_cpus()
     one = prepare_rate(tree, args.prepare_images, args.img_size, 1)
     every = prepare_rate(tree, args.prepare_images, args.img_size, "auto")
     per_core = every / cores

@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hybrid.data.config import check_data_config
-from hybrid.data.prepare import PrepareOptions, check_prepare_options, prepare_cache
+from hybrid.data.prepare import PrepareOptions, prepare_cache
 from hybrid.models.config import check_model_config
 from hybrid.util.entry import launch, run_entry
 from hybrid.util.schema import check_types, register_schema, typed_job
@@ -42,7 +42,6 @@ def prepare(cfg: DictConfig) -> dict:
     node's part of it) filled; returns what was done (counts)."""
     check_types(cfg, PrepareSchema, "", resolve=False)
     job = typed_job(cfg, PrepareSchema, groups=PREPARE_GROUPS)
-    check_prepare_options(job.prepare)
     check_model_config(cfg.model)  # model.img_size is the cache's image size
     data = check_data_config(cfg.data)
     return prepare_cache(data, job.prepare, progress=job.progress_bar)

@@ -117,7 +117,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> float:
                 runtime.device = torch.device("cuda", info.local_rank)
             log.info(
                 "DDP over %s: %d process%s, data.batch_size=%d per process",
-                info.backend, info.world_size, "" if info.world_size == 1 else "es", cfg.data.batch_size,
+                info.backend, info.world_size, "" if info.world_size == 1 else "es", typed.data.batch_size,
             )  # fmt: skip
         return _train(cfg, typed, runtime, resume)
     except TrainingInterrupted as err:

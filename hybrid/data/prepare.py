@@ -32,7 +32,7 @@ import torch
 
 from hybrid.data.cache import MANIFEST, MATCH_KEYS, ImageCache, cache_settings
 from hybrid.data.dataset import index_images
-from hybrid.data.loaders import dataset_root
+from hybrid.data.loaders import available_cpus, dataset_root
 from hybrid.data.schema import DataSchema
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError, JobInterrupted
@@ -58,7 +58,7 @@ class PrepareOptions:
 def resolve_prepare_workers(value) -> int:
     """``prepare.num_workers``: ``auto`` is every core this process may run on; else a count >= 1."""
     if value == "auto":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return available_cpus()
     try:
         count = int(value)
     except (TypeError, ValueError):
@@ -153,15 +153,15 @@ def cache_entries(items: list[tuple[str, str]], settings: dict, *, rebuild: bool
             yield from done
 
 
-def part_path(cache: ImageCache, options: PrepareOptions) -> Path:
-    """Where part ``options.shard`` of ``options.num_shards`` records what it did."""
-    return cache.dir / PARTS / f"{options.shard}-of-{options.num_shards}.json"
+def part_path(cache: ImageCache, shard: int, num_shards: int) -> Path:
+    """Where part ``shard`` of ``num_shards`` records what it did."""
+    return cache.dir / PARTS / f"{shard}-of-{num_shards}.json"
 
 
 def part_record(cache: ImageCache, shard: int, num_shards: int) -> dict | None:
     """What part ``shard`` of ``num_shards`` recorded, if it is done for this cache's settings."""
     try:
-        record = json.loads((cache.dir / PARTS / f"{shard}-of-{num_shards}.json").read_text())
+        record = json.loads(part_path(cache, shard, num_shards).read_text())
     except (OSError, ValueError):
         return None
     return record if record.get("settings") == part_settings(cache) else None
@@ -247,7 +247,10 @@ def prepare_cache(data: DataSchema, options: PrepareOptions, *, progress: bool =
     if options.num_shards == 1:
         write_manifest(cache, root, [record])
     else:
-        atomic_write_text(part_path(cache, options), json.dumps({**record, "settings": part_settings(cache)}, indent=2))
+        atomic_write_text(
+            part_path(cache, options.shard, options.num_shards),
+            json.dumps({**record, "settings": part_settings(cache)}, indent=2),
+        )
         parts = finished_parts(cache, options.num_shards, len(index))
         if parts is not None:  # the last part to finish makes the cache usable
             write_manifest(cache, root, parts)
