@@ -121,7 +121,7 @@ def test_train_transform_augments_eval_does_not():
 def test_folder_dataset_lists_images_recursively(nested):
     (nested / "notes.txt").write_text("not an image")
     ds = FolderImageDataset(nested, EVAL)
-    assert ds.names == ["train00/00000001.png", "train00/00000002.png", "train01/deeper/00000003.png"]
+    assert list(ds.names) == ["train00/00000001.png", "train00/00000002.png", "train01/deeper/00000003.png"]
     (nested / "empty").mkdir()
     with pytest.raises(DataError, match="holds no images"):
         FolderImageDataset(nested / "empty", EVAL)
@@ -132,7 +132,7 @@ def test_folder_dataset_lists_images_recursively(nested):
     with pytest.raises(DataError, match="is neither an image"):
         FolderImageDataset(nested / "notes.txt", EVAL)
     one = FolderImageDataset(nested / "train00" / "00000002.png", EVAL)
-    assert one.names == ["00000002.png"] and one.paths == [str(nested / "train00" / "00000002.png")]
+    assert list(one.names) == ["00000002.png"] and list(one.paths) == [str(nested / "train00" / "00000002.png")]
 
 
 def test_data_module_on_synthetic(tiny_data):

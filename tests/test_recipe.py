@@ -244,6 +244,26 @@ def test_balanced_sampling_sees_every_class_equally_often_and_repeats_exactly():
     assert multi.tolist() == pytest.approx([1 / 3, 1 / 3, (1 / 3 + 1) / 2, 1.0])
 
 
+@pytest.mark.parametrize(("length", "world_size"), [(10, 1), (10, 3), (7, 4), (9000, 2)])
+def test_training_order_is_distributed_samplers_shuffle_held_in_one_array(length, world_size):
+    """The training order kept as an array (not a list of Python ints per epoch) is exactly
+    DistributedSampler's: its shuffle, padding and split over ranks, epoch by epoch."""
+    from torch.utils.data import DistributedSampler
+
+    from hybrid.data.samplers import TrainingSampler, sample_seeds
+
+    data = list(range(length))
+    for rank in range(world_size):
+        ours = TrainingSampler(data, seed=5, rank=rank, world_size=world_size)
+        theirs = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, seed=5)
+        for epoch in (1, 2):
+            ours.set_epoch(epoch)
+            theirs.set_epoch(epoch)
+            pairs = list(ours)
+            assert [i for i, _ in pairs] == list(theirs) and len(ours) == len(theirs)
+            assert [s for _, s in pairs] == sample_seeds(5, epoch, np.array(list(theirs))).tolist()
+
+
 def test_per_class_thresholds_are_tuned_by_hand_case():
     from hybrid.data.labels import resolve_label_spec
     from hybrid.metrics import multilabel_metrics, tune_thresholds_per_class

@@ -28,6 +28,7 @@ from hybrid.data.synthetic import ensure_synthetic_dataset
 from hybrid.data.transforms import BatchAugment, ResizeUint8, build_transform
 from hybrid.errors import ConfigError, DataError
 from hybrid.util import ranks
+from hybrid.util.memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,9 @@ class DataModule:
     def dataset(self, split: str) -> CsvImageDataset:
         """The dataset of one split (unlabelled when its CSV has no label columns)."""
         transform = self.train_transform if split == "train" else self.eval_transform
-        return self.csv_dataset(split, self.frame(split), transform)
+        dataset = self.csv_dataset(split, self.frame(split), transform)
+        release_freed_memory()  # the CSV parser's and the file index's buffers (Sewer-ML: ~80 MB)
+        return dataset
 
     def sample(self, split: str, count: int, seed: int) -> CsvImageDataset:
         """``count`` rows of a split drawn with ``seed`` (all of them when it holds fewer), read

@@ -211,7 +211,7 @@ def prepare_cache(data: DataSchema, options: PrepareOptions, *, progress: bool =
     if options.finalize:
         return finalize(cache, root, options.num_shards)
     index = index_images(str(root))
-    items = sorted(index.items())[options.shard :: options.num_shards]
+    items = list(index.items())[options.shard :: options.num_shards]  # sorted by name
     old = cache.read_manifest()
     stale = old is not None and cache.mismatch(old)
     if stale:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
-from torch.utils.data import Dataset, DistributedSampler, Sampler
+import torch
+from torch.utils.data import Dataset, Sampler
 
 from hybrid.errors import ConfigError
 from hybrid.util import ranks
@@ -46,6 +48,7 @@ def sample_seeds(seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
 # data.sampler: random (each image once per epoch, shuffled) | balanced (drawn with replacement,
 # each class equally often in expectation)
 SAMPLERS = ("random", "balanced")
+ITERATION_BLOCK = 4096  # training indices turned into Python ints at a time
 
 
 def check_sampler(name: str) -> str:
@@ -73,7 +76,7 @@ def balanced_weights(targets: np.ndarray) -> np.ndarray:
 
 class TrainingSampler(Sampler[tuple[int, int]]):
     """The training order: a shuffle that depends only on ``(seed, epoch)``, split over DDP ranks
-    (:class:`~torch.utils.data.DistributedSampler`), yielding ``(index, seed of the sample)`` pairs
+    (as :class:`~torch.utils.data.DistributedSampler` splits it), yielding ``(index, seed of the sample)`` pairs
     (:func:`sample_seeds`). With ``weights`` (``data.sampler=balanced``) an epoch draws as many
     samples with replacement, in proportion to them, again from ``(seed, epoch)`` only, every
     ``world_size``-th draw to a rank. :meth:`skip_first` starts the next epoch part-way, for a run
@@ -81,7 +84,8 @@ class TrainingSampler(Sampler[tuple[int, int]]):
     randomness."""
 
     def __init__(self, dataset: Dataset, *, seed: int, rank: int, world_size: int, weights: np.ndarray | None = None):
-        self.order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.length = len(dataset)
+        self.per_rank = math.ceil(self.length / world_size)  # DistributedSampler's share, padded
         self.weights = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
         self.rank, self.world_size = rank, world_size
         self.seed = seed
@@ -90,27 +94,38 @@ class TrainingSampler(Sampler[tuple[int, int]]):
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch the next iteration draws its order and randomness for."""
-        self.order.set_epoch(epoch)
         self.epoch = epoch
 
     def skip_first(self, count: int) -> None:
         """Leave out the first ``count`` samples of the next epoch (those already trained on)."""
         self.skip = count
 
-    def _epoch_order(self) -> list[int]:
+    def _epoch_order(self) -> np.ndarray:
+        """This rank's indices for the epoch: :class:`~torch.utils.data.DistributedSampler`'s
+        shuffle (seeded ``seed + epoch``, padded by wrapping round, every ``world_size``-th to a
+        rank), kept as one array: a list of Python ints per epoch would cost ~70 MB at Sewer-ML's
+        size."""
+        total = self.per_rank * self.world_size
         if self.weights is None:
-            return list(self.order)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        draws = rng.choice(len(self.weights), size=len(self.order) * self.world_size, p=self.weights)
-        return draws[self.rank :: self.world_size].tolist()
+            generator = torch.Generator()
+            generator.manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.length, generator=generator).numpy()
+            order = np.resize(order, total)  # repeats from the start: the padding
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            order = rng.choice(len(self.weights), size=total, p=self.weights)
+        return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         skip, self.skip = self.skip, 0
         indices = self._epoch_order()[skip:]
-        yield from zip(indices, sample_seeds(self.seed, self.epoch, np.array(indices, np.int64)).tolist(), strict=True)
+        seeds = sample_seeds(self.seed, self.epoch, indices)
+        for start in range(0, len(indices), ITERATION_BLOCK):  # Python ints made a block at a time
+            block = slice(start, start + ITERATION_BLOCK)
+            yield from zip(indices[block].tolist(), seeds[block].tolist(), strict=True)
 
     def __len__(self) -> int:
-        return len(self.order) - self.skip
+        return self.per_rank - self.skip
 
 
 def split_sampler(dataset: Dataset, *, train: bool, seed: int, sampler: str = "random") -> Sampler | None:

@@ -56,8 +56,7 @@ def binary_defect_scores(job: InferSchema, dataset: ImageFileDataset, options: S
         raise ConfigError(f"binary_ckpt_path={job.binary_ckpt_path} is a {served.task} model, not binary")
     data = served.trained_data
     own = ImageFileDataset(
-        dataset.paths,
-        dataset.names,
+        dataset.files,
         dataset.targets,
         served.eval_transform(data),
         data.in_channels,
