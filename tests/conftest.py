@@ -149,3 +149,23 @@ def export(checkpoint, out, *extra: str):
 def fp32_export(trained):
     """The fp32 export of :func:`trained`'s best checkpoint."""
     return export(trained / "checkpoints/best.pt", trained.parent / "export_fp32")
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tiny_data, tmp_path_factory) -> Path:
+    """A three-epoch run with augmentation and a warmup-cosine schedule, never stopped."""
+    run = tmp_path_factory.mktemp("uninterrupted")
+    done = run_script("train.py", *EXACT_OVERRIDES(tiny_data), f"hydra.run.dir={run}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run
+
+
+def EXACT_OVERRIDES(data_root) -> list[str]:
+    """The exact-resume tests' run (tests/test_reliability.py, tests/test_packed.py): three epochs,
+    augmentation, a warmup-cosine schedule."""
+    return [
+        *tiny_overrides(data_root),
+        "data.batch_size=4",
+        "trainer.max_epochs=3",
+        "trainer.scheduler.warmup_epochs=1",
+    ]

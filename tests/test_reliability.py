@@ -29,7 +29,7 @@ from hybrid.engine.loop import NonFiniteLossError, train_one_epoch
 from hybrid.engine.resume import resumed_config
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
 from hybrid.errors import CheckpointError, ConfigError, DataError
-from tests.conftest import ROOT, compose_config, run_script, tiny_overrides
+from tests.conftest import EXACT_OVERRIDES, ROOT, compose_config, run_script, tiny_overrides
 from tests.test_data import EVAL
 
 ENV = {**os.environ, "WANDB_SILENT": "true"}
@@ -254,24 +254,6 @@ def same_figures(a: Path, b: Path) -> None:
     for key in TIMING:
         metrics_a.pop(key), metrics_b.pop(key)
     assert metrics_a == metrics_b
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tiny_data, tmp_path_factory) -> Path:
-    """A three-epoch run with augmentation and a warmup-cosine schedule, never stopped."""
-    run = tmp_path_factory.mktemp("uninterrupted")
-    done = run_script("train.py", *EXACT_OVERRIDES(tiny_data), f"hydra.run.dir={run}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return run
-
-
-def EXACT_OVERRIDES(data_root) -> list[str]:
-    return [
-        *tiny_overrides(data_root),
-        "data.batch_size=4",
-        "trainer.max_epochs=3",
-        "trainer.scheduler.warmup_epochs=1",
-    ]
 
 
 def test_sigint_mid_epoch_then_resume_equals_the_uninterrupted_run(tiny_data, tmp_path, uninterrupted):

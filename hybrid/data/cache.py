@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hybrid.data.decode import read_jpeg_bytes
+from hybrid.data.files import FileTable
 from hybrid.data.transforms import ResizeUint8, read_image
 from hybrid.errors import ConfigError
 from hybrid.util.atomic import atomic_write_bytes, atomic_write_text
@@ -31,7 +34,9 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
-FORMATS = ("npy", "jpg", "png")
+FILE_FORMATS = ("npy", "jpg", "png")  # one file per image
+PACKED_FORMATS = {"packed": "npy", "packed_jpg": "jpg"}  # few large files (hybrid.data.packed): the per-file twin
+FORMATS = (*FILE_FORMATS, *PACKED_FORMATS)
 # Manifest keys that must match the data config for the cache to be used.
 MATCH_KEYS = ("version", "img_size", "in_channels", "resize", "format")
 
@@ -63,13 +68,62 @@ def cache_settings(cfg: DataSchema, root: Path) -> dict:
     }
 
 
-class ImageCache:
-    """Read / write access to one cache folder (see the module docstring)."""
+class CacheFolder(ABC):
+    """A cache folder and its manifest: what it was made with, and whether a config can use it."""
 
     def __init__(self, settings: dict):
         self.dir = Path(settings["dir"])
         self.settings = settings
         self.format = settings["format"]
+
+    def read_manifest(self) -> dict | None:
+        """The manifest, or ``None`` when there is none (or it is unreadable)."""
+        try:
+            return json.loads((self.dir / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_manifest(self, extra: dict) -> None:
+        """Record what the cache holds and how it was made (atomically)."""
+        record = {k: self.settings[k] for k in MATCH_KEYS} | extra
+        if "jpg" in self.format:
+            record["jpeg_quality"] = self.settings["jpeg_quality"]
+        atomic_write_text(self.dir / MANIFEST, json.dumps(record, indent=2))
+
+    def mismatch(self, manifest: dict) -> str | None:
+        """Why a manifest does not fit this config (``None`` when it does)."""
+        for key in MATCH_KEYS:
+            if manifest.get(key) != self.settings[key]:
+                return f"{key} is {manifest.get(key)!r}, the config wants {self.settings[key]!r}"
+        return None
+
+    @abstractmethod
+    def for_rows(self, files: FileTable) -> CachedRows:
+        """Lookup of the cache entries of a dataset's rows."""
+
+
+class CachedRows(ABC):
+    """The cache entries of a dataset's rows: :meth:`lookup` gives row ``i``'s, or ``None``."""
+
+    @abstractmethod
+    def lookup(self, i: int) -> CachedEntry | None:
+        """Row ``i``'s entry, or ``None`` when it has none (the source is read instead)."""
+
+
+class CachedEntry(ABC):
+    """One image's cache entry: its pixels, and (``jpg``-type caches) its JPEG bytes."""
+
+    @abstractmethod
+    def image(self) -> torch.Tensor:
+        """The entry as a ``[C, H, W]`` uint8 tensor."""
+
+    @abstractmethod
+    def jpeg(self) -> torch.Tensor | None:
+        """The entry's bytes as a uint8 tensor when it is a JPEG (for ``data.decode=cuda``), else ``None``."""
+
+
+class ImageCache(CacheFolder):
+    """A cache of one file per image (``npy``, ``jpg``, ``png``; see the module docstring)."""
 
     def path(self, name: str) -> Path:
         """Where the entry of image ``name`` lives (the name plus the format's suffix)."""
@@ -96,46 +150,68 @@ class ImageCache:
 
     def encode(self, image: torch.Tensor) -> bytes:
         """The file bytes of an entry in this cache's format."""
-        buffer = io.BytesIO()
-        if self.format == "npy":
-            np.save(buffer, image.contiguous().numpy())
-            return buffer.getvalue()
-        pixels = image.permute(1, 2, 0).numpy()
-        pil = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-        if self.format == "png":
-            pil.save(buffer, "PNG", compress_level=1)  # decode speed barely depends on the level
-        else:
-            pil.save(buffer, "JPEG", quality=self.settings["jpeg_quality"])
+        return encode_entry(image, self.format, self.settings["jpeg_quality"])
+
+    def for_rows(self, files: FileTable) -> CachedRows:
+        return FileEntries(self, files)
+
+
+class FileEntries(CachedRows):
+    """Row ``i``'s entry is the file named after it, when it is not older than the row's source."""
+
+    def __init__(self, cache: ImageCache, files: FileTable):
+        self.cache = cache
+        self.files = files
+
+    def lookup(self, i: int) -> CachedEntry | None:
+        path = self.cache.fresh(self.files.names[i], self.files.paths[i])
+        return None if path is None else CachedFile(self.cache, path)
+
+
+class CachedFile(CachedEntry):
+    """An entry of a one-file-per-image cache."""
+
+    def __init__(self, cache: ImageCache, path: Path):
+        self.cache = cache
+        self.path = path
+
+    def image(self) -> torch.Tensor:
+        return self.cache.read(self.path)
+
+    def jpeg(self) -> torch.Tensor | None:
+        return read_jpeg_bytes(str(self.path))
+
+
+def encode_entry(image: torch.Tensor, fmt: str, jpeg_quality: int) -> bytes:
+    """A uint8 ``[C, H, W]`` image as the bytes of an entry of format ``fmt`` (one of :data:`FILE_FORMATS`)."""
+    buffer = io.BytesIO()
+    if fmt == "npy":
+        np.save(buffer, image.contiguous().numpy())
         return buffer.getvalue()
-
-    def read_manifest(self) -> dict | None:
-        """The manifest, or ``None`` when there is none (or it is unreadable)."""
-        try:
-            return json.loads((self.dir / MANIFEST).read_text())
-        except (OSError, ValueError):
-            return None
-
-    def write_manifest(self, extra: dict) -> None:
-        """Record what the cache holds and how it was made (atomically)."""
-        record = {k: self.settings[k] for k in MATCH_KEYS} | extra
-        if self.format == "jpg":
-            record["jpeg_quality"] = self.settings["jpeg_quality"]
-        atomic_write_text(self.dir / MANIFEST, json.dumps(record, indent=2))
-
-    def mismatch(self, manifest: dict) -> str | None:
-        """Why a manifest does not fit this config (``None`` when it does)."""
-        for key in MATCH_KEYS:
-            if manifest.get(key) != self.settings[key]:
-                return f"{key} is {manifest.get(key)!r}, the config wants {self.settings[key]!r}"
-        return None
+    pixels = image.permute(1, 2, 0).numpy()
+    pil = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    if fmt == "png":
+        pil.save(buffer, "PNG", compress_level=1)  # decode speed barely depends on the level
+    else:
+        pil.save(buffer, "JPEG", quality=jpeg_quality)
+    return buffer.getvalue()
 
 
-def open_cache(cfg: DataSchema, root: Path) -> ImageCache | None:
+def cache_folder(settings: dict) -> CacheFolder:
+    """The reader / writer of a cache's format (``packed*``: :class:`hybrid.data.packed.PackedCache`)."""
+    if settings["format"] in PACKED_FORMATS:
+        from hybrid.data.packed import PackedCache  # the packed cache builds on this module
+
+        return PackedCache(settings)
+    return ImageCache(settings)
+
+
+def open_cache(cfg: DataSchema, root: Path) -> CacheFolder | None:
     """The prepared cache for a ``data`` config when one exists and matches it, else ``None``
     (a stale or foreign cache is ignored with a log line)."""
     if not cfg.use_cache:
         return None
-    cache = ImageCache(cache_settings(cfg, root))
+    cache = cache_folder(cache_settings(cfg, root))
     manifest = cache.read_manifest()
     if manifest is None:
         return None

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from hybrid.data.cache import ImageCache
+from hybrid.data.cache import CacheFolder
 from hybrid.data.decode import read_jpeg_bytes
 from hybrid.data.files import FileTable, StringColumn, fixed_width
 from hybrid.data.labels import LabelSpec, check_columns, encode_targets
@@ -147,7 +147,7 @@ class ImageFileDataset(Dataset):
         in_channels: int,
         on_bad_image: str,
         img_size: int | None = None,
-        cache: ImageCache | None = None,
+        cache: CacheFolder | None = None,
     ):
         check_bad_image_policy(on_bad_image)
         self.files = files
@@ -157,6 +157,7 @@ class ImageFileDataset(Dataset):
         self.on_bad_image = on_bad_image
         self.img_size = img_size
         self.cache = cache
+        self.cached = cache.for_rows(files) if cache is not None else None  # each row's entry
         self.decode_on_device = False
         self.resize = ResizeUint8(img_size) if img_size else None
         self.missing: list[str] = []
@@ -178,10 +179,12 @@ class ImageFileDataset(Dataset):
         """Sample ``key``: a row index, or (training) ``(row index, seed of its augmentation)``."""
         i, seed = key if isinstance(key, tuple) else (key, None)
         try:
-            encoded = self.encoded(i) if self.decode_on_device else None
-            if encoded is not None:
-                return {"encoded": encoded, "target": self.target(i), "index": i}
-            image = self.decode(i)
+            entry = self.cached.lookup(i) if self.cached is not None else None
+            if self.decode_on_device:
+                encoded = entry.jpeg() if entry is not None else read_jpeg_bytes(self.paths[i])
+                if encoded is not None:
+                    return {"encoded": encoded, "target": self.target(i), "index": i}
+            image = entry.image() if entry is not None else read_image(self.paths[i], self.in_channels, self.img_size)
         except (RuntimeError, OSError, ValueError) as err:
             if self.on_bad_image == "error":
                 raise DataError(f"cannot read image {self.paths[i]}: {err}") from err
@@ -204,26 +207,6 @@ class ImageFileDataset(Dataset):
             torch.manual_seed(seed)
             return self.transform(image)
 
-    def source(self, i: int) -> str:
-        """Where image ``i`` is read from: its fresh cache entry, else the source file."""
-        if self.cache is not None:
-            cached = self.cache.fresh(self.names[i], self.paths[i])
-            if cached is not None:
-                return str(cached)
-        return self.paths[i]
-
-    def encoded(self, i: int) -> torch.Tensor | None:
-        """The bytes of image ``i`` when it is a JPEG (a source file or a ``jpg`` cache entry)."""
-        return read_jpeg_bytes(self.source(i))
-
-    def decode(self, i: int) -> torch.Tensor:
-        """Image ``i`` as uint8 ``[C, H, W]``: its cache entry when fresh, else the source file."""
-        if self.cache is not None:
-            cached = self.cache.fresh(self.names[i], self.paths[i])
-            if cached is not None:
-                return self.cache.read(cached)
-        return read_image(self.paths[i], self.in_channels, self.img_size)
-
 
 class CsvImageDataset(ImageFileDataset):
     """Images named in a label CSV, found anywhere under ``root``.
@@ -242,7 +225,7 @@ class CsvImageDataset(ImageFileDataset):
         in_channels: int = 3,
         on_bad_image: str = "skip",
         img_size: int | None = None,
-        cache: ImageCache | None = None,
+        cache: CacheFolder | None = None,
     ):
         names = frame["Filename"].astype(str)
         # a bare name is found anywhere under root (Sewer-ML); a relative path (data=folder) as it is,

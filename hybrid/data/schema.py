@@ -68,7 +68,7 @@ class DataSchema:
     decode: str = "cpu"  # cpu (PIL in the loader workers) | cuda (JPEGs decoded on the GPU with nvJPEG; docs/gpu.md)
     use_cache: bool = True  # read the prepared cache (hybrid prepare) when its manifest matches
     cache_dir: str | None = None  # null: <root>/.cache/<img_size>
-    cache_format: str = "npy"  # npy (raw uint8: lossless, ~free to decode, largest) | jpg (~10x smaller, lossy) | png
+    cache_format: str = "npy"  # npy (raw uint8: lossless, ~free to decode, largest) | jpg (~10x smaller, lossy) | png | packed, packed_jpg (npy, jpg in few large files)
     cache_jpeg_quality: int = 95  # cache_format=jpg only
     img_size: int = "${model.img_size}"  # type: ignore[assignment]  # the model's input, unless set
     in_channels: int = "${model.in_channels}"  # type: ignore[assignment]
