@@ -106,7 +106,7 @@ def prepare_rate(tree: Path, count: int, img_size: int, workers) -> float:
         settings = cache_settings(data, tree)
         processes = resolve_prepare_workers(workers)
         started = time.perf_counter()
-        outcomes = [outcome for _, _, outcome in cache_entries(items, settings, rebuild=False, workers=processes)]
+        outcomes = [outcome for _, _, outcome, *_ in cache_entries(items, settings, rebuild=False, workers=processes)]
         elapsed = time.perf_counter() - started
     assert outcomes.count("written") == len(items), outcomes[:3]
     return len(items) / elapsed

@@ -43,7 +43,7 @@ def test_packed_samples_are_the_per_file_caches_bytes(tiny_data, tmp_path, packe
     prepare_with(tiny_data, tmp_path / twin, f"data.cache_format={twin}")
     done = prepare_with(tiny_data, tmp_path / packed, f"data.cache_format={packed}", PACK_MB, "prepare.num_workers=2")
     assert done == {"written": IMAGES, "kept": 0, "unreadable": 0}
-    packs = sorted((tmp_path / packed / PACKS).glob(f"*{DATA_SUFFIX}"))
+    packs = sorted((tmp_path / packed / PACKS).rglob(f"*{DATA_SUFFIX}"))
     assert len(packs) >= (3 if packed == "packed" else 1) and not list((tmp_path / packed).glob("*.npy"))
     files, packs = module(tiny_data, tmp_path / twin, twin), module(tiny_data, tmp_path / packed, packed)
     for split in ("train", "val", "test"):
@@ -60,7 +60,7 @@ def test_packed_samples_are_the_per_file_caches_bytes(tiny_data, tmp_path, packe
 def test_a_rerun_keeps_finished_packs_and_caches_changed_sources_again(tiny_data, tmp_path):
     cache = tmp_path / "cache"
     prepare_with(tiny_data, cache, "data.cache_format=packed", PACK_MB)
-    packs = sorted((cache / PACKS).glob(f"*{INDEX_SUFFIX}"))
+    packs = sorted((cache / PACKS).rglob(f"*{INDEX_SUFFIX}"))
     lost = np.load(packs[-1])  # as if the run had been interrupted while filling the last pack
     packs[-1].unlink()
     again = prepare_with(tiny_data, cache, "data.cache_format=packed", PACK_MB)
@@ -69,6 +69,10 @@ def test_a_rerun_keeps_finished_packs_and_caches_changed_sources_again(tiny_data
     source = next(tiny_data.rglob(lost["name"][0].decode()))
     source.touch()  # a changed image is cached again (in a new pack, whose entry wins)
     assert prepare_with(tiny_data, cache, "data.cache_format=packed", PACK_MB)["written"] == 1
+    # other settings in the same folder: their own packs, and the rebuild drops the old ones
+    assert prepare_with(tiny_data, cache, "data.cache_format=packed_jpg")["written"] == IMAGES
+    assert [folder.name.split("-")[0] for folder in (cache / PACKS).iterdir()] == ["packed_jpg"]
+    assert all(entry.jpeg() is not None for entry in entries_of(module(tiny_data, cache, "packed_jpg"), "test"))
 
 
 def test_a_pack_cut_short_or_not_matching_its_index_is_named_and_its_images_read_from_sources(
@@ -78,7 +82,7 @@ def test_a_pack_cut_short_or_not_matching_its_index_is_named_and_its_images_read
     prepare_with(tiny_data, cache, "data.cache_format=packed", PACK_MB)
     plain = module(tiny_data, tmp_path / "none", "npy").dataset("test")
     holding = {}  # pack data file -> its index, by name
-    for index in sorted((cache / PACKS).glob(f"*{INDEX_SUFFIX}")):
+    for index in sorted((cache / PACKS).rglob(f"*{INDEX_SUFFIX}")):
         data_file = index.with_name(index.name.removesuffix(INDEX_SUFFIX) + DATA_SUFFIX)
         holding[data_file] = {row["name"].decode(): row for row in np.load(index)}
     swapped = next(f for f, rows in holding.items() if plain.names[0] in rows)

@@ -5,9 +5,13 @@ A cluster file system (NFS, Lustre, GPFS) serves a million small files worst of 
 epoch repeats that pattern; here the entries of a part of the cache are appended to pack files of
 about ``prepare.pack_mb`` each, next to an index naming each entry's offset, length and CRC-32:
 
-    <cache>/packs/<part>-<n>.bin      entries back to back: raw uint8 [C, S, S] (packed, lossless
-                                      like npy) or JPEG bytes (packed_jpg, the jpg cache's bytes)
-    <cache>/packs/<part>-<n>.idx.npy  one row per entry: name, offset, length, crc32, source mtime
+    <cache>/packs/<format>-<settings>/<part>-<n>.bin      entries back to back: raw uint8
+        [C, S, S] (packed, lossless like npy) or JPEG bytes (packed_jpg, the jpg cache's bytes)
+    <cache>/packs/<format>-<settings>/<part>-<n>.idx.npy  one row per entry: name, offset,
+        length, crc32, source mtime
+
+``<settings>`` is a digest of what the manifest must match (size, channels, resize, format), and
+``<part>`` is ``<shard>of<num_shards>``.
 
 A pack becomes part of the cache when its index is written, after its data is complete on disk, so
 an interrupted ``hybrid prepare`` loses at most the pack it was filling. The loaders read an entry
@@ -30,9 +34,12 @@ index.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import logging
 import os
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid.data.cache import PACKED_FORMATS, CachedEntry, CachedRows, CacheFolder, encode_entry
+from hybrid.data.cache import MATCH_KEYS, PACKED_FORMATS, CachedEntry, CachedRows, CacheFolder, encode_entry
 from hybrid.data.decode import JPEG_MAGIC
 from hybrid.data.files import FileTable, fixed_width
 from hybrid.data.transforms import read_image
@@ -87,7 +94,10 @@ class PackedCache(CacheFolder):
 
     def __init__(self, settings: dict):
         super().__init__(settings)
-        self.packs = self.dir / PACKS
+        # Packs made with other settings (another size, or the other packed format) are in folders of
+        # their own, so they can never be read for these; a rebuild removes them.
+        made_with = json.dumps({key: settings[key] for key in MATCH_KEYS}, sort_keys=True)
+        self.packs = self.dir / PACKS / f"{self.format}-{hashlib.sha256(made_with.encode()).hexdigest()[:12]}"
         self.twin_format = PACKED_FORMATS[self.format]  # the per-file format holding the same bytes
         self._entries: PackEntries | None = None
 
@@ -105,9 +115,11 @@ class PackedCache(CacheFolder):
         return read_image(io.BytesIO(data), channels)
 
     def pack_indexes(self, part: str | None = None) -> list[Path]:
-        """The index files present (of one ``part`` when given), in order."""
+        """The index files present (of one ``part`` when given), oldest first: of a name cached
+        twice (its source changed, or by parts of another split into shards), the newer entry wins."""
         pattern = f"{part}-*{INDEX_SUFFIX}" if part else f"*{INDEX_SUFFIX}"
-        return sorted(self.packs.glob(pattern)) if self.packs.is_dir() else []
+        found = self.packs.glob(pattern) if self.packs.is_dir() else []
+        return sorted(found, key=lambda path: (path.stat().st_mtime_ns, path.name))
 
     def read_pack(self, index_path: Path) -> np.ndarray | None:
         """A pack's index when its data matches it (the data file is there, as long as the index
@@ -131,7 +143,7 @@ class PackedCache(CacheFolder):
         return index
 
     def entries(self) -> PackEntries:
-        """Every usable entry, sorted by name (of a name cached twice, the later pack's)."""
+        """Every usable entry, sorted by name (of a name cached twice, the newer pack's)."""
         if self._entries is None:
             names, columns, files = [], {field: [] for field in ("pack", *FIELDS)}, []
             for index_path in self.pack_indexes():
@@ -167,10 +179,11 @@ class PackedCache(CacheFolder):
         numbers = [int(p.name.removesuffix(INDEX_SUFFIX).rsplit("-", 1)[1]) for p in self.pack_indexes(part)]
         return PackWriter(self, part, pack_bytes, max(numbers, default=-1) + 1)
 
-    def remove_part(self, part: str) -> None:
-        """Delete a part's packs (a rebuild with other settings)."""
-        for path in self.packs.glob(f"{part}-*") if self.packs.is_dir() else []:
-            path.unlink()
+    def remove_other_settings(self) -> None:
+        """Delete the packs made with other settings (a rebuild: the manifest was for those)."""
+        for folder in self.packs.parent.iterdir() if self.packs.parent.is_dir() else []:
+            if folder != self.packs and folder.is_dir():
+                shutil.rmtree(folder)
 
     def cached_sources(self, part: str) -> dict[str, float]:
         """The names a part's usable packs hold, with the source mtime each was made from."""

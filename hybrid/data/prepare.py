@@ -235,8 +235,8 @@ def fill(
     if isinstance(cache, PackedCache):
         part = f"{options.shard}of{options.num_shards}"
         if rebuild:
-            cache.remove_part(part)
-        kept = set() if rebuild else fresh_in_packs(cache, part, items)
+            cache.remove_other_settings()
+        kept = fresh_in_packs(cache, part, items)  # packs of these very settings stay valid
         counts["kept"] = len(kept)
         items = [(name, path) for name, path in items if name not in kept]
         packs = cache.writer(part, round(options.pack_mb * 1e6))
