@@ -1,6 +1,7 @@
 """``make scale``: all of Sewer-ML, measured on this machine without the data.
 
-    python bench/scale.py [--rows 1170175] [--prepare-images 2000] [--loader-images 1000] [--out bench/results]
+    python bench/scale.py [--rows 1170175] [--prepare-images 2000] [--loader-images 1000] [--rounds 3]
+                          [--out bench/results]
 
 1. **A Sewer-ML-sized tree**: ``--rows`` file names in Sewer-ML's style (8-digit ``.png`` names in
    folders of 100,000, as its extracted archives come), each a hard link to one of ``--sources``
@@ -20,7 +21,7 @@
 4. **Loader images/s** by source: the training and the evaluation loaders (2 workers) over
    ``--loader-images`` names, from the JPEG files, the npy cache and the packed cache (each
    prepared first, then read warm from the page cache: this measures the loader's own cost, not a
-   cluster file system's).
+   cluster file system's); ``--rounds`` interleaved passes, the median of each kept.
 
 Writes ``<out>/scale_<machine>.json`` and ``.md``.
 """
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small-rows", type=int, default=2000, help="names in the baseline tree (memory)")
     parser.add_argument("--prepare-images", type=int, default=2000, help="images each prepare run caches")
     parser.add_argument("--loader-images", type=int, default=1000, help="images each loader reads")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved passes of each loader (median kept)")
     parser.add_argument("--img-size", type=int, default=480, help="the cache's image side (model.img_size)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="folder for scale_<machine>.*")
     return parser.parse_args(argv)
@@ -135,14 +137,16 @@ def train_config(tree: Path, img_size: int, *overrides: str):
     return check_train_config(cfg).data
 
 
-def loader_rates(tree: Path, img_size: int, work: Path) -> dict:
-    """Images/s of the training and evaluation loaders over ``tree``'s training split, per source."""
+def loader_rates(tree: Path, img_size: int, work: Path, rounds: int) -> dict:
+    """Images/s of the training and evaluation loaders over ``tree``'s training split, per source:
+    each source prepared first, then ``rounds`` interleaved passes (files, npy, packed, files, ...),
+    the median of each kept."""
     from hybrid.data.loaders import DataModule
     from hybrid.data.prepare import PrepareOptions, prepare_cache
 
     sources = {"JPEG files": ["data.use_cache=false"], "npy cache": ["data.cache_format=npy"],
                "packed cache": ["data.cache_format=packed"]}  # fmt: skip
-    rates = {}
+    modules = {}
     for source, overrides in sources.items():
         data = train_config(tree, img_size, f"data.cache_dir={work / source.split()[0]}", *overrides)
         if data.use_cache:
@@ -151,14 +155,18 @@ def loader_rates(tree: Path, img_size: int, work: Path) -> dict:
         dataset = module.dataset("train")
         if data.use_cache:
             assert all(dataset.cached.lookup(i) is not None for i in range(len(dataset))), source
-        rates[source] = {}
-        for kind, loader in (("train", module.loader("train", dataset)), ("eval", module.loader("val", dataset))):
-            started, images = time.perf_counter(), 0
-            for batch in loader:
-                images += len(batch["target"])
-            rates[source][kind] = images / (time.perf_counter() - started)
-        shutil.rmtree(work / source.split()[0], ignore_errors=True)
-    return rates
+        modules[source] = (module, dataset)
+    passes = {source: {"train": [], "eval": []} for source in sources}
+    for _ in range(rounds):
+        for source, (module, dataset) in modules.items():
+            for kind, split in (("train", "train"), ("eval", "val")):
+                started, images = time.perf_counter(), 0
+                for batch in module.loader(split, dataset):
+                    images += len(batch["target"])
+                passes[source][kind].append(images / (time.perf_counter() - started))
+    return {
+        source: {kind: float(np.median(rates)) for kind, rates in kinds.items()} for source, kinds in passes.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     tree = Path(args.tree)
     record = build_tree(tree, args.rows, args.sources)
     small = tree.parent / f"tree_{args.small_rows}"
-    build_tree(small, args.small_rows, args.sources)
+    small_record = build_tree(small, args.small_rows, args.sources)
     loader_tree = tree.parent / f"tree_{args.loader_images}"
     build_tree(loader_tree, args.loader_images, args.sources)
     from hybrid.benchmark import cpu_model
@@ -178,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         cores = available_cpus()
         one = prepare_rate(tree, args.prepare_images, args.img_size, 1)
         every = prepare_rate(tree, args.prepare_images, args.img_size, "auto")
-        loaders = loader_rates(loader_tree, args.img_size, work)
+        loaders = loader_rates(loader_tree, args.img_size, work, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     per_core = every / cores
@@ -186,12 +194,14 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "machine": f"{cpu_model()}, {cores} cores",
         "tree": record,
-        "startup": {"train_rows": record["train_rows"], "small_rows": args.small_rows, **startup},
+        "startup": {"train_rows": record["train_rows"], "small_rows": args.small_rows,
+                    "small_train_rows": small_record["train_rows"], **startup},
         "prepare": {"images": args.prepare_images, "img_size": args.img_size, "format": "npy",
                     "images_per_s_1_process": one, f"images_per_s_{cores}_processes": every,
                     "speedup": every / one, "hours_for_sewerml_16_cores": hours[16],
                     "hours_for_sewerml_64_cores": hours[64], "hours_for_sewerml_1_core": SEWERML_IMAGES / one / 3600},
-        "loader": {"images": args.loader_images, "img_size": args.img_size, "workers": 2, "images_per_s": loaders},
+        "loader": {"images": args.loader_images, "img_size": args.img_size, "workers": 2, "rounds": args.rounds,
+                   "images_per_s": loaders},
     }  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,7 +228,7 @@ def report(args: argparse.Namespace, result: dict, cores: int) -> list[str]:
         "each worker's PSS |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
-    for rows, run in ((startup["train_rows"], big), (round(startup["small_rows"] * 0.889), small)):
+    for rows, run in ((startup["train_rows"], big), (startup["small_train_rows"], small)):
         workers = ", ".join(f"{pss:.0f}" for pss in run["workers_pss_mib"][-2:])
         lines.append(
             f"| {rows:,} | {run['command_to_first_batch_s']:.1f} s | {run['index_s']:.1f} s, {run['csv_s']:.1f} s | "
@@ -241,7 +251,8 @@ def report(args: argparse.Namespace, result: dict, cores: int) -> list[str]:
         "",
         "Extrapolated linearly from this machine's rate per core, as if every core and the disk kept up.",
         "",
-        f"**Loaders** ({result['loader']['images']} images at {prep['img_size']} px, 2 workers, warm page cache):",
+        f"**Loaders** ({result['loader']['images']} images at {prep['img_size']} px, 2 workers, warm page cache; "
+        f"median of {result['loader']['rounds']} interleaved passes):",
         "",
         "| source | training loader (augmented) | evaluation loader |",
         "|---|---:|---:|",

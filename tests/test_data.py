@@ -215,3 +215,32 @@ def test_prefetching_raises_the_loader_error_in_the_consumer():
 
     with pytest.raises(DataError, match=r"x\.png"):
         list(prefetched([{"n": 1}], broken, torch.device("cpu")))
+
+
+def test_per_row_names_and_paths_are_arrays_that_read_back_exactly(tmp_path):
+    """Names and paths live in numpy arrays (no Python object per row), and read back as the strings
+    they were, non-ASCII included; the index finds names in bulk, the first of a duplicate winning."""
+    from hybrid.data.files import FileTable, StringColumn
+
+    names = ["00000001.png", "", "é-€.png", "x" * 300]
+    column = StringColumn(names)
+    assert list(column) == names and column[-1] == names[-1] and column[1:3] == names[1:3]
+    assert isinstance(column.buffer, np.ndarray) and isinstance(column.offsets, np.ndarray)
+    table = FileTable.in_folders(["/a", "/b", "/a", "/b"], names)
+    assert table.folders == ("/a", "/b") and list(table.paths) == [
+        f"/{f}/{n}" for f, n in zip("abab", names, strict=True)
+    ]
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+        for name in ("same.png", f"{folder}-€.png"):
+            (tmp_path / folder / name).write_bytes(b"")
+    index_images.cache_clear()
+    index = index_images(str(tmp_path))
+    found = index.locate(["second-€.png", "same.png", "missing.png", "first-€.png"])
+    assert [index.folders[i] if i >= 0 else None for i in found] == [
+        str(tmp_path / "second"),
+        str(tmp_path / "first"),
+        None,
+        str(tmp_path / "first"),
+    ]
+    assert dict(index.items())["same.png"] == str(tmp_path / "first" / "same.png") and len(index) == 3

@@ -91,7 +91,7 @@ def test_a_pack_cut_short_or_not_matching_its_index_is_named_and_its_images_read
     content = bytearray(swapped.read_bytes())
     entry = holding[swapped][plain.names[0]]
     start, end = int(entry["offset"]), int(entry["offset"] + entry["length"])
-    content[start:end] = bytes(reversed(content[start:end]))  # same size, other bytes: the entry's CRC finds it
+    content[start:end] = bytes(reversed(content[start:end]))  # same size, other bytes: the check of its ends finds it
     swapped.write_bytes(bytes(content))
     with caplog.at_level(logging.WARNING):
         packed = module(tiny_data, cache, "packed").dataset("test")

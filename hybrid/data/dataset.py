@@ -36,6 +36,11 @@ class ImageIndex:
         self.folder_ids = folder_ids  # aligned with names
         self.names = names  # sorted, unique, fixed-width UTF-8 bytes
 
+    @classmethod
+    def empty(cls) -> ImageIndex:
+        """An index of no images."""
+        return cls([], np.zeros(0, np.int32), fixed_width([]))
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -231,7 +236,7 @@ class CsvImageDataset(ImageFileDataset):
         # a bare name is found anywhere under root (Sewer-ML); a relative path (data=folder) as it is,
         # so a folder dataset never indexes by name (splits may share file names)
         nested = names.str.contains("/", regex=False).to_numpy()
-        index = index_images(str(root)) if not nested.all() else ImageIndex([], np.zeros(0, np.int32), fixed_width([]))
+        index = index_images(str(root)) if not nested.all() else ImageIndex.empty()
         folder_ids = np.full(len(names), -1, np.int32)
         folder_ids[~nested] = index.locate(names[~nested])
         root_id = len(index.folders)  # the data root itself, for relative paths

@@ -71,10 +71,6 @@ class FileTable:
         """Where row ``i``'s file is."""
         return os.path.join(self.folders[self.folder_ids[i]], self.names[i])
 
-    def subset(self, rows: np.ndarray) -> FileTable:
-        """The rows ``rows`` (indices), in that order."""
-        return FileTable(self.folders, self.folder_ids[rows], StringColumn(self.names[int(i)] for i in rows))
-
 
 class PathColumn(Sequence):
     """``table.paths[i]``: the path of row ``i``, joined when asked for."""
