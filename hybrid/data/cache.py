@@ -5,6 +5,11 @@ Built by ``hybrid prepare``; the data module uses it automatically when its mani
 matches the data config. Entries are keyed by file name (the CSVs' ``Filename``), so labels, splits
 and counts come from the CSVs exactly as without a cache; an image without a (fresh) cache entry is
 decoded from its source as usual.
+
+Formats (``data.cache_format``): ``npy``, ``jpg`` and ``png`` hold one file per image (here);
+``packed`` and ``packed_jpg`` hold the same bytes as ``npy`` and ``jpg`` in a few large files
+(:mod:`hybrid.data.packed`). Both kinds answer the same contract: a :class:`CacheFolder` gives a
+dataset's :class:`CachedRows`, whose ``lookup(i)`` gives row ``i``'s :class:`CachedEntry`.
 """
 
 from __future__ import annotations
@@ -101,6 +106,16 @@ class CacheFolder(ABC):
     def for_rows(self, files: FileTable) -> CachedRows:
         """Lookup of the cache entries of a dataset's rows."""
 
+    @abstractmethod
+    def has_fresh_file(self, name: str, source: str) -> bool:
+        """Whether image ``name`` has an entry file of its own, not older than ``source`` (what a
+        rerun of ``hybrid prepare`` skips; a packed cache decides that per pack, before the work)."""
+
+    @abstractmethod
+    def store(self, name: str, image: torch.Tensor) -> bytes | None:
+        """Cache ``image`` (uint8 ``[C, H, W]``): write its file, or return the bytes to append to a
+        pack (which the process writing the pack does)."""
+
 
 class CachedRows(ABC):
     """The cache entries of a dataset's rows: :meth:`lookup` gives row ``i``'s, or ``None``."""
@@ -154,6 +169,12 @@ class ImageCache(CacheFolder):
 
     def for_rows(self, files: FileTable) -> CachedRows:
         return FileEntries(self, files)
+
+    def has_fresh_file(self, name: str, source: str) -> bool:
+        return self.fresh(name, source) is not None
+
+    def store(self, name: str, image: torch.Tensor) -> None:
+        self.write(name, image)
 
 
 class FileEntries(CachedRows):

@@ -112,6 +112,12 @@ class PackedCache(CacheFolder):
         self.twin_format = PACKED_FORMATS[self.format]  # the per-file format holding the same bytes
         self._entries: PackEntries | None = None
 
+    def has_fresh_file(self, name: str, source: str) -> bool:
+        return False  # entries live in packs: prepare finds the fresh ones from the pack indexes
+
+    def store(self, name: str, image: torch.Tensor) -> bytes:
+        return self.encode(image)
+
     def encode(self, image: torch.Tensor) -> bytes:
         """An entry's bytes: raw uint8 pixels (packed) or the jpg cache's JPEG (packed_jpg)."""
         if self.twin_format == "npy":

@@ -111,12 +111,11 @@ class EntryWriter:
 
     def __init__(self, settings: dict, *, rebuild: bool):
         self.cache = cache_folder(settings)
-        self.packed = isinstance(self.cache, PackedCache)
         self.resize = ResizeUint8(settings["img_size"])
         self.rebuild = rebuild
 
     def __call__(self, name: str, path: str) -> tuple[str, bytes | None, float]:
-        if not self.packed and not self.rebuild and self.cache.fresh(name, path) is not None:
+        if not self.rebuild and self.cache.has_fresh_file(name, path):
             return "kept", None, 0.0
         settings = self.cache.settings
         try:
@@ -125,10 +124,7 @@ class EntryWriter:
         except (OSError, ValueError, RuntimeError) as err:
             # Left uncached: the loader meets it again and applies data.on_bad_image.
             return f"unreadable: {err}", None, 0.0
-        if self.packed:
-            return "written", self.cache.encode(image), mtime
-        self.cache.write(name, image)
-        return "written", None, 0.0
+        return "written", self.cache.store(name, image), mtime
 
 
 _writer: EntryWriter | None = None  # a worker process's own
