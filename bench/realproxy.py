@@ -106,7 +106,6 @@ def generate(out: Path, counts: dict[str, int], seed: int, size: int) -> dict[st
         for index in range(counts[split]):
             rng = np.random.default_rng([seed, split_number, index])  # an image depends on these only
             codes, _ = sample_labels(rng, DEFECT_RATE)
-            codes = codes[: GRID * GRID]
             name = f"{split}_{index:05d}.png"
             render(rng, codes, photos, backgrounds, size).save(out / "images" / name, optimize=False)
             row = dict.fromkeys(CSV_HEADER, 0)
