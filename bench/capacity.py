@@ -4,10 +4,11 @@ queries, 3 seeds each, on the real-image proxy (``bench/realproxy.py``) and on t
     python bench/capacity.py [--datasets realproxy synthetic] [--seeds 0 1 2] [--epochs 10] [--img-size 64]
 
 Each row is one ``hybrid train -m experiment=sewerml_multilabel ... seed=0,1,2`` sweep under
-``--out``/<dataset>/<row>, aggregated by ``hybrid report`` (mean, std and the 95% interval of the
-mean over the seeds); the rows' parameters and GFLOPs are the runs' own ``model/params`` and
-``model/gflops``. Writes ``bench/results/capacity_<dataset>.md`` (and ``.csv``). A finished row is
-reused by a rerun (delete its folder to measure it again).
+``--out``/<dataset>-<size>px-<epochs>ep/<row>, aggregated by ``hybrid report`` (mean, std and the
+95% interval of the mean over the seeds); the rows' parameters and GFLOPs are the runs' own
+``model/params`` and ``model/gflops``. Writes ``bench/results/capacity_<dataset>.md`` (and
+``.csv``; ``capacity_<dataset>_<N>epochs.*`` for another ``--epochs``). A finished row is reused by
+a rerun (delete its folder to measure it again).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 METRICS = (("val/f2_ciw_best", "val F2-CIW (best)"), ("test/f1_macro", "test macro F1"),
            ("test/f2_ciw", "test F2-CIW"), ("test/f1_normal", "test F1-Normal"))  # fmt: skip
 PROXY = ROOT / "outputs" / "realproxy"
+EPOCHS = 10  # the sweep's schedule; another (--epochs) writes capacity_<dataset>_<N>epochs.*
 
 
 def dataset_overrides(dataset: str) -> list[str]:
@@ -60,7 +62,7 @@ def dataset_overrides(dataset: str) -> list[str]:
 def sweep(dataset: str, row: tuple, args: argparse.Namespace) -> Path:
     """Run (or reuse) one row's seeds and aggregate them; returns the sweep folder."""
     name, _, overrides = row
-    folder = Path(args.out) / dataset / name
+    folder = Path(args.out) / f"{dataset}-{args.img_size}px-{args.epochs}ep" / name  # a rerun reuses only its own
     if not (folder / "aggregate.csv").is_file():
         command = [sys.executable, str(ROOT / "train.py"), "-m", "experiment=sewerml_multilabel",
                    *dataset_overrides(dataset), f"model.img_size={args.img_size}", f"trainer.max_epochs={args.epochs}",
@@ -118,7 +120,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--datasets", nargs="+", default=["realproxy", "synthetic"], choices=["realproxy", "synthetic"])
     parser.add_argument("--rows", nargs="+", default=[name for name, _, _ in ROWS], help="rows to measure")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--img-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None, help="trainer.num_threads (e.g. 1: two datasets at once)")
     parser.add_argument("--out", default=str(ROOT / "outputs" / "capacity"), help="where the sweeps run")
@@ -130,9 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     for dataset in args.datasets:
         frame = table(dataset, args)
-        frame.to_csv(Path(args.results) / f"capacity_{dataset}.csv", index=False)
+        stem = f"capacity_{dataset}" + ("" if args.epochs == EPOCHS else f"_{args.epochs}epochs")
+        frame.to_csv(Path(args.results) / f"{stem}.csv", index=False)
         text = markdown(dataset, frame, args)
-        (Path(args.results) / f"capacity_{dataset}.md").write_text(text)
+        (Path(args.results) / f"{stem}.md").write_text(text)
         print(text)
 
 
