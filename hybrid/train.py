@@ -127,10 +127,16 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> float:
         distributed.cleanup()
 
 
-def start_from_weights(model: torch.nn.Module, path: str) -> None:
+def start_from_weights(model: torch.nn.Module, path: str, model_config: dict) -> None:
     """``init_from``: every weight of another run's checkpoint that fits ``model`` (a fresh
-    optimizer and schedule follow); the log names those left at their initial values."""
-    left_out = CheckpointRecord.load(path, key="init_from").load_fitting_weights(model)
+    optimizer and schedule follow); the log names those left at their initial values. The
+    checkpoint's layer sizes (a pruned model's) apply only when it was trained with ``model_config``."""
+    record = CheckpointRecord.load(path, key="init_from")
+    recorded = record.config.get("model")
+    same = recorded is None or recorded == model_config
+    if not same:
+        log.info("init_from=%s: another model config than this run's; only the weights that fit are loaded", path)
+    left_out = record.load_fitting_weights(model, same_architecture=same)
     kept = len(model.state_dict()) - len(left_out)
     log.info("init_from=%s: %d of %d weights loaded", path, kept, len(model.state_dict()))
     if left_out:
@@ -155,7 +161,7 @@ def _train(cfg: DictConfig, typed: TrainSettings, runtime: Runtime, resume: Chec
     log.info("data: %s, task %s, classes %s%s", data.root, data.spec.task, list(data.spec.class_names), negative)
     model = build_model(cfg.model, data.spec.num_labels)
     if cfg.init_from and not resume:
-        start_from_weights(model, str(cfg.init_from))
+        start_from_weights(model, str(cfg.init_from), OmegaConf.to_container(cfg.model, resolve=True))
     params = parameter_report(model)
     flops = flops_per_image(model, int(cfg.model.img_size), int(cfg.model.in_channels))
     log.info("%s\n%.3f GFLOPs per image", format_parameter_report(params), flops / 1e9)

@@ -138,7 +138,7 @@ def test_init_from_keeps_every_weight_that_fits(tiny_data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     tuned = tmp_path / "multilabel"
     result = run_script(
-        "train.py", "experiment=sewerml_multilabel", "data=synthetic", *tiny_overrides(tiny_data),
+        "train.py", "experiment=sewerml_multilabel", "model=cats_hybrid", "data=synthetic", *tiny_overrides(tiny_data),
         "trainer.max_epochs=1", f"init_from={binary}/checkpoints/best.pt", "model.query_init=attention_pooling",
         f"hydra.run.dir={tuned}",
     )  # fmt: skip
@@ -150,6 +150,20 @@ def test_init_from_keeps_every_weight_that_fits(tiny_data, tmp_path):
         "2 weights do not fit and keep their initial values: classifier.projection.bias, classifier.projection.weight"
         in log
     )
+    # the multi-label preset's wider decoder: its own layer sizes, and the weights that fit them
+    wider = tmp_path / "wider"
+    result = run_script(
+        "train.py", "experiment=sewerml_multilabel", "data=synthetic", *tiny_overrides(tiny_data),
+        "trainer.max_epochs=1", f"init_from={binary}/checkpoints/best.pt", f"hydra.run.dir={wider}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (wider / "train.log").read_text()
+    assert "another model config than this run's" in log and "weights do not fit" in log
+    # a checkpoint's own config is recognized as this run's (so a pruned model's sizes do apply)
+    own = OmegaConf.to_container(compose_config(overrides=tiny_overrides(tiny_data)).model, resolve=True)
+    from hybrid.engine.checkpoint import CheckpointRecord
+
+    assert CheckpointRecord.load(binary / "checkpoints" / "best.pt").config["model"] == own
     result = run_script(
         "train.py", *tiny_overrides(tiny_data), f"init_from={binary}/checkpoints/best.pt",
         f"ckpt_path={binary}/checkpoints/last.pt", f"hydra.run.dir={tmp_path / 'both'}",

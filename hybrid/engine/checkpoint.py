@@ -113,11 +113,13 @@ class CheckpointRecord:
             first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
             raise CheckpointError(f"ckpt_path={path}: weights do not fit the configured model ({first})") from err
 
-    def load_fitting_weights(self, model: torch.nn.Module) -> list[str]:
+    def load_fitting_weights(self, model: torch.nn.Module, *, same_architecture: bool = True) -> list[str]:
         """Copy into ``model`` every weight of the record whose name and shape fit it (fine-tuning
         from another run: a binary model's weights into a multi-label one keep all but the head);
-        return the names of ``model``'s weights left as they were."""
-        if self.structure:
+        return the names of ``model``'s weights left as they were. With ``same_architecture`` the
+        record's layer sizes are applied first (a pruned model's); a model of another capacity
+        keeps its own and takes only the weights that fit it."""
+        if self.structure and same_architecture:
             reshape_for_task(model, self.structure, self.model)
         own = model.state_dict()
         fitting = {name: value for name, value in self.model.items() if name in own and own[name].shape == value.shape}
