@@ -132,8 +132,7 @@ def start_from_weights(model: torch.nn.Module, path: str, model_config: dict) ->
     optimizer and schedule follow); the log names those left at their initial values. The
     checkpoint's layer sizes (a pruned model's) apply only when it was trained with ``model_config``."""
     record = CheckpointRecord.load(path, key="init_from")
-    recorded = record.config.get("model")
-    same = recorded is None or recorded == model_config
+    same = "model" not in record.config or record.config["model"] == model_config  # no config: a bare record
     if not same:
         log.info("init_from=%s: another model config than this run's; only the weights that fit are loaded", path)
     left_out = record.load_fitting_weights(model, same_architecture=same)
