@@ -11,6 +11,7 @@ differ slightly from the CPU path (docs/gpu.md).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -31,13 +32,17 @@ def check_decode(decode: str, device: torch.device) -> str:
     return decode
 
 
+def jpeg_tensor(data: bytearray) -> torch.Tensor | None:
+    """``data`` as a uint8 tensor sharing its buffer if it is a JPEG, else ``None``."""
+    return torch.frombuffer(data, dtype=torch.uint8) if data.startswith(JPEG_MAGIC) else None
+
+
 def read_jpeg_bytes(path: str) -> torch.Tensor | None:
     """The bytes of ``path`` as a uint8 tensor if it is a JPEG file, else ``None``."""
     with open(path, "rb") as handle:
-        data = handle.read()
-    if not data.startswith(JPEG_MAGIC):
-        return None
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        data = bytearray(os.fstat(handle.fileno()).st_size)  # read straight into the tensor's buffer
+        del data[handle.readinto(data) :]
+    return jpeg_tensor(data)
 
 
 Transform = Callable[[torch.Tensor], torch.Tensor]

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from hybrid.data.cache import MATCH_KEYS, PACKED_FORMATS, CachedEntry, CachedRows, CacheFolder, encode_entry
-from hybrid.data.decode import JPEG_MAGIC
+from hybrid.data.decode import jpeg_tensor
 from hybrid.data.files import FileTable, fixed_width
 from hybrid.data.transforms import read_image
 
@@ -271,9 +271,7 @@ class PackedEntry(CachedEntry):
         return self.cache.decode(self.data)
 
     def jpeg(self) -> torch.Tensor | None:
-        if not self.data.startswith(JPEG_MAGIC):
-            return None
-        return torch.frombuffer(self.data, dtype=torch.uint8)
+        return jpeg_tensor(self.data)
 
 
 class PackWriter:
