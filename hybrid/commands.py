@@ -9,10 +9,13 @@ install (no torch, no Hydra). Every job but ``serve`` is a Hydra app that takes 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass
 
 USAGE_ERROR = 2
+# What the training install has and the serving install (requirements-serve.txt) lacks.
+TRAINING_STACK = ("torch", "hydra")
 
 
 @dataclass(frozen=True)
@@ -23,8 +26,12 @@ class Job:
     target: str
     summary: str
     hydra: bool = True
+    serving: bool = False  # runs in the serving install (no torch, no Hydra)
 
     def run(self, name: str, argv: list[str]) -> int:
+        if not self.serving and not training_install():
+            print(f"hybrid {name} needs {NEEDS_TRAINING}", file=sys.stderr)
+            return USAGE_ERROR
         module, function = self.target.split(":")
         entry = getattr(importlib.import_module(module), function)
         if not self.hydra:
@@ -46,18 +53,33 @@ JOBS = {
     "prune": Job("hybrid.prune:main", "structured pruning of a checkpoint, then fine-tuning"),
     "synthetic": Job("hybrid.data.synthetic:main", "write a synthetic Sewer-ML look-alike dataset: root=DIR", hydra=False),
     "synthetic-video": Job("hybrid.data.synthetic_video:main", "write synthetic inspection videos and their truth: out=DIR", hydra=False),
-    "serve": Job("hybrid.serve.command:main", "predict with an exported .onnx, without the training stack", hydra=False),
+    "serve": Job("hybrid.serve.command:main", "predict with an exported .onnx, without the training stack", hydra=False, serving=True),
 }  # fmt: skip
+NEEDS_TRAINING = (
+    "the training install (torch, Hydra), which this environment lacks (the serving install "
+    "runs hybrid serve alone); install it with make quickstart, or pip install -e . in a checkout"
+)
+
+
+def training_install() -> bool:
+    """Whether the training stack can be imported here (not only the serving install)."""
+    try:
+        return all(importlib.util.find_spec(module) is not None for module in TRAINING_STACK)
+    except ImportError:  # an import hook that refuses it
+        return False
 
 
 def usage() -> str:
-    """What ``hybrid --help`` prints: each job with its line."""
+    """What ``hybrid --help`` prints: each job with its line; in the serving install, the jobs it
+    cannot run are listed apart, as needing the training install."""
     width = max(len(name) for name in JOBS)
-    lines = [f"  {name:<{width}}  {job.summary}" for name, job in JOBS.items()]
-    return (
-        "usage: hybrid <job> [key=value ...]   (hybrid <job> --help for its own options or config)\n\njobs:\n"
-        + "\n".join(lines)
-    )
+    full = training_install()
+    runnable = [f"  {name:<{width}}  {job.summary}" for name, job in JOBS.items() if full or job.serving]
+    text = "usage: hybrid <job> [key=value ...]   (hybrid <job> --help for its own options or config)\n\njobs:\n"
+    text += "\n".join(runnable)
+    if not full:
+        text += f"\n\nthe other jobs ({', '.join(n for n, j in JOBS.items() if not j.serving)}) need {NEEDS_TRAINING}"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,25 +58,46 @@ def test_videos_sharing_a_stem_keep_apart():
 
 
 def test_frames_are_sampled_by_timestamp(videos):
+    frames = sampled(videos / "pipe_001.mp4", 4.0)
+    # 10 frames/s source, under SKIP_NONREF_RATIO frames per sample: every frame is decoded, and
+    # each sample is the first frame at or after k / 4 s
+    expected = np.ceil(np.arange(0, 12, 0.25) * 10 - 1e-9) / 10
+    assert frames.times == pytest.approx(expected) and len(frames.times) == len(frames) == 48
+    assert frames.frame_indices[:4] == [0, 3, 5, 8] and frames.problem is None
+
+
+def test_sampling_well_below_the_frame_rate_leaves_unreferenced_frames_undecoded(videos):
+    """2 samples/s of 10 frames/s (5 a sample, at least SKIP_NONREF_RATIO): frames no other frame
+    refers to are not decoded, so a sample is the first decoded frame at or after k / 2 s, a frame
+    or two later where that frame was skipped (x264 puts at most two unreferenced frames in a row)."""
+    from hybrid.util.video import SKIP_NONREF_RATIO
+
+    assert 10.0 / 2.0 >= SKIP_NONREF_RATIO
     frames = sampled(videos / "pipe_001.mp4", 2.0)
-    # 10 frames/s source: the first frame at or after every 0.5 s
-    assert frames.times == pytest.approx(np.arange(0, 12, 0.5)) and len(frames.times) == len(frames) == 24
-    assert frames.frame_indices[:4] == [0, 5, 10, 15] and frames.problem is None
+    grid = np.arange(0, 12, 0.5)
+    times = np.asarray(frames.times)
+    assert len(times) == len(frames) == 24 and frames.problem is None
+    assert np.allclose(times * 10, np.round(times * 10))  # frames of the file
+    assert (times >= grid - 1e-6).all() and (times <= grid + 0.2 + 1e-6).all()
+    assert not np.allclose(times, grid)  # some sampled frames were skipped ones: their next was taken
+    assert frames.frame_indices == [round(t * 10) for t in times]  # estimated from the time
 
 
 def test_variable_frame_rate_timing(tmp_path):
     spec = VideoSpec(videos=1, duration_s=4.0, vfr=True, **SMALL)
     generate(tmp_path, spec)
     stored = np.round(frame_times(spec), 3)  # the file keeps millisecond timestamps
-    frames = sampled(tmp_path / "pipe_001.mp4", 2.0)
-    expected = [stored[np.argmax(stored >= k / 2 - 1e-9)] for k in range(8)]
+    frames = sampled(tmp_path / "pipe_001.mp4", 4.0)  # 2.5 frames a sample: every frame decoded
+    expected = [stored[np.argmax(stored >= k / 4 - 1e-9)] for k in range(16)]
     assert frames.times == pytest.approx(expected, abs=1e-6)
-    assert frames.frame_indices[1] == int(np.argmax(stored >= 0.5))  # counted, not estimated: no seek here
+    assert frames.frame_indices[1] == int(np.argmax(stored >= 0.25))  # counted, not estimated: no seek here
 
 
 def test_a_distant_next_sample_is_reached_by_seeking(videos):
     frames = sampled(videos / "pipe_002.mp4", 0.2)  # every 5 s: past SEEK_AFTER_S, so it seeks
-    assert frames.times == pytest.approx([0.0, 5.0, 10.0]) and frames.frame_indices == [0, 50, 100]
+    times = np.asarray(frames.times)
+    assert len(times) == 3 and (times >= [0, 5, 10]).all() and (times <= [0.2, 5.2, 10.2]).all(), times
+    assert frames.frame_indices == [round(t * 10) for t in times]
 
 
 def test_a_truncated_video_keeps_its_frames_up_to_the_break(videos, tmp_path):

@@ -17,17 +17,16 @@ from hybrid.decisions import THRESHOLD
 from hybrid.errors import DataError, HybridError
 from hybrid.events import EVENTS_FILE, EventSettings
 from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skipped
-from hybrid.serve.live import serve_live
+from hybrid.serve.live import LiveSettings, serve_live
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import RUNTIMES
 from hybrid.serve.video import Findings, VideoOptions, serve_videos
-from hybrid.util.cli import add_options
+from hybrid.util.cli import add_options, spec_from
 from hybrid.util.images import IMAGE_SUFFIXES
 from hybrid.util.video import check_fps, find_videos, is_live, is_video, video_names
 
 USAGE_ERROR = 2
-STALLED = 1  # a live source that stopped sending (what it sent is written)
-LIVE_TIMEOUT_S = 10.0
+GAVE_UP = 1  # a live source that sent nothing for --give-up-s (what it sent is written)
 
 
 def print_line(text: str) -> None:
@@ -59,14 +58,6 @@ def check_model_file(path: Path) -> None:
         )
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a number > 0."""
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be > 0")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     """The command line of ``hybrid serve``."""
     out = argparse.ArgumentParser(
@@ -88,10 +79,9 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--batch", type=int, default=16, help="images or frames per forward pass (default: 16)")
     video = out.add_argument_group("videos and live sources (infer.py's video.* keys, same defaults)")
     add_options(video, VideoOptions, exclude=("threshold",))  # --threshold above serves images too
-    live = out.add_argument_group("live sources")
-    live.add_argument("--realtime", action="store_true", help="play a video file at its own timestamps, as a camera")
+    live = out.add_argument_group("live sources (reopened when they end or stall; Ctrl-C or SIGTERM ends the run)")
+    add_options(live, LiveSettings)
     live.add_argument("--frames", action="store_true", help="print a JSON line per sampled frame too")
-    live.add_argument("--timeout", type=positive_float, default=LIVE_TIMEOUT_S, help=f"seconds without a frame that end a stream (default: {LIVE_TIMEOUT_S:g})")  # fmt: skip
     return out
 
 
@@ -125,15 +115,13 @@ def run(args: argparse.Namespace) -> int:
     check_model_file(model_path)
     options = video_options(args)
     live = is_live(source) or (args.realtime and is_video(source))
+    settings = spec_from(LiveSettings, vars(args))
     videos = [] if live else find_videos(source)
     files = [] if live or videos else image_files(Path(source).expanduser())
-    model = Model(model_path, runtime=args.runtime, threads=args.threads)
+    model = Model(model_path, runtime=args.runtime, threads=args.threads, paced=live)
     if live:
-        done = serve_live(
-            model, source, out, options, show_frames=args.frames, realtime=args.realtime, timeout_s=args.timeout,
-            report=print_line,
-        )  # fmt: skip
-        return STALLED if done["stalled"] else 0
+        done = serve_live(model, source, out, options, settings, show_frames=args.frames, report=print_line)
+        return GAVE_UP if done["stalled"] else 0
     if videos:
         named = list(zip(video_names(videos), videos, strict=True))
         done = serve_videos(model, named, out, options, int(args.batch), report=print_line)

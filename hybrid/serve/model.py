@@ -32,7 +32,8 @@ class Model:
 
     ``runtime``: ``onnxruntime`` (default here: it is the one the serving install always has) or
     ``openvino``; ``threads``: intra-op threads (``None``: the runtime's choice); ``device`` and
-    ``precision`` as the runtime takes them (:mod:`hybrid.serve.runtimes`).
+    ``precision`` as the runtime takes them (:mod:`hybrid.serve.runtimes`); ``paced``: one image at
+    a time at a camera's pace (a live source), so the runtime's threads sleep between calls.
     """
 
     def __init__(
@@ -43,12 +44,13 @@ class Model:
         threads: int | None = None,
         device: str = "cpu",
         precision: str | None = None,
+        paced: bool = False,
     ):
         self.path = str(Path(path).expanduser())
         name = check_runtime(runtime)
         # a foreign file stops at its card, before a runtime compiles it
         card = None if name == "onnxruntime" else ModelCard.read(self.path)
-        self.session = RUNTIMES[name](self.path, device=device, precision=precision, num_threads=threads)
+        self.session = RUNTIMES[name](self.path, device=device, precision=precision, num_threads=threads, paced=paced)
         # read from the session itself: the file is opened once (a cold start on the robot)
         self.card = card or ModelCard.from_metadata(self.session.metadata(), self.path)
 

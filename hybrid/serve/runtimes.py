@@ -22,11 +22,19 @@ DEFAULT_RUNTIME = "openvino"
 
 
 class OnnxRuntimeSession:
-    """ONNX Runtime: the CUDA provider for ``device=cuda`` (refused where it is missing), else the CPU one."""
+    """ONNX Runtime: the CUDA provider for ``device=cuda`` (refused where it is missing), else the CPU one.
+    ``paced``: calls come one at a time at a camera's pace, not back to back, so the intra-op
+    threads sleep between them instead of spinning (``session.intra_op.allow_spinning=0``), and
+    one thread does the work unless ``num_threads`` says otherwise: a live stream's model then cost
+    a third of the CPU time here (spinning alone was two thirds of it), at 25 ms instead of 15 ms a
+    frame for the default int8 model (``bench/live_cpu.py``, docs/robot.md)."""
 
     name = "onnxruntime"
 
-    def __init__(self, path: str, *, device: str = "cpu", precision: str | None = None, num_threads: int | None = None):
+    def __init__(
+        self, path: str, *, device: str = "cpu", precision: str | None = None, num_threads: int | None = None,
+        paced: bool = False,
+    ):  # fmt: skip
         import onnxruntime as ort
 
         if precision is not None and str(precision) != "32":
@@ -34,8 +42,10 @@ class OnnxRuntimeSession:
                 f"precision={precision}: runtime=onnxruntime runs the file's own precision; leave it null"
             )
         options = ort.SessionOptions()
-        if num_threads:
-            options.intra_op_num_threads = int(num_threads)
+        if num_threads or paced:
+            options.intra_op_num_threads = int(num_threads or 1)
+        if paced:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -56,12 +66,16 @@ class OnnxRuntimeSession:
 
 class OpenVinoSession:
     """OpenVINO on the CPU; ``precision`` ``32`` / ``bf16`` sets its inference precision, ``null``
-    keeps OpenVINO's choice for the CPU (bf16 where the CPU has it, for a float32 file)."""
+    keeps OpenVINO's choice for the CPU (bf16 where the CPU has it, for a float32 file). ``paced``
+    is accepted and changes nothing here (the spin switch is ONNX Runtime's)."""
 
     name = "openvino"
     PRECISION_HINTS: ClassVar[dict[str, str]] = {"32": "f32", "bf16": "bf16"}
 
-    def __init__(self, path: str, *, device: str = "cpu", precision: str | None = None, num_threads: int | None = None):
+    def __init__(
+        self, path: str, *, device: str = "cpu", precision: str | None = None, num_threads: int | None = None,
+        paced: bool = False,
+    ):  # fmt: skip
         import openvino as ov
 
         if str(device) not in ("cpu", "auto"):

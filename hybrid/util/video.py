@@ -4,21 +4,23 @@ one sampler that the training stack's video runs (:mod:`hybrid.data.video`) and 
 
 PyAV (FFmpeg's libraries, shipped in its wheel) decodes; frames are taken at ``fps`` per second
 by their presentation time, not by counting frames, so a variable frame rate samples evenly in
-time. Every frame is decoded (inter-coded frames need their references) but only sampled ones are
-converted to pixels, which is where the time goes. In a file, when the next sample lies more than
+time. Frames that others refer to are always decoded (inter-coded frames need their references);
+frames that no other frame refers to are not decoded when sampling takes well under one frame in
+:data:`SKIP_NONREF_RATIO` (:func:`decode_only_what_sampling_needs`: about half the decoding of a
+25 fps H.264 stream sampled at 2 frames/s, a sample then landing on the next decoded frame, at most
+a few frame intervals later), and only sampled frames are converted to pixels. In a file, when the next sample lies more than
 :data:`SEEK_AFTER_S` ahead the demuxer seeks there instead of decoding through. Memory holds one
 frame at a time, whatever the length.
 
 A file that breaks off (truncated, corrupt) keeps the frames before the break and records its last
 good timestamp in ``problem``; one without a single decodable frame raises
-:class:`~hybrid.errors.DataError` naming it. A live source (a stream URL or a V4L2 camera) is read
-with a timeout: one that never answers, or stalls, ends with a ``problem`` line, never a hang.
+:class:`~hybrid.errors.DataError` naming it. Live sources (a stream URL or a V4L2 camera) are read
+by :mod:`hybrid.util.stream`, with a timeout and reconnection.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,9 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "http", "https", "srt")
 CAMERA_PREFIX = "/dev/video"
 # Matching a frame's time to a sample's: timestamps are rationals read as floats.
 TIME_EPSILON = 1e-6
+# Frames no other frame refers to are left undecoded when the stream has at least this many frames
+# per sample ("well below the stream's rate": a sample then moves by a frame or two at most).
+SKIP_NONREF_RATIO = 4.0
 
 
 def is_video(path: str | Path) -> bool:
@@ -69,17 +74,21 @@ def video_names(paths: list[Path]) -> list[str]:
     return [f"{p.parent.name}_{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
 
 
-def open_video(source: str | Path, *, timeout_s: float | None = None):
+def open_video(source: str | Path, *, timeout_s: float | None = None, read_timeout_s: float | None = -1):
     """An opened PyAV container with a video stream (a :class:`DataError` naming ``source`` when it
-    cannot be opened in ``timeout_s`` seconds, or holds no video)."""
+    cannot be opened in ``timeout_s`` seconds, or holds no video); each read then times out after
+    ``read_timeout_s`` (``-1``: ``timeout_s`` too; ``None``: never)."""
     import av  # imported here so image-only runs never load FFmpeg
 
     where = str(source)
     options = {"format": "v4l2"} if where.startswith(CAMERA_PREFIX) else {}
     try:
-        container = av.open(where, timeout=timeout_s, **options)
+        read_timeout = timeout_s if read_timeout_s == -1 else read_timeout_s
+        container = av.open(where, timeout=(timeout_s, read_timeout), **options)
     except av.error.ExitError as err:  # the timeout's interrupt
         raise DataError(f"{where}: no answer within {timeout_s:g} s (is the stream playing?)") from err
+    except av.error.ConnectionRefusedError as err:
+        raise DataError(f"{where}: connection refused (is the sender listening?)") from err
     except (av.error.FFmpegError, OSError) as err:
         raise DataError(f"{where}: not a readable video ({err.__class__.__name__}: {err})") from err
     if not container.streams.video:
@@ -131,6 +140,18 @@ def pixel_format(in_channels: int) -> str:
     return "gray" if in_channels == 1 else "rgb24"
 
 
+def decode_only_what_sampling_needs(stream, fps: float) -> bool:
+    """Leave the frames no other frame refers to undecoded (FFmpeg's ``skip_frame = NONREF``) when
+    ``stream`` has at least :data:`SKIP_NONREF_RATIO` frames per sample at ``fps``; whether it does.
+    Decoding is where a sampled stream's time goes; the skipped frames are never shown to the model
+    but the frames after them decode as before (they do not refer to skipped ones)."""
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    skip = rate >= SKIP_NONREF_RATIO * fps
+    if skip:
+        stream.codec_context.skip_frame = "NONREF"
+    return skip
+
+
 def check_fps(fps: float) -> float:
     """A sampling rate, which must be positive."""
     if fps <= 0:
@@ -169,7 +190,8 @@ class SampledFrames:
         self.times, self.frame_indices, self.problem = [], [], None
         container = open_video(self.path)
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame-parallel decoding
+        stream.thread_type = "AUTO"  # frame-parallel decoding: a file is read as fast as it goes
+        skipping = decode_only_what_sampling_needs(stream, self.fps)
         rate = self.info.frame_rate or self.fps
         target, decoded, last_good, seek_to = 0.0, -1, None, None
         try:
@@ -180,7 +202,8 @@ class SampledFrames:
                 reached_end = True
                 for frame in container.decode(stream):
                     time_s = float(frame.time) if frame.time is not None else 0.0
-                    decoded = round(time_s * rate) if decoded is None else decoded + 1
+                    # skipped frames are not counted: the index is then estimated from the time
+                    decoded = round(time_s * rate) if decoded is None or skipping else decoded + 1
                     last_good = time_s
                     if time_s < target - TIME_EPSILON:
                         continue
@@ -202,57 +225,6 @@ class SampledFrames:
         end = self.info.duration_s
         if self.problem is None and end and last_good < end - max(TRUNCATION_TOLERANCE_S, 2 / rate):
             self.problem = f"frames end at {last_good:.2f} s of its {end:.2f} s (truncated?)"
-
-
-@dataclass
-class LiveFrames:
-    """A live source sampled at ``fps`` by stream time (seconds since its first frame): a stream
-    URL or camera as it plays, or a file played at its own timestamps with ``realtime`` (a
-    stand-in camera). :meth:`frames` yields ``(frame index, stream time_s, pixels)`` until the
-    source ends or stalls for ``timeout_s``; ``problem`` then says which, in one line."""
-
-    source: str
-    fps: float
-    in_channels: int = 3
-    timeout_s: float = 10.0
-    realtime: bool = False
-    problem: str | None = field(default=None, init=False)
-    stalled: bool = field(default=False, init=False)  # no frame came for timeout_s
-
-    def __post_init__(self):
-        self.fps = check_fps(self.fps)
-
-    def frames(self) -> Iterator[tuple[int, float, object]]:
-        """``(frame index, stream time_s, pixels)`` for each sample, in time order, as they arrive."""
-        import av
-
-        self.problem, self.stalled = None, False
-        container = open_video(self.source, timeout_s=self.timeout_s)
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        first, target, index, last = None, 0.0, -1, None
-        started = time.monotonic()
-        try:
-            for frame in container.decode(stream):
-                if frame.time is None:
-                    continue
-                first = float(frame.time) if first is None else first
-                time_s, index = float(frame.time) - first, index + 1
-                last = time_s
-                if time_s < target - TIME_EPSILON:
-                    continue
-                if self.realtime:  # a file as a camera: its frames are not there before their time
-                    time.sleep(max(0.0, time_s - (time.monotonic() - started)))
-                yield index, time_s, frame.to_ndarray(format=pixel_format(self.in_channels))
-                target = next_sample_time(time_s, self.fps)
-            self.problem = f"{self.source}: the stream ended after {last or 0:.2f} s"
-        except av.error.ExitError:
-            self.stalled = True
-            self.problem = f"{self.source}: no frame for {self.timeout_s:g} s after {last or 0:.2f} s; stopped"
-        except av.error.FFmpegError as err:
-            self.problem = f"{self.source}: decoding stopped after {last or 0:.2f} s ({err.__class__.__name__}: {err})"
-        finally:
-            container.close()
 
 
 def read_frame_at(path: str | Path, time_s: float, in_channels: int = 3):
