@@ -118,8 +118,11 @@ def decisions(probs: np.ndarray, spec: LabelSpec, threshold: float) -> np.ndarra
     return probs >= threshold
 
 
-def compare(reference: Predictions, exported: Predictions, spec, threshold: float, monitor: str) -> dict:
-    """How far the exported model's predictions are from PyTorch's on the same images."""
+def compare(
+    reference: Predictions, exported: Predictions, spec, threshold: float, monitor: str, computed_in: dict[str, str]
+) -> dict:
+    """How far the exported model's predictions are from PyTorch's on the same images;
+    ``computed_in``: at which precision, by what, each side was computed (``torch``, ``onnx``)."""
     metric = monitor.removeprefix("val/")
     scores = {}
     for name, preds in (("torch", reference), ("onnx", exported)):
@@ -132,6 +135,8 @@ def compare(reference: Predictions, exported: Predictions, spec, threshold: floa
         "verify/metric": monitor,
         f"verify/torch/{monitor}": float(scores["torch"]),
         f"verify/onnx/{monitor}": float(scores["onnx"]),
+        "verify/torch/computed_in": computed_in["torch"],
+        "verify/onnx/computed_in": computed_in["onnx"],
         "verify/metric_delta": float(scores["onnx"] - scores["torch"]),
     }
 
@@ -236,12 +241,14 @@ def verify(job: ExportSchema, model: torch.nn.Module, candidate: Path, loader, s
     reference = predict(model, loader, spec, Runtime("cpu", "32"), desc="verify: torch")
     served = load_served_model(candidate, ServingOptions(runtime="onnxruntime", num_threads=job.num_threads))
     exported = predict(served.model, loader, spec, served.runtime, desc="verify: onnx")
-    report = compare(reference, exported, spec, card.threshold, str(card.config["trainer"]["monitor"]))
+    computed_in = {"torch": f"torch {torch.__version__} (cpu, float32)", "onnx": served.description}
+    report = compare(reference, exported, spec, card.threshold, str(card.config["trainer"]["monitor"]), computed_in)
     monitor = report["verify/metric"]
     log.info(
-        "verify on %d validation images: max |delta p| %.2e, decisions agree on %.2f%%, %s %.4f (torch) vs %.4f (%s)",
+        "verify on %d validation images: max |delta p| %.2e, decisions agree on %.2f%%, %s %.4f (%s) vs %.4f (%s)",
         report["verify/num_images"], report["verify/max_abs_prob_delta"], 100 * report["verify/decision_agreement"],
-        monitor, report[f"verify/torch/{monitor}"], report[f"verify/onnx/{monitor}"], card.precision,
+        monitor, report[f"verify/torch/{monitor}"], computed_in["torch"], report[f"verify/onnx/{monitor}"],
+        computed_in["onnx"],
     )  # fmt: skip
     tolerance = job.verify.fp32_tolerance
     if card.precision == "fp32" and not report["verify/max_abs_prob_delta"] <= tolerance:

@@ -216,8 +216,8 @@ def _train(cfg: DictConfig, typed: TrainSettings, runtime: Runtime, resume: Chec
         rank_zero_only(write_json)(run_dir / "metrics.json", metrics)
         tracker.log_summary(metrics)
         log.info(
-            "test: accuracy %.4f  f1_macro %.4f  (%d images)  best %s %.4f at epoch %d",
-            metrics["test/accuracy"], metrics["test/f1_macro"], metrics["test/num_samples"],
+            "test: accuracy %.4f  f1_macro %.4f  (%d images; computed on %s)  best %s %.4f at epoch %d",
+            metrics["test/accuracy"], metrics["test/f1_macro"], metrics["test/num_samples"], runtime.computed_in,
             settings.monitor, fit.best_value, fit.best_epoch,
         )  # fmt: skip
         log.info("results in %s", run_dir)

@@ -34,6 +34,11 @@ def test_fp32_export_matches_pytorch_and_carries_its_card(trained, fp32_export):
     assert report["precision"] == "fp32" and report["verify/num_images"] == 24
     assert report["verify/max_abs_prob_delta"] <= 1e-4 and report["verify/decision_agreement"] == 1.0
     assert report["verify/metric_delta"] == 0.0
+    assert report["verify/torch/computed_in"].endswith("(cpu, float32)")
+    assert (
+        report["verify/onnx/computed_in"].startswith("onnxruntime")
+        and "fp32 model" in report["verify/onnx/computed_in"]
+    )
     card = ModelCard.read(path)
     assert card.task == "binary" and card.class_names == ["Normal", "Defect"]
     assert (card.img_size, card.in_channels, card.threshold, card.threshold_tuned) == (64, 3, 0.5, False)
@@ -69,11 +74,13 @@ def test_fp16_export_keeps_float32_input_and_output(trained):
     "runtime", [pytest.param("onnxruntime", marks=pytest.mark.slow), "openvino"]
 )  # hybrid serve tests use onnxruntime
 def test_onnx_inference_reproduces_the_torch_test_metrics(trained, fp32_export, runtime):
+    """A float32 file is computed in float32 by default on every runtime (OpenVINO, left to itself,
+    computes it in bf16 on a CPU with bf16: its figures would move)."""
     out = trained.parent / f"infer_{runtime}"
-    extra = ["precision=32"] if runtime == "openvino" else []  # OpenVINO would run bf16 on a bf16 CPU
-    result = run_script("infer.py", f"ckpt_path={fp32_export[0]}", f"runtime={runtime}", f"hydra.run.dir={out}", *extra)
+    result = run_script("infer.py", f"ckpt_path={fp32_export[0]}", f"runtime={runtime}", f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"with {runtime}" in (out / "infer.log").read_text()
+    log = (out / "infer.log").read_text()
+    assert f"with {runtime}" in log and ("inference precision f32" in log) == (runtime == "openvino"), log
     trained_metrics = json.loads((trained / "metrics.json").read_text())
     inferred = json.loads((out / "metrics.json").read_text())
     keys = [k for k in trained_metrics if k.startswith("test/")]
@@ -278,3 +285,19 @@ def test_the_serving_part_predicts_what_pytorch_did_without_the_training_stack(t
     reference = expected[["Normal", "Defect"]].to_numpy()
     assert probs.shape == reference.shape and np.abs(probs - reference).max() <= 1e-4
     assert ((probs[:, 1] >= 0.5) == (reference[:, 1] >= 0.5)).all()
+
+
+def test_every_way_to_serve_an_onnx_file_defaults_to_one_runtime():
+    """infer.py (ServingOptions.runtime null), hybrid serve (--runtime) and the Python API (Model)
+    take the one DEFAULT_RUNTIME, so they decide alike on the same file."""
+    import inspect
+
+    from hybrid.deploy.serving import ServingOptions
+    from hybrid.serve.command import parser
+    from hybrid.serve.model import Model
+    from hybrid.serve.runtimes import DEFAULT_RUNTIME
+
+    assert DEFAULT_RUNTIME == "onnxruntime"  # the serving install always has it
+    assert parser().parse_args(["m.onnx", "in"]).runtime == DEFAULT_RUNTIME
+    assert inspect.signature(Model).parameters["runtime"].default == DEFAULT_RUNTIME
+    assert ServingOptions().runtime is None  # hybrid.deploy.serving.serve_onnx: None -> DEFAULT_RUNTIME

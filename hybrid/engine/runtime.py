@@ -150,6 +150,12 @@ class Runtime:
             compile=trainer_cfg.compile,
         )
 
+    @property
+    def computed_in(self) -> str:
+        """Where and at which precision figures are computed, for the logs (``cpu, bf16 autocast``)."""
+        precision = "float32" if PRECISIONS[self.precision] is None else f"{self.precision} autocast"
+        return f"{self.device.type}, {precision}"
+
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """Move the model to the device, in channels-last layout and compiled when asked.
 

@@ -19,7 +19,7 @@ from hybrid.events import EVENTS_FILE, EventSettings
 from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skipped
 from hybrid.serve.live import LiveSettings, serve_live
 from hybrid.serve.model import Model
-from hybrid.serve.runtimes import RUNTIMES
+from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from hybrid.serve.video import Findings, VideoOptions, serve_videos
 from hybrid.util.cli import add_options, spec_from
 from hybrid.util.images import IMAGE_SUFFIXES
@@ -74,7 +74,9 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--threshold", type=float, default=None, help="decision threshold (default: the model's, tuned or 0.5)"
     )
-    out.add_argument("--runtime", choices=sorted(RUNTIMES), default="onnxruntime", help="(default: onnxruntime)")
+    out.add_argument(
+        "--runtime", choices=sorted(RUNTIMES), default=DEFAULT_RUNTIME, help=f"(default: {DEFAULT_RUNTIME})"
+    )
     out.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's choice)")
     out.add_argument("--batch", type=int, default=16, help="images or frames per forward pass (default: 16)")
     video = out.add_argument_group("videos and live sources (infer.py's video.* keys, same defaults)")

@@ -92,12 +92,12 @@ class LiveFolder:
             return {"model": str(model_path), "model_sha256": self.digest, "runs": []}
         try:
             state = json.loads(path.read_text())
-            recorded = state["model_sha256"]
+            recorded, recorded_model = state["model_sha256"], state["model"]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise DataError(f"{path}: not a live run's record ({err}); give another folder") from err
         if recorded != self.digest:
             raise DataError(
-                f"--out {self.out} holds a live run of another model ({state.get('model')}, sha256 {recorded[:12]}); "
+                f"--out {self.out} holds a live run of another model ({recorded_model}, sha256 {recorded[:12]}); "
                 "give another folder"
             )
         return state

@@ -15,7 +15,7 @@ import numpy as np
 from hybrid.errors import DataError
 from hybrid.serve.card import ModelCard
 from hybrid.serve.images import fit, load_image, normalize
-from hybrid.serve.runtimes import RUNTIMES, check_runtime
+from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES, check_runtime
 
 
 def probabilities(logits: np.ndarray, *, single_label: bool) -> np.ndarray:
@@ -30,8 +30,7 @@ def probabilities(logits: np.ndarray, *, single_label: bool) -> np.ndarray:
 class Model:
     """An exported hybrid model (``python -m hybrid.export``), ready to predict.
 
-    ``runtime``: ``onnxruntime`` (default here: it is the one the serving install always has) or
-    ``openvino``; ``threads``: intra-op threads (``None``: the runtime's choice); ``device`` and
+    ``runtime``: :data:`~hybrid.serve.runtimes.DEFAULT_RUNTIME` (``onnxruntime``) or ``openvino``; ``threads``: intra-op threads (``None``: the runtime's choice); ``device`` and
     ``precision`` as the runtime takes them (:mod:`hybrid.serve.runtimes`); ``paced``: one image at
     a time at a camera's pace (a live source), so the runtime's threads sleep between calls.
     """
@@ -40,7 +39,7 @@ class Model:
         self,
         path: str | os.PathLike,
         *,
-        runtime: str = "onnxruntime",
+        runtime: str = DEFAULT_RUNTIME,
         threads: int | None = None,
         device: str = "cpu",
         precision: str | None = None,
