@@ -4,6 +4,7 @@ scorer, on synthetic videos made here."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -205,6 +206,28 @@ def test_video_timelines_and_events_reach_wandb(binary_model, videos, tmp_path):
     logged = {key.split(".")[0] for item in (h["item"] for h in of_type(records, "history")) for key in item}
     assert {"video/pipe_001/timeline", "video/events"} <= logged
     assert summary["summary"]["video/num_frames"] == 24
+
+
+def test_truth_that_names_videos_by_file_name_is_matched_and_other_names_are_said(videos, tmp_path, caplog):
+    """A truth.json / segments.csv keyed by the file name (pipe_001.mp4, as people write it) is the
+    video's truth as the stem-keyed one is; truth naming only other videos is one warning line."""
+    folder = tmp_path / "by_name"
+    folder.mkdir()
+    shutil.copy(videos / "pipe_001.mp4", folder / "pipe_001.mp4")
+    truth = json.loads((videos / DEFECT_TRUTH_FILE).read_text())
+    truth["database"] = {f"{name}.mp4": entry for name, entry in truth["database"].items()}
+    (folder / DEFECT_TRUTH_FILE).write_text(json.dumps(truth))
+    segments = pd.read_csv(videos / SEGMENTS_FILE)
+    segments.assign(video=segments.video + ".mp4").to_csv(folder / SEGMENTS_FILE, index=False)
+    by_stem = truth_beside(videos / "pipe_001.mp4", ["Defect"])
+    by_name = truth_beside(folder / "pipe_001.mp4", ["Defect"])
+    assert by_name.moments == by_stem.moments and by_name.segments == by_stem.segments and by_name.moments
+    shutil.copy(videos / "pipe_001.mp4", folder / "other.mp4")
+    with caplog.at_level("WARNING"):
+        assert truth_beside(folder / "other.mp4", ["Defect"]) is None
+    warned = [r.getMessage() for r in caplog.records]
+    assert any(f"{DEFECT_TRUTH_FILE}: no entry for other.mp4 (it names pipe_001.mp4" in m for m in warned)
+    assert any(f"{SEGMENTS_FILE}: no entry for other.mp4" in m for m in warned), warned
 
 
 def test_timelines_show_the_truth_that_lies_beside_the_video(videos):

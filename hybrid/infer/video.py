@@ -64,28 +64,50 @@ def _matching(rows: list[tuple], labels: set[str]) -> list[tuple]:
     return kept or rows
 
 
-def _moments(path: Path, video: str) -> list[tuple[str, float]]:
+def _same_video(name: str, video: Path) -> bool:
+    """Whether a truth file's ``name`` for a video means ``video``: its stem (as the outputs name
+    it) or its file name (``pipe.mp4``, as people write it)."""
+    return str(name) in (video.stem, video.name)
+
+
+def _unmatched(path: Path, names: set[str], video: Path) -> None:
+    """Say in one line that ``path`` holds truth but none for ``video`` (never ignored silently)."""
+    if names:
+        shown = ", ".join(sorted(map(str, names))[:5]) + (", ..." if len(names) > 5 else "")
+        log.warning("%s: no entry for %s (it names %s); the timeline shows no truth from it", path, video.name, shown)
+
+
+def _moments(path: Path, video: Path) -> list[tuple[str, float]]:
     """``(label, moment)`` of ``video`` in the CCTV-Pipe truth file ``path`` (none when it is absent
-    or unreadable: a warning names it)."""
+    or unreadable, or names other videos only: a warning names it)."""
     if not path.is_file():
         return []
     try:
-        return [(label, moment) for where, label, moment in read_truth(path) if where == video]
+        rows = read_truth(path)
     except DataError as err:
         log.warning("%s; the timeline shows no truth from it", err)
         return []
+    kept = [(label, moment) for where, label, moment in rows if _same_video(where, video)]
+    if not kept:
+        _unmatched(path, {where for where, _, _ in rows}, video)
+    return kept
 
 
-def _segments(path: Path, video: str) -> list[tuple[str, float, float]]:
-    """``(label, start_s, end_s)`` of ``video`` in a ``segments.csv`` (none when absent or unreadable)."""
+def _segments(path: Path, video: Path) -> list[tuple[str, float, float]]:
+    """``(label, start_s, end_s)`` of ``video`` in a ``segments.csv`` (none when absent or
+    unreadable, or naming other videos only: a warning names it)."""
     if not path.is_file():
         return []
     try:
         frame = pd.read_csv(path)
-        return [(str(r.label), float(r.start_s), float(r.end_s)) for r in frame[frame.video == video].itertuples()]
+        mine = frame[frame.video.astype(str).isin([video.stem, video.name])]
+        kept = [(str(r.label), float(r.start_s), float(r.end_s)) for r in mine.itertuples()]
     except (ValueError, AttributeError, pd.errors.ParserError) as err:
         log.warning("%s: not a segments table (%s); the timeline shows no segments", path, err)
         return []
+    if not kept:
+        _unmatched(path, set(frame.video.astype(str)), video)
+    return kept
 
 
 def truth_beside(video: Path, labels: list[str]) -> TimelineTruth | None:
@@ -94,9 +116,9 @@ def truth_beside(video: Path, labels: list[str]) -> TimelineTruth | None:
     model's (a binary model), and the segments of ``segments.csv`` (both written by
     ``hybrid.data.synthetic_video``). The timeline is a picture, not a score: bad files are skipped."""
     wanted = {label.lower() for label in labels}
-    found = [(name, _moments(video.parent / name, video.stem)) for name in (TRUTH_FILE, DEFECT_TRUTH_FILE)]
+    found = [(name, _moments(video.parent / name, video)) for name in (TRUTH_FILE, DEFECT_TRUTH_FILE)]
     found = [(name, rows) for name, rows in found if rows]
-    segments = _segments(video.parent / SEGMENTS_FILE, video.stem)
+    segments = _segments(video.parent / SEGMENTS_FILE, video)
     if not found and not segments:
         return None
     matched = [(name, rows) for name, rows in found if any(label.lower() in wanted for label, _ in rows)]
