@@ -254,9 +254,23 @@ def log_axis(axis, values: pd.Series) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def interval(values: pd.Series) -> dict[str, float]:
+# Metrics that are shares (F-scores, accuracy, precision, recall, average precision, agreement)
+# lie in [0, 1]: an interval of the mean is clipped to it (over 2 seeds Student's t is 12.7
+# standard errors wide and would otherwise run past 1).
+SHARE_METRICS = ("accuracy", "f1", "f2", "precision", "recall", "map", "ap@", "auc", "decision_agreement")
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values ``metric`` can take: ``[0, 1]`` for a share (:data:`SHARE_METRICS`), else any."""
+    name = metric.rsplit("/", 1)[-1]
+    if name.startswith(SHARE_METRICS):
+        return 0.0, 1.0
+    return -np.inf, np.inf
+
+
+def interval(values: pd.Series, bounds: tuple[float, float] = (-np.inf, np.inf)) -> dict[str, float]:
     """Mean, standard deviation (n - 1) and the :data:`CONFIDENCE` interval of the mean (Student's t;
-    undefined from one value)."""
+    undefined from one value), clipped to ``bounds`` (the values the metric can take)."""
     from scipy.stats import t
 
     x = pd.to_numeric(values, errors="coerce").dropna().astype(float)
@@ -264,7 +278,8 @@ def interval(values: pd.Series) -> dict[str, float]:
     mean = float(x.mean()) if n else np.nan
     std = float(x.std(ddof=1)) if n > 1 else np.nan
     half = float(t.ppf((1 + CONFIDENCE) / 2, n - 1) * std / np.sqrt(n)) if n > 1 else np.nan
-    return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+    low, high = (float(np.clip(v, *bounds)) if not np.isnan(v) else v for v in (mean - half, mean + half))
+    return {"n": n, "mean": mean, "std": std, "ci95_low": low, "ci95_high": high}
 
 
 def aggregate_table(table: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame | None:
@@ -285,7 +300,8 @@ def aggregate_table(table: pd.DataFrame, keys: list[str], metrics: list[str]) ->
         row = {**dict(zip(config_keys, values, strict=True)), "runs": len(group), "jobs": " ".join(map(str, group.job))}
         for metric in metrics:
             if metric in group:
-                row.update({f"{metric}/{k}": v for k, v in interval(group[metric]).items() if k != "n"})
+                stats = interval(group[metric], metric_range(metric))
+                row.update({f"{metric}/{k}": v for k, v in stats.items() if k != "n"})
         rows.append(row)
     return pd.DataFrame(rows) if rows else None
 

@@ -221,6 +221,23 @@ def test_aggregation_groups_by_everything_but_the_seed():
     assert aggregate_table(failed, ["seed"], ["test/f1_macro"]) is None  # no empty configuration row
 
 
+def test_intervals_over_two_seeds_stay_within_the_metrics_range():
+    """Two seeds: Student's t is 12.7 standard errors wide. A share (F1) is clipped to [0, 1]; a
+    figure with no such range (images/s) is not."""
+    from scipy.stats import t
+
+    from hybrid.report import aggregate_table
+
+    table = pd.DataFrame({
+        "job": [0, 1], "status": ["ok"] * 2, "seed": [0, 1], "test/f1_macro": [0.3, 0.9],
+        "train/images_per_s": [100.0, 300.0],
+    })  # fmt: skip
+    [row] = aggregate_table(table, ["seed"], ["test/f1_macro", "train/images_per_s"]).to_dict("records")
+    assert (row["test/f1_macro/ci95_low"], row["test/f1_macro/ci95_high"]) == (0.0, 1.0)
+    half = t.ppf(0.975, 1) * np.std([100, 300], ddof=1) / np.sqrt(2)
+    assert row["train/images_per_s/ci95_low"] == pytest.approx(200 - half) and 200 - half < 0
+
+
 def test_balanced_sampling_sees_every_class_equally_often_and_repeats_exactly():
     from hybrid.data.samplers import TrainingSampler, balanced_weights
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,3 +64,20 @@ def test_report_panels_skip_the_seed_and_do_not_zoom_two_close_jobs():
     low, high = shown[0].get_ylim()
     assert high - low >= MIN_SCORE_SPAN - 1e-9 and low <= 0.501 and high >= 0.504
     pyplot().close(fig)
+
+
+def test_every_count_of_a_confusion_matrix_reads_on_its_cell(tmp_path):
+    """Counts all large (the smallest no longer white) and one near half the largest: each count's
+    colour contrasts with its cell at least 4.5:1 (WCAG body text), and the image is painted with
+    those cells."""
+    import matplotlib
+
+    from hybrid.engine.outputs import WHITE_BLACK, contrast_ratio, count_colours, plot_confusion_matrix
+
+    matrix = np.array([[100, 90, 0], [95, 98, 52], [48, 1, 60]])
+    cells, text = count_colours(matrix, matplotlib.colormaps["Blues"])
+    for i in range(3):
+        for j in range(3):
+            assert contrast_ratio(WHITE_BLACK[text[i][j]], cells[i, j]) >= 4.5, (matrix[i, j], text[i][j])
+    assert text[0][2] == "black" and text[0][0] == "white"
+    assert plot_confusion_matrix(tmp_path / "cm.png", matrix, ["A", "B", "C"], "t").stat().st_size

@@ -66,30 +66,52 @@ def write_history(path: Path, rows: Sequence[Mapping]) -> None:
     atomic_write(path, lambda tmp: frame[columns].to_csv(tmp, index=False))
 
 
+def relative_luminance(rgb: Sequence[float]) -> float:
+    """WCAG 2's relative luminance of an sRGB colour (components in [0, 1])."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast_ratio(first: Sequence[float], second: Sequence[float]) -> float:
+    """WCAG 2's contrast ratio of two colours (1 to 21; 4.5 and above reads as body text)."""
+    lighter, darker = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def count_colours(matrix: np.ndarray, cmap) -> tuple[np.ndarray, list[list[str]]]:
+    """Each cell's colour as the plot paints it (``cmap`` over the counts from 0 to the largest, so
+    a count's shade does not depend on the smallest one) and the text colour, white or black,
+    that contrasts more with it."""
+    top = float(matrix.max()) if matrix.size and matrix.max() > 0 else 1.0
+    cells = np.asarray(cmap(np.asarray(matrix, float) / top))
+    text = [
+        [max(("white", "black"), key=lambda t: contrast_ratio(WHITE_BLACK[t], cell)) for cell in row] for row in cells
+    ]
+    return cells, text
+
+
+WHITE_BLACK = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
+
+
 def plot_confusion_matrix(path: Path, matrix: np.ndarray, class_names: Sequence[str], title: str) -> Path:
-    """Save a confusion matrix (counts, rows true, columns predicted) as a PNG."""
+    """Save a confusion matrix (counts, rows true, columns predicted) as a PNG; each count in the
+    colour that reads best on its cell (:func:`count_colours`)."""
     plt = pyplot()
 
     size = max(3.5, 0.5 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
-    ax.imshow(matrix, cmap="Blues")
+    matrix = np.asarray(matrix)
+    cells, text = count_colours(matrix, plt.get_cmap("Blues"))
+    ax.imshow(cells)
     ticks = range(len(class_names))
     ax.set_xticks(ticks, class_names, rotation=45, ha="right")
     ax.set_yticks(ticks, class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    threshold = matrix.max() / 2 if matrix.size else 0
     for i in ticks:
         for j in ticks:
-            ax.text(
-                j,
-                i,
-                int(matrix[i, j]),
-                ha="center",
-                va="center",
-                color="white" if matrix[i, j] > threshold else "black",
-            )
+            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color=text[i][j])
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
