@@ -64,16 +64,26 @@ def check_monitor(monitor: str, task: str, label_columns) -> None:
 
 
 def check_threshold_tuning(task: str, monitor: str, tuning=True) -> None:
-    """Threshold tuning needs thresholded predictions (not argmax) and a thresholded figure to tune
-    for; ``per_class`` needs classes that decide on their own (multilabel)."""
+    """Threshold tuning needs a thresholded figure to tune for; ``per_class`` needs classes that
+    decide on their own (multilabel). Whether a single-label task's classes are decided by a
+    threshold is known once they are (:func:`check_threshold_classes`)."""
     if tuning not in THRESHOLD_TUNINGS:
         raise ConfigError(f"trainer.tune_threshold={tuning!r}; choose false, true or per_class")
     if tuning == "per_class" and task != "multilabel":
         raise ConfigError(f"trainer.tune_threshold=per_class needs data.task=multilabel, not {task}")
-    if task == "multiclass":
-        raise ConfigError("trainer.tune_threshold needs data.task=binary or multilabel (multiclass uses argmax)")
     if monitor.removeprefix("val/") in THRESHOLD_FREE:
         raise ConfigError(f"trainer.tune_threshold cannot tune for trainer.monitor={monitor}; monitor a score instead")
+
+
+def check_threshold_classes(spec: LabelSpec, tuning) -> None:
+    """With the classes known: a single-label task has a threshold to tune only with two classes,
+    one of them negative (``binary``, or a two-class folder dataset such as defect/normal); more
+    classes are decided by argmax."""
+    if tuning and spec.single_label and spec.positive_index is None:
+        raise ConfigError(
+            f"trainer.tune_threshold needs a threshold that decides: classes {list(spec.class_names)} of "
+            f"data.task={spec.task} are decided by argmax (two classes with a negative one, or multilabel, are not)"
+        )
 
 
 def f2_ciw(f2_per_class: dict[str, float]) -> float:
@@ -209,6 +219,8 @@ def multilabel_metrics(
         "precision_macro": float(precision.mean()),
         "recall_macro": float(recall.mean()),
         "f1_macro": float(f1.mean()),
+        # the codes these labels have (a code without a positive scores 0 in f1_macro whatever the model)
+        "f1_macro_present": float(f1[support > 0].mean()) if (support > 0).any() else 0.0,
         "f1_micro": float(f1_score(true, pred, average="micro", zero_division=0)),
         "f2_macro": float(f2.mean()),
         "f1_normal": f1_normal,

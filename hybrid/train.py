@@ -21,7 +21,7 @@ from hybrid.engine.resume import resumed_config
 from hybrid.engine.runtime import Runtime, configure_process, seed_everything
 from hybrid.engine.trainer import Trainer
 from hybrid.errors import TrainingInterrupted
-from hybrid.metrics import prefixed, tune_threshold, tune_thresholds_per_class
+from hybrid.metrics import check_threshold_classes, prefixed, tune_threshold, tune_thresholds_per_class
 from hybrid.models import build_model, flops_per_image, format_parameter_report, parameter_report
 from hybrid.models.config import model_tag
 from hybrid.tracking import Tracker, build_tracker
@@ -156,8 +156,11 @@ def _train(cfg: DictConfig, typed: TrainSettings, runtime: Runtime, resume: Chec
     )
     for split in SPLITS:  # read and check every label CSV now, not after hours of training
         data.frame(split)
+    for note in data.label_notes():
+        log.warning("%s", note)
     negative = f" (negative class: {data.spec.negative_class})" if data.spec.negative_class else ""
     log.info("data: %s, task %s, classes %s%s", data.root, data.spec.task, list(data.spec.class_names), negative)
+    check_threshold_classes(data.spec, settings.tune_threshold)
     model = build_model(cfg.model, data.spec.num_labels)
     if cfg.init_from and not resume:
         start_from_weights(model, str(cfg.init_from), OmegaConf.to_container(cfg.model, resolve=True))

@@ -66,10 +66,6 @@ def test_data_follows_model_input():
         (["trainer.monitor=val/f2_ciw"], "trainer.monitor='val/f2_ciw' does not apply"),
         (["trainer.scheduler.name=step"], "trainer.scheduler.name='step'"),
         (["trainer.class_weighting=positive_ratio"], "positive_ratio applies to data.task=multilabel only"),
-        (
-            ["data.task=multiclass", "data.label_columns=[kind]", "trainer.tune_threshold=true"],
-            "needs data.task=binary or multilabel",
-        ),
         (["trainer.monitor=val/loss", "trainer.tune_threshold=true"], "cannot tune for trainer.monitor=val/loss"),
         (["data.task=multilabel", "data.label_columns=[a,b]", "trainer.monitor=val/f2_ciw"], "needs Sewer-ML codes"),
         # types, from each group's schema
@@ -166,3 +162,17 @@ def test_required_keys_left_unset_are_named(tmp_path):
     assert len(errors) == 1 and "data.root must be set" in errors[0]
     result = run_script("infer.py", f"hydra.run.dir={tmp_path / 'infer'}")
     assert result.returncode == 2 and "ckpt_path is required" in result.stdout + result.stderr
+
+
+def test_threshold_tuning_is_refused_only_where_argmax_decides():
+    """A two-class single-label dataset with a negative class (a defect/normal folder: multiclass)
+    has a threshold to tune; three classes, or two without a negative one, are refused in one line."""
+    from hybrid.data.labels import LabelSpec
+    from hybrid.metrics import check_threshold_classes, check_threshold_tuning
+
+    check_threshold_tuning("multiclass", "val/f1_macro")  # decided once the classes are known
+    check_threshold_classes(LabelSpec("multiclass", ("defect", "normal"), ("label",), "normal"), True)
+    check_threshold_classes(LabelSpec("multiclass", ("a", "b", "c"), ("label",)), False)
+    for spec in (LabelSpec("multiclass", ("a", "b", "c"), ("label",)), LabelSpec("multiclass", ("a", "b"), ("label",))):
+        with pytest.raises(ConfigError, match=r"trainer.tune_threshold needs a threshold that decides: classes \["):
+            check_threshold_classes(spec, True)

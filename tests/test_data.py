@@ -244,3 +244,23 @@ def test_per_row_names_and_paths_are_arrays_that_read_back_exactly(tmp_path):
         str(tmp_path / "first"),
     ]
     assert dict(index.items())["same.png"] == str(tmp_path / "first" / "same.png") and len(index) == 3
+
+
+def test_label_notes_name_codes_without_a_positive_and_a_test_split_that_chose_the_epoch(tiny_data):
+    """The tiny multi-label labels lack some of the 17 codes in train or val: each split's absent
+    codes named (as the CSV says); a test CSV that is the validation CSV said so; neither said
+    where it is not so."""
+    from hybrid.data.sewerml import DEFECT_CODES
+
+    codes = f"data.label_columns=[{','.join(DEFECT_CODES)}]"
+    base = [*tiny_overrides(tiny_data), "data.task=multilabel", codes]
+    data = DataModule(data_settings(compose_config(overrides=[*base, "data.test_csv=SewerML_Val.csv"]).data), seed=0)
+    notes = data.label_notes()
+    for split, csv in (("train", "SewerML_Train.csv"), ("val", "SewerML_Val.csv")):
+        frame = pd.read_csv(tiny_data / csv)
+        absent = [code for code in DEFECT_CODES if frame[code].sum() == 0]
+        said = [n for n in notes if n.startswith(f"the {split} labels have no positive")]
+        assert (len(said) == 1 and f"({', '.join(absent)})" in said[0]) if absent else not said, (split, absent, notes)
+    assert any(n.startswith("the test split is SewerML_Val.csv, the validation CSV that chose") for n in notes)
+    binary = DataModule(data_settings(compose_config(overrides=tiny_overrides(tiny_data)).data), seed=0)
+    assert binary.label_notes() == []

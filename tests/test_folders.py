@@ -131,21 +131,27 @@ def test_binary_figures_follow_the_negative_class_wherever_it_sorts():
 
 @pytest.mark.slow
 def test_a_defect_normal_folder_dataset_trains_defect_as_the_positive_class(class_folders, tmp_path):
-    """As a user with private data would: lower-case defect/ and normal/ folders, train, then a video."""
+    """As a user with private data would: lower-case defect/ and normal/ folders, train with a tuned
+    threshold (a two-class folder dataset has one to tune), then a video."""
     root = renamed_classes(class_folders[0], tmp_path / "data", {"Defect": "defect", "Normal": "normal"})
     run = tmp_path / "run"
     result = run_script(
         "train.py", "data=folder", f"data.root={root}", "data.num_workers=0", "model.img_size=64",
         "model.patch_size=16", "trainer.max_epochs=2", "trainer.progress_bar=false", "logger=none",
-        f"hydra.run.dir={run}",
+        "trainer.tune_threshold=true", f"hydra.run.dir={run}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "tuned threshold" in result.stdout
+    tuned = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["threshold"]
+    assert tuned is not None and 0 < tuned < 1
     assert "classes ['defect', 'normal'] (negative class: normal)" in result.stdout
     predictions = pd.read_csv(run / "predictions.csv")
     truth = predictions.Filename.str.split("/").str[1]
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test/f1_defect"] == pytest.approx(f1_score(truth == "defect", predictions.prediction == "defect"))
-    assert metrics["test/f1_normal"] == pytest.approx(f1_score(truth == "normal", predictions.prediction == "normal"))
+    metrics = json.loads((run / "metrics.json").read_text())  # predictions.csv decides at the tuned threshold
+    assert metrics["test/tuned/threshold"] == pytest.approx(tuned)
+    defect, normal = (f1_score(truth == c, predictions.prediction == c) for c in ("defect", "normal"))
+    assert metrics["test/tuned/f1_defect"] == pytest.approx(defect)
+    assert metrics["test/tuned/f1_normal"] == pytest.approx(normal)
     assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["negative_class"] == "normal"
 
     videos = generate_videos(tmp_path / "videos", VideoSpec(videos=1, duration_s=8.0, width=160, height=120, fps=4.0))

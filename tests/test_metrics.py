@@ -193,3 +193,13 @@ def test_two_stage_multiply_scales_every_code_by_the_defect_score():
     assert two_stage_strategy("replace") is replace_normal_scores
     with pytest.raises(ConfigError, match=r"two_stage.strategy='max'; choose one of \['replace', 'multiply'\]"):
         two_stage_strategy("max")
+
+
+def test_the_macro_f1_over_the_codes_present_leaves_out_codes_without_a_positive():
+    truth = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]])  # code C has no positive
+    probs = np.array([[0.9, 0.1, 0.2], [0.2, 0.8, 0.1], [0.7, 0.3, 0.1]])
+    metrics = multilabel_metrics(probs, truth, ["A", "B", "C"])
+    per_code = [metrics[f"f1/{c}"] for c in "ABC"]
+    assert per_code[2] == 0.0 and metrics["f1_macro"] == pytest.approx(np.mean(per_code))
+    assert metrics["f1_macro_present"] == pytest.approx(np.mean(per_code[:2]))
+    assert metrics["f1_macro_present"] > metrics["f1_macro"]

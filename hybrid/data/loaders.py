@@ -300,6 +300,29 @@ class DataModule:
             raise DataError(f"data.{CSV_KEYS[split]} is not set")
         return self.root / str(value)
 
+    def label_notes(self) -> list[str]:
+        """Lines to read before training on these labels: multi-label codes without a positive in
+        the train or validation labels (their F1 is 0 in every macro figure), and a test split that
+        is the validation CSV which chose the best epoch (its figures are not held out)."""
+        notes = []
+        if not self.spec_is_single_label:
+            for split in ("train", "val"):
+                frame = self.frame(split)
+                absent = [c for c in self.label_columns if not (frame[c].to_numpy(dtype=np.float64) >= 0.5).any()]
+                if absent:
+                    notes.append(
+                        f"the {split} labels have no positive for {len(absent)} of {len(self.label_columns)} codes "
+                        f"({', '.join(absent)}): their F1 is 0 in every macro figure; f1_macro_present averages "
+                        "the codes a split's labels have"
+                    )
+        folds = check_folds(self.settings.fold, self.settings.num_folds)
+        if not self.from_folders and not folds and self.csv_path("test") == self.csv_path("val"):
+            notes.append(
+                f"the test split is {self.csv_path('test').name}, the validation CSV that chose the best epoch: "
+                "its test figures are not held out (hold out part of training, e.g. data.num_folds, to report on)"
+            )
+        return notes
+
     def has_labels(self, split: str) -> bool:
         """Whether a split's CSV holds the label columns (a test CSV may not, at inference)."""
         return set(self.label_columns) <= set(self.frame(split, require_labels=False).columns)
