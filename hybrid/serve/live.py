@@ -190,28 +190,20 @@ class LiveRun:
 
 
 class Silence:
-    """How long the scorer has heard no sample: a stall once ``settings.timeout`` has passed (the
-    open events close then, whether or not the reader, blocked on a silent socket, can say so;
-    once per silence), the end once ``settings.give_up_s`` has."""
+    """How long the scorer has heard no sample: the run ends once ``give_up_s`` has passed (the
+    reader cannot say so itself: it may wait on a silent socket)."""
 
-    def __init__(self, settings: LiveSettings, now: float):
-        self.settings, self.last_sample, self.reported = settings, now, True  # nothing open yet
+    def __init__(self, give_up_s: float, now: float):
+        self.give_up_s, self.last_sample = give_up_s, now
 
     def heard(self, item) -> None:
         """An item of the reader: a sample starts a new silence."""
         if isinstance(item, Sample):
-            self.last_sample, self.reported = time.monotonic(), False
-
-    def stalled(self, now: float) -> bool:
-        """Whether a stall begins now (true once per silence)."""
-        if self.reported or now - self.last_sample < self.settings.timeout:
-            return False
-        self.reported = True
-        return True
+            self.last_sample = time.monotonic()
 
     def given_up(self, now: float) -> bool:
         """Whether ``give_up_s`` has passed without a sample."""
-        return now - self.last_sample >= self.settings.give_up_s
+        return now - self.last_sample >= self.give_up_s
 
 
 class StopSignals:
@@ -262,7 +254,7 @@ def serve_live(
     with StopSignals() as signals:
         notify("READY=1", f"STATUS=reading {source}")
         read_in_background(reader, handoff)
-        silent = Silence(settings, time.monotonic())
+        silent = Silence(settings.give_up_s, time.monotonic())
         while signals.received is None and end is None:
             watchdog.alive()
             item = handoff.take(POLL_S)
@@ -271,11 +263,6 @@ def serve_live(
             elif item is not None:
                 silent.heard(item)
                 run.take(item)
-            elif silent.stalled(time.monotonic()):
-                report(
-                    f"{source}: no frame for {settings.timeout:g} s after {run.last_time_s:.2f} s; open events closed"
-                )
-                run.interrupt()
             elif silent.given_up(time.monotonic()):
                 lost = f" (last: {reader.problem})" if reader.problem else ""
                 end = End(f"{source}: no frame for {settings.give_up_s:g} s{lost}; gave up", stalled=True)

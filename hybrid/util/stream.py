@@ -55,10 +55,8 @@ RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 5.0
 # A new segment starts at least this far after the last frame (the event tracker's sample spacing).
 MIN_STEP_S = 1e-3
-# Sources without a connection: a stall keeps their socket (see LiveSource._read).
+# Sources without a connection: opened without a timeout (see LiveSource.items).
 CONNECTIONLESS = ("udp://", "rtp://")
-# A jump in timestamps this soon after a silence ended is that silence's gap.
-SILENCE_NOTE_S = 2.0
 # Demux errors in a row after which a source is reopened.
 MAX_FAILURES_IN_A_ROW = 100
 
@@ -125,17 +123,19 @@ class LiveSource:
         self._wall_of_last = time.monotonic()  # when it was decoded
         self._index = -1
         self._last_sample_s: float | None = None
-        self._silence: tuple[str, float, float] | None = None  # the last silence: why, when it ended, how long
-        self._silence_s = 0.0  # the silence before the segment about to start (its frames' wall gap can be less)
 
     def items(self) -> Iterator[Sample | Break | Gap | End]:
         """Samples, breaks and gaps in order, for as long as the caller reads them; :class:`End`
         only for a file played as a camera, or when ``stop`` is set."""
         wait_s, pending_gap = RECONNECT_FIRST_S, None
+        connectionless = self.source.lower().startswith(CONNECTIONLESS)
         while not self.stop.is_set():
-            read_timeout = None if self.source.lower().startswith(CONNECTIONLESS) else self.timeout_s
             try:
-                container = open_video(self.source, timeout_s=self.timeout_s, read_timeout_s=read_timeout)
+                # a socket without a connection waits for data as long as it takes (the caller gives
+                # up): a timeout there could cut the probing of a camera that just started, and
+                # FFmpeg keeps that error for the rest of the connection
+                opened = open_video(self.source, timeout_s=None if connectionless else self.timeout_s,
+                                    read_timeout_s=self.timeout_s)  # fmt: skip
             except DataError as err:
                 if self.realtime:
                     yield End(str(err), stalled=False)
@@ -148,7 +148,7 @@ class LiveSource:
             if self.problem is not None:
                 self.report(f"{self.source}: open again")
             self._got_frames = False
-            why = yield from self._read(container, pending_gap)
+            why = yield from self._read(opened, pending_gap)
             if self._got_frames:
                 wait_s, pending_gap = RECONNECT_FIRST_S, why
             else:  # the first reason a stream went away names the gap, not the failed tries after it
@@ -164,12 +164,11 @@ class LiveSource:
     def _read(self, container, pending_gap: str | None):
         """Decode one connection's frames; returns why it stopped (``None``: asked to stop).
 
-        A packet that fails to demux or decode is counted and passed over. A connection-oriented
-        source that stalls for ``timeout_s`` is reopened; a connectionless one (``udp://``) is read
-        without a timeout, its socket kept, so a camera that starts again is heard from its first
-        packet (a socket closed and bound again would miss it, and with it the keyframe the
-        decoder needs; and FFmpeg's read error after a timeout stays with the connection): a frame
-        after more than ``timeout_s`` of silence starts a new segment, the silence its gap."""
+        A packet that fails to demux or decode is counted and passed over. A source silent for
+        ``timeout_s`` has the frames its decoder still holds handed out (a stream that stops
+        leaves its last frames there, as MPEG-TS over UDP has no end to flush them), then is
+        closed and reopened at once: a ``udp://`` socket is bound again within microseconds, so a
+        camera that starts again is heard from its first packet."""
         import av
 
         stream = container.streams.video[0]
@@ -183,10 +182,11 @@ class LiveSource:
                         if self.stop.is_set():
                             return None
                         failures = 0
-                        yield from self._decode(packet)
+                        yield from self._frames(self._decoded(packet))
                     why = f"{self.source}: the stream ended after {self._clock_s:.2f} s"
                 except av.error.ExitError:
                     why = f"{self.source}: no frame for {self.timeout_s:g} s after {self._clock_s:.2f} s"
+                    yield from self._frames(self._flushed(stream))
                 except av.error.InvalidDataError:
                     self.damaged_packets, failures = self.damaged_packets + 1, failures + 1
                     if failures < MAX_FAILURES_IN_A_ROW:
@@ -209,39 +209,40 @@ class LiveSource:
         self._segment_open, self._base = False, None
         self._pending_gap = self._pending_gap or why
 
-    def _decode(self, packet):
-        """The samples (and breaks, gaps) one packet's frames make."""
+    def _decoded(self, packet) -> list:
+        """The frames one packet decodes to (none from a packet the decoder rejects: counted)."""
         import av
 
         if packet.is_corrupt:
             self.damaged_packets += 1
         try:
-            frames = packet.decode()
+            return packet.decode()
         except av.error.InvalidDataError:
             self.damaged_packets += 1
-            return
+            return []
+
+    def _flushed(self, stream) -> list:
+        """The frames the decoder still holds (the end of a stream that went silent)."""
+        import av
+
+        try:
+            frames = stream.codec_context.decode(None)
+        except av.error.FFmpegError:
+            return []
+        for frame in frames:  # decoded outside a packet: no time base of their own
+            frame.time_base = stream.time_base
+        return frames
+
+    def _frames(self, frames):
+        """The samples (and breaks, gaps) ``frames`` make."""
         for frame in frames:
             if frame.time is None:
                 continue
-            now = time.monotonic()
-            if self._base is not None and now - self._wall_of_last > self.timeout_s:
-                # a silence: the segment breaks at the first frame whose timestamps do not go on
-                # (the decoder may still hand out the last frames of the stream before it)
-                quiet_s = now - self._wall_of_last
-                self._silence = (
-                    f"{self.source}: no frame for {quiet_s:.1f} s after {self._clock_s:.2f} s",
-                    now,
-                    quiet_s,
-                )
             if self._base is not None:
                 step = float(frame.time) - self._base - self._local_last
                 if step < -TIME_EPSILON or step > self.timeout_s:  # back, or far ahead: a new segment
                     last = self._local_last + self._base
-                    heard_after_silence = self._silence is not None and now - self._silence[1] <= SILENCE_NOTE_S
-                    jumped = f"{self.source}: timestamps jumped from {last:.2f} to {frame.time:.2f} s"
-                    yield from self._break(self._silence[0] if heard_after_silence else jumped)
-                    self._silence_s = self._silence[2] if heard_after_silence else 0.0
-                    self._silence = None
+                    yield from self._break(f"{self.source}: timestamps jumped from {last:.2f} to {frame.time:.2f} s")
             if self._base is None:  # a new segment: its first frame, on the clock after the last one
                 self._base, self._target = float(frame.time), 0.0
                 self._segment_offset, self._segment_wall = self._next_segment_start(), time.monotonic()
@@ -267,9 +268,7 @@ class LiveSource:
             if self.start_wall is None:
                 return self.start_s
             return self.start_s + max(time.time() - self.start_wall, MIN_STEP_S)
-        wall_gap = max(time.monotonic() - self._wall_of_last, self._silence_s, MIN_STEP_S)
-        self._silence_s = 0.0
-        return self._clock_s + wall_gap
+        return self._clock_s + max(time.monotonic() - self._wall_of_last, MIN_STEP_S)
 
 
 class SampleHandoff:

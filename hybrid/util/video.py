@@ -76,8 +76,8 @@ def video_names(paths: list[Path]) -> list[str]:
 
 def open_video(source: str | Path, *, timeout_s: float | None = None, read_timeout_s: float | None = -1):
     """An opened PyAV container with a video stream (a :class:`DataError` naming ``source`` when it
-    cannot be opened in ``timeout_s`` seconds, or holds no video); each read then times out after
-    ``read_timeout_s`` (``-1``: ``timeout_s`` too; ``None``: never)."""
+    cannot be opened in ``timeout_s`` seconds (``None``: no limit), or holds no video); each read
+    then times out after ``read_timeout_s`` (``-1``: ``timeout_s`` too; ``None``: never)."""
     import av  # imported here so image-only runs never load FFmpeg
 
     where = str(source)
