@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from hybrid.data.synthetic_video import VideoSpec, generate
-from hybrid.util.journal import CsvJournal
+from hybrid.util.journal import CsvJournal, last_row
 from hybrid.util.stream import Break, Sample, SampleHandoff
 from tests.conftest import ROOT
 from tests.test_serve import SERVE, free_port, hybrid, offline, printed, send_stream, start_hybrid, video  # noqa: F401
@@ -97,6 +97,7 @@ def test_a_journal_appends_whole_lines_cuts_a_torn_end_and_refuses_other_columns
     assert path.read_text() == 'video,time_s\na,0.5\n"b, c",1\n'
     with open(path, "a") as handle:
         handle.write("d,1.")  # a power cut in the middle of a line
+    assert last_row(path) == ["b, c", "1"]  # where a continued run resumes: the last whole row
     again = CsvJournal(path, ["video", "time_s"], sync_every_s=1.0)
     assert again.dropped_bytes == 4
     again.append([["e", "2"]])

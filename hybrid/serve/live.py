@@ -118,6 +118,11 @@ class LiveRun:
         """At most how long after its end (in stream time) an event is printed."""
         return EventTracker.latency_bound_s(self.findings.common, self.options.fps)
 
+    @property
+    def started(self) -> bool:
+        """Whether a frame came (the folder's files are open)."""
+        return self.heartbeat is not None
+
     def take(self, item: Sample | Break | Gap) -> None:
         """One item of the reader: a sample to score, a break to close at, a gap to record."""
         self.handlers[type(item)](item)
@@ -134,7 +139,7 @@ class LiveRun:
 
     def add(self, sample: Sample) -> None:
         """Score one sampled frame; print (and write) the events it closes."""
-        if self.heartbeat is None:
+        if not self.started:
             self._start(sample)
         probs = self.model.predict([sample.pixels], batch_size=1)
         lag_s = time.monotonic() - sample.arrived
@@ -159,7 +164,7 @@ class LiveRun:
     def interrupt(self, stop: Break | None = None) -> None:
         """The source stopped: every open event closes at the last sample before the stop (the
         trackers start anew, so nothing merges across it)."""
-        if self.heartbeat is None:
+        if not self.started:
             return
         self._publish([e for tracker in self.trackers.values() for e in tracker.close()], self.last_time_s)
         self.trackers = self._new_trackers()
@@ -238,8 +243,8 @@ def serve_live(
     folder = LiveFolder(out, model.path, model.class_names)
     run = LiveRun(model, name, folder, options, source=source, show_frames=show_frames, report=report)
     reader = LiveSource(
-        source, options.fps, model.card.in_channels, timeout_s=settings.timeout, realtime=settings.realtime, start_s=folder.resume_s or 0.0, start_wall=folder.resume_wall,
-        prepare=model.fit, report=report,
+        source, options.fps, model.card.in_channels, timeout_s=settings.timeout, realtime=settings.realtime,
+        start_s=folder.resume_s or 0.0, start_wall=folder.resume_wall, prepare=model.fit, report=report,
     )  # fmt: skip
     handoff = SampleHandoff(settings.max_lag_s)
     common = run.findings.common

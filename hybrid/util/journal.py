@@ -90,14 +90,17 @@ class CsvJournal:
 
 
 def last_row(path: Path) -> list[str] | None:
-    """The last CSV row of ``path`` (``None``: only a header, or no file)."""
+    """The last whole CSV row of ``path`` (a torn last line is not one; ``None``: only a header,
+    or no file)."""
     if not path.exists():
         return None
     with open(path, "rb") as handle:
         handle.seek(max(0, path.stat().st_size - 65536))
-        lines = handle.read().decode(errors="replace").splitlines()
+        tail = handle.read().decode(errors="replace")
+    lines = tail.split("\n")[:-1]  # what follows the last newline is torn (or nothing)
     with open(path, newline="") as handle:
-        header_only = len(handle.readline()) and not handle.readline()
-    if header_only or len(lines) < 1:
+        handle.readline()
+        header_only = not handle.readline().endswith("\n")
+    if header_only or not lines:
         return None
     return next(csv.reader([lines[-1]]))

@@ -26,9 +26,9 @@ the camera instead of queueing without bound. Breaks, gaps and the end are never
 
 Decoding only what sampling needs: when the stream's frame rate is at least
 :data:`~hybrid.util.video.SKIP_NONREF_RATIO` times ``fps``, frames no other frame refers to are
-not decoded (:func:`~hybrid.util.video.decode_only_what_sampling_needs`), and one decoding thread
-does the work (frame threading, which a file read as fast as it goes wants, cost a fifth more CPU
-time here for the same frames; a stream only has to keep up with its camera). Packets the demuxer
+not decoded (:func:`~hybrid.util.video.decode_only_what_sampling_needs`), and FFmpeg's frame
+threading is left off (a file read as fast as it goes wants it; here it cost a fifth more CPU time
+for the same frames, and a stream only has to keep up with its camera). Packets the demuxer
 flags as corrupt, or the decoder rejects (garbage on the wire), are counted in
 ``damaged_packets``; the decoder conceals or skips them.
 """
@@ -91,7 +91,8 @@ class Gap:
 
 @dataclass
 class End:
-    """The source is done (gave up, or a file played as a camera ended)."""
+    """The run is done: the reader stopped, a file played as a camera ended, or the scorer gave up
+    (``stalled``: no frame came for too long)."""
 
     why: str
     stalled: bool
@@ -106,8 +107,8 @@ class LiveSource:
 
     source: str
     fps: float
-    in_channels: int = 3
-    timeout_s: float = 10.0
+    in_channels: int
+    timeout_s: float  # hybrid serve's --timeout (LiveSettings declares its default)
     realtime: bool = False
     start_s: float = 0.0
     start_wall: float | None = None  # the wall-clock time (epoch s) of start_s: a run continued
