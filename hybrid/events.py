@@ -341,17 +341,6 @@ def event_cells(event: Event) -> list:
     return [row[c] if isinstance(row[c], str) else EVENT_FLOAT_FORMAT % row[c] for c in EVENT_COLUMNS]
 
 
-def append_events(path: Path, events: Sequence[Event]) -> None:
-    """Append ``events`` to ``events.csv`` at ``path`` (its header first when it is new): a live
-    stream's events the moment they close."""
-    new = not path.exists()
-    with open(path, "a", newline="") as handle:
-        out = csv.writer(handle, lineterminator="\n")
-        if new:
-            out.writerow(EVENT_COLUMNS)
-        out.writerows(event_cells(e) for e in events)
-
-
 def results(events: Sequence[Event], videos: Sequence[str]) -> dict:
     """``{"results": {video: [{"label", "moment", "score"}]}}``: each event's peak time and score,
     every processed video listed (the CCTV-Pipe results format, for ``hybrid.evaluate_video``)."""

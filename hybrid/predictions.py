@@ -80,14 +80,3 @@ def write_frames(path: Path, class_names: Sequence[str], rows: Sequence[list]) -
             out.writerows(rows)
 
     return atomic_write(path, write)
-
-
-def append_frames(path: Path, class_names: Sequence[str], rows: Sequence[list]) -> None:
-    """Append ``rows`` to ``frames.csv`` at ``path`` (its header first when it is new): a live
-    stream's frames as they are scored."""
-    new = not path.exists()
-    with open(path, "a", newline="") as handle:
-        out = csv.writer(handle, lineterminator="\n")
-        if new:
-            out.writerow(frames_header(class_names))
-        out.writerows(rows)

@@ -25,6 +25,7 @@ at that moment are missing.
 
 from __future__ import annotations
 
+import csv
 import datetime
 import hashlib
 import json
@@ -56,8 +57,6 @@ def file_sha256(path: str | Path) -> str:
 
 def read_events(path: Path) -> list[Event]:
     """The events of a live ``events.csv`` (any run), as written (times to 4 decimals)."""
-    import csv
-
     if not path.exists():
         return []
     with open(path, newline="") as handle:
