@@ -97,7 +97,7 @@ class LiveRun:
     gaps: int = 0
     first_time_s: float | None = None
     last_time_s: float = 0.0
-    max_lag_s: float = 0.0
+    largest_lag_s: float = 0.0  # the longest a scored sample waited, this run
     last_lag_s: float = 0.0
     heartbeat: Heartbeat | None = field(default=None, init=False)
 
@@ -148,7 +148,7 @@ class LiveRun:
         self.folder.frames.append([[*row, self.folder.run, f"{lag_s:.3f}"]])
         self.heartbeat.beat()
         self.frames, self.last_time_s, self.last_lag_s = self.frames + 1, sample.time_s, lag_s
-        self.max_lag_s = max(self.max_lag_s, lag_s)
+        self.largest_lag_s = max(self.largest_lag_s, lag_s)
         if self.show_frames:
             scores = {name: round(float(p), ROUND) for name, p in zip(self.model.class_names, probs[0], strict=True)}
             self._print({"type": "frame", "video": self.name, "frame_index": sample.index,
@@ -279,7 +279,7 @@ def serve_live(
         report(  # still under StopSignals: a late signal cannot cut this line short either
             f"{why}; run {folder.run}: {run.frames} frames over {span:.1f} s of stream, {run.events} events in "
             f"{out / EVENTS_FILE}, {run.gaps} gaps; {handoff.skipped} samples skipped to keep up (lag at most "
-            f"{run.max_lag_s:.2f} s); {reader.damaged_packets} damaged packets; {reader.reconnects} reconnections"
+            f"{run.largest_lag_s:.2f} s); {reader.damaged_packets} damaged packets; {reader.reconnects} reconnections"
         )
     return {"frames": run.frames, "events": run.events, "gaps": run.gaps, "skipped": handoff.skipped,
             "stalled": signals.received is None and end.stalled, "seconds": time.perf_counter() - started}  # fmt: skip
