@@ -131,7 +131,7 @@ class LiveRun:
         """At the first frame (a source that never sends one leaves ``--out`` as it was)."""
         for line in self.folder.start(self.source, self.name, sample.time_s):
             self.report(line)
-        self.heartbeat = Heartbeat(self.folder.out / HEARTBEAT_FILE, every_s=0.0)
+        self.heartbeat = Heartbeat(self.folder.out / HEARTBEAT_FILE)
         self.first_time_s = sample.time_s
         if self.folder.resume_s is not None:
             why = f"hybrid serve started again (run {self.folder.run})"

@@ -31,19 +31,14 @@ def notify(*messages: str) -> bool:
 
 
 class Heartbeat:
-    """``path``'s modification time refreshed by :meth:`beat`, at most every ``every_s`` seconds
-    (a beat is one ``utime`` call; the file is created empty at the first)."""
+    """``path``'s modification time refreshed by :meth:`beat` (one ``utime`` call; the file is
+    created empty at the first)."""
 
-    def __init__(self, path: Path, every_s: float = 1.0):
-        self.path, self.every_s = Path(path), every_s
-        self._last = float("-inf")
+    def __init__(self, path: Path):
+        self.path = Path(path)
 
     def beat(self) -> None:
-        """Refresh the file's time when ``every_s`` has passed since the last refresh."""
-        now = time.monotonic()
-        if now - self._last < self.every_s:
-            return
-        self._last = now
+        """Refresh the file's modification time to now."""
         try:
             os.utime(self.path)
         except FileNotFoundError:

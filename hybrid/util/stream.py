@@ -282,25 +282,27 @@ class SampleHandoff:
         self.max_lag_s, self.capacity = max_lag_s, capacity
         self.skipped = 0
         self._items: deque = deque()
+        self._samples = 0  # how many of _items are samples
         self._ready = threading.Condition()
 
     def put(self, item) -> None:
         """Hand over one item (the reader thread)."""
         with self._ready:
             self._items.append(item)
-            while sum(isinstance(i, Sample) for i in self._items) > self.capacity:
+            self._samples += isinstance(item, Sample)
+            if self._samples > self.capacity:
                 self._drop_oldest_sample()
             self._ready.notify()
 
     def take(self, timeout_s: float):
         """The next item for the scorer, or ``None`` after ``timeout_s`` without one."""
         with self._ready:
-            if not self._items and not self._ready.wait(timeout_s):
-                return None
-            if not self._items:
+            if not self._ready.wait_for(lambda: self._items, timeout_s):
                 return None
             self._skip_stale(time.monotonic())
-            return self._items.popleft()
+            item = self._items.popleft()
+            self._samples -= isinstance(item, Sample)
+            return item
 
     def _skip_stale(self, now: float) -> None:
         """When the oldest waiting sample is older than ``max_lag_s``: drop every sample before the
@@ -313,12 +315,14 @@ class SampleHandoff:
             run += 1
         for _ in range(run - 1):
             self._items.popleft()
-            self.skipped += 1
+        self._samples -= run - 1
+        self.skipped += run - 1
 
     def _drop_oldest_sample(self) -> None:
         for position, item in enumerate(self._items):
             if isinstance(item, Sample):
                 del self._items[position]
+                self._samples -= 1
                 self.skipped += 1
                 return
 

@@ -74,17 +74,16 @@ def video_names(paths: list[Path]) -> list[str]:
     return [f"{p.parent.name}_{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
 
 
-def open_video(source: str | Path, *, timeout_s: float | None = None, read_timeout_s: float | None = -1):
+def open_video(source: str | Path, *, timeout_s: float | None = None, read_timeout_s: float | None = None):
     """An opened PyAV container with a video stream (a :class:`DataError` naming ``source`` when it
     cannot be opened in ``timeout_s`` seconds (``None``: no limit), or holds no video); each read
-    then times out after ``read_timeout_s`` (``-1``: ``timeout_s`` too; ``None``: never)."""
+    then times out after ``read_timeout_s`` (``None``: never)."""
     import av  # imported here so image-only runs never load FFmpeg
 
     where = str(source)
     options = {"format": "v4l2"} if where.startswith(CAMERA_PREFIX) else {}
     try:
-        read_timeout = timeout_s if read_timeout_s == -1 else read_timeout_s
-        container = av.open(where, timeout=(timeout_s, read_timeout), **options)
+        container = av.open(where, timeout=(timeout_s, read_timeout_s), **options)
     except av.error.ExitError as err:  # the timeout's interrupt
         raise DataError(f"{where}: no answer within {timeout_s:g} s (is the stream playing?)") from err
     except av.error.ConnectionRefusedError as err:
