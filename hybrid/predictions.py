@@ -64,19 +64,21 @@ def frame_rows(
     ]
 
 
-def frames_header(class_names: Sequence[str]) -> list[str]:
-    """The columns of ``frames.csv``."""
-    return ["video", "frame_index", "time_s", *class_names, "prediction"]
+def frames_header(class_names: Sequence[str], extra_columns: Sequence[str] = ()) -> list[str]:
+    """The columns of ``frames.csv`` (a survey adds ``distance_m``, ``distance_source``)."""
+    return ["video", "frame_index", "time_s", *class_names, "prediction", *extra_columns]
 
 
-def write_frames(path: Path, class_names: Sequence[str], rows: Sequence[list]) -> Path:
+def write_frames(
+    path: Path, class_names: Sequence[str], rows: Sequence[list], extra_columns: Sequence[str] = ()
+) -> Path:
     """Write ``frames.csv`` at ``path`` whole, atomically (after each video, so an interruption keeps
-    the videos done)."""
+    the videos done); rows carry ``extra_columns`` at their end."""
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
             out = csv.writer(handle, lineterminator="\n")
-            out.writerow(frames_header(class_names))
+            out.writerow(frames_header(class_names, extra_columns))
             out.writerows(rows)
 
     return atomic_write(path, write)

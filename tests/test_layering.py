@@ -1,6 +1,6 @@
 """The architecture as a rule: imports only go down the layers (docs/architecture.md, "Layers").
 
-    errors -> util | decisions -> models | data | predictions -> metrics | events -> engine | serve
+    errors -> util | decisions -> models | data | predictions -> metrics | events -> engine | survey -> serve
            -> tracking | deploy -> config -> train | infer | evaluate | report | export | benchmark | prune | prepare
            -> two_stage -> apps -> commands -> entry points (train.py, infer.py, bench/)
 
@@ -31,23 +31,24 @@ LAYERS = {
     "hybrid.predictions": 2,  # the predictions.csv format (training stack and serving)
     "hybrid.metrics": 3,
     "hybrid.events": 3,  # timed events from score curves, and their temporal metric
+    "hybrid.survey": 4,  # a draft inspection survey from events: distances, codes, observations, report
     "hybrid.engine": 4,
-    "hybrid.serve": 4,  # serving an .onnx without the training stack: numpy, Pillow, onnxruntime
-    "hybrid.tracking": 5,
-    "hybrid.deploy": 5,  # model files for serving: the ONNX card, export steps, runtimes
-    "hybrid.config": 6,  # the owners' config checks, composed
-    "hybrid.train": 7,
-    "hybrid.infer": 7,
-    "hybrid.evaluate": 7,
-    "hybrid.evaluate_video": 7,
-    "hybrid.report": 7,
-    "hybrid.export": 7,
-    "hybrid.benchmark": 7,
-    "hybrid.prune": 7,
-    "hybrid.prepare": 7,  # the image-cache job (hybrid.data.prepare builds the cache)
-    "hybrid.two_stage": 8,  # a recipe chaining apps: trains with train, combines with infer
-    "hybrid.apps": 9,  # the train / infer Hydra apps (train.py, infer.py, hybrid train / infer)
-    "hybrid.commands": 10,  # `hybrid <job>`: imports each job's module when it runs
+    "hybrid.serve": 5,  # serving an .onnx without the training stack: numpy, Pillow, onnxruntime
+    "hybrid.tracking": 6,
+    "hybrid.deploy": 6,  # model files for serving: the ONNX card, export steps, runtimes
+    "hybrid.config": 7,  # the owners' config checks, composed
+    "hybrid.train": 8,
+    "hybrid.infer": 8,
+    "hybrid.evaluate": 8,
+    "hybrid.evaluate_video": 8,
+    "hybrid.report": 8,
+    "hybrid.export": 8,
+    "hybrid.benchmark": 8,
+    "hybrid.prune": 8,
+    "hybrid.prepare": 8,  # the image-cache job (hybrid.data.prepare builds the cache)
+    "hybrid.two_stage": 9,  # a recipe chaining apps: trains with train, combines with infer
+    "hybrid.apps": 10,  # the train / infer Hydra apps (train.py, infer.py, hybrid train / infer)
+    "hybrid.commands": 11,  # `hybrid <job>`: imports each job's module when it runs
 }
 
 
@@ -112,7 +113,7 @@ def test_the_rule_catches_upward_and_sideways_imports():
     """The checker itself, on made-up modules: the engine importing tracking, data importing models."""
     engine_probe = PACKAGE / "engine" / "probe.py"
     assert upward_imports(engine_probe, "def f():\n    from hybrid.tracking import Tracker\n") == [
-        "hybrid/engine/probe.py:2 imports hybrid.tracking (hybrid.tracking, layer 5)"
+        "hybrid/engine/probe.py:2 imports hybrid.tracking (hybrid.tracking, layer 6)"
     ]
     data_probe = PACKAGE / "data" / "probe.py"
     assert upward_imports(data_probe, "from ..models import backbones\n") == [

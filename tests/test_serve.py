@@ -23,7 +23,7 @@ from hybrid.data.synthetic_video import VideoSpec, generate
 from hybrid.events import EventSettings, EventTracker
 from hybrid.predictions import write_predictions, write_skipped
 from tests.conftest import ROOT, run_script
-from tests.test_deploy import TRAINING_STACK
+from tests.test_deploy import SURVEY_STACK, TRAINING_STACK
 
 # every module the serving install runs: the serve package and the lower modules it uses
 SERVING_MODULES = [
@@ -326,7 +326,7 @@ def test_the_serving_install_has_no_training_stack():
     made = subprocess.run(["make", "serve-venv"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
     python = ROOT / ".venv-serve" / "bin" / "python"
-    for module in TRAINING_STACK:
+    for module in SURVEY_STACK:
         probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, text=True)
         assert probe.returncode != 0, f"{module} is installed in .venv-serve"
     imported = subprocess.run(

@@ -20,7 +20,9 @@ from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skip
 from hybrid.serve.live import LiveSettings, serve_live
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from hybrid.serve.survey import add_survey_arguments, header_flags, make_survey, survey_video
 from hybrid.serve.video import Findings, VideoOptions, serve_videos
+from hybrid.survey.options import REPORT_FILE, SurveyOptions
 from hybrid.util.cli import add_options, spec_from
 from hybrid.util.images import IMAGE_SUFFIXES
 from hybrid.util.video import check_fps, find_videos, is_live, is_video, video_names
@@ -84,6 +86,11 @@ def parser() -> argparse.ArgumentParser:
     live = out.add_argument_group("live sources (reopened when they end or stall; Ctrl-C or SIGTERM ends the run)")
     add_options(live, LiveSettings)
     live.add_argument("--frames", action="store_true", help="print a JSON line per sampled frame too")
+    out.add_argument(
+        "--survey", action="store_true",
+        help="keep a draft inspection survey of a live source or one video (as hybrid survey; the flags below)",
+    )  # fmt: skip
+    add_survey_arguments(out)
     return out
 
 
@@ -121,9 +128,22 @@ def run(args: argparse.Namespace) -> int:
     videos = [] if live else find_videos(source)
     files = [] if live or videos else image_files(Path(source).expanduser())
     model = Model(model_path, runtime=args.runtime, threads=args.threads, paced=live)
+    survey = (
+        make_survey(spec_from(SurveyOptions, vars(args)), header_flags(args), model_path.name, print_line)
+        if args.survey
+        else None
+    )
     if live:
-        done = serve_live(model, source, out, options, settings, show_frames=args.frames, report=print_line)
+        done = serve_live(
+            model, source, out, options, settings, show_frames=args.frames, report=print_line, survey=survey
+        )
         return GAVE_UP if done["stalled"] else 0
+    if survey is not None:
+        if len(videos) != 1:
+            raise DataError(f"--survey takes one video (a pipe section) or a live source; {source} is not one video")
+        done = survey_video(model, videos[0], out, options, survey, print_line, int(args.batch))
+        print_line(f"{videos[0].name}: {done['observations']} observations; {out / REPORT_FILE}")
+        return 0
     if videos:
         named = list(zip(video_names(videos), videos, strict=True))
         done = serve_videos(model, named, out, options, int(args.batch), report=print_line)

@@ -99,6 +99,7 @@ class LiveRun:
     last_time_s: float = 0.0
     largest_lag_s: float = 0.0  # the longest a scored sample waited, this run
     last_lag_s: float = 0.0
+    survey: object = None  # a LiveSurvey (hybrid.serve.survey): samples carry the counter and a photo
     heartbeat: Heartbeat | None = field(default=None, init=False)
 
     def __post_init__(self):
@@ -141,11 +142,15 @@ class LiveRun:
         """Score one sampled frame; print (and write) the events it closes."""
         if not self.started:
             self._start(sample)
-        probs = self.model.predict([sample.pixels], batch_size=1)
+        pixels, distance = sample.pixels, []
+        if self.survey is not None:
+            pixels, reading, photo = sample.pixels
+            distance = list(self.survey.sample(sample.time_s, reading, photo))
+        probs = self.model.predict([pixels], batch_size=1)
         lag_s = time.monotonic() - sample.arrived
         label = self.findings.labels(probs)[0]
         row = frame_rows(self.name, [sample.index], [sample.time_s], probs, [label])[0]
-        self.folder.frames.append([[*row, self.folder.run, f"{lag_s:.3f}"]])
+        self.folder.frames.append([[*row, *distance, self.folder.run, f"{lag_s:.3f}"]])
         self.heartbeat.beat()
         self.frames, self.last_time_s, self.last_lag_s = self.frames + 1, sample.time_s, lag_s
         self.largest_lag_s = max(self.largest_lag_s, lag_s)
@@ -179,6 +184,8 @@ class LiveRun:
     def close(self) -> None:
         """End of the run: the events still open are closed, printed and written; files synced."""
         self.interrupt()
+        if self.survey is not None and self.started:
+            self.survey.write(final=True)
         self.folder.close()
 
     def _publish(self, closed: list[Event], known_at_s: float) -> None:
@@ -189,6 +196,8 @@ class LiveRun:
         self.events += len(closed)
         for event in closed:
             self._print(event_line(event, known_at_s, self.last_lag_s))
+        if self.survey is not None:
+            self.survey.events(closed)
 
     def _print(self, line: dict) -> None:
         self.emit(json.dumps(line))
@@ -236,15 +245,22 @@ class StopSignals:
 
 def serve_live(
     model: Model, source: str, out: Path, options: VideoOptions, settings: LiveSettings, *, show_frames: bool, report,
+    survey=None,
 ) -> dict:  # fmt: skip
     """Serve the live ``source`` until a signal or ``settings.give_up_s`` without a frame;
-    ``report`` takes each line for the user (how it went, the bounds)."""
+    ``report`` takes each line for the user (how it went, the bounds). ``survey``: a
+    :class:`~hybrid.serve.survey.Survey` to keep as the robot drives (``--survey``)."""
+    from hybrid.serve.survey import DISTANCE_COLUMNS, LiveSurvey
+
     name = stream_name(source)
-    folder = LiveFolder(out, model.path, model.class_names)
+    folder = LiveFolder(out, model.path, model.class_names, DISTANCE_COLUMNS if survey else ())
     run = LiveRun(model, name, folder, options, source=source, show_frames=show_frames, report=report)
+    if survey is not None:
+        run.survey = LiveSurvey(model, survey, out, name, lambda line: run._print(line), report)
     reader = LiveSource(
         source, options.fps, model.card.in_channels, timeout_s=settings.timeout, realtime=settings.realtime,
-        start_s=folder.resume_s or 0.0, start_wall=folder.resume_wall, prepare=model.fit, report=report,
+        start_s=folder.resume_s or 0.0, start_wall=folder.resume_wall,
+        prepare=run.survey.prepare if run.survey else model.fit, report=report,
     )  # fmt: skip
     handoff = SampleHandoff(settings.max_lag_s)
     common = run.findings.common

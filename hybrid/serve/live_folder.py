@@ -70,8 +70,8 @@ class LiveFolder:
     (refusals in one line), files opened by :meth:`start` at the first frame (a source that never
     sends one leaves the folder as it was)."""
 
-    def __init__(self, out: Path, model_path: str, class_names: list[str]):
-        self.out, self.class_names = Path(out), list(class_names)
+    def __init__(self, out: Path, model_path: str, class_names: list[str], extra_frame_columns: tuple[str, ...] = ()):
+        self.out, self.class_names, self.extra_frame_columns = Path(out), list(class_names), extra_frame_columns
         self.digest = file_sha256(model_path)
         self.state = self._read_state(model_path)
         self.run = len(self.state["runs"]) + 1
@@ -113,7 +113,7 @@ class LiveFolder:
         """Open (or continue) the files at the first frame of this run; lines for the user (a torn
         end cut off)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        frame_columns = [*frames_header(self.class_names), *LIVE_FRAME_COLUMNS]
+        frame_columns = [*frames_header(self.class_names, self.extra_frame_columns), *LIVE_FRAME_COLUMNS]
         self.frames = CsvJournal(self.out / FRAMES_FILE, frame_columns, FRAMES_SYNC_S)
         self.event_rows = CsvJournal(self.out / EVENTS_FILE, LIVE_EVENT_COLUMNS, 0.0)
         self.gaps = CsvJournal(self.out / GAPS_FILE, GAP_COLUMNS, 0.0)

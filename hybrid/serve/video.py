@@ -82,8 +82,10 @@ class Findings:
         return self.settings[self.classes[0][0]]
 
 
-def score_video(model: Model, frames: SampledFrames, batch_size: int = 16) -> VideoScores:
-    """Run ``model`` over every sampled frame of one video, one batch in memory at a time."""
+def score_video(model: Model, frames: SampledFrames, batch_size: int = 16, on_frame=None) -> VideoScores:
+    """Run ``model`` over every sampled frame of one video, one batch in memory at a time;
+    ``on_frame(time_s, pixels)`` sees each sampled frame at full size first (a survey reads its
+    distance counter there)."""
     started, model_seconds = time.perf_counter(), 0.0
     rows, batch = [], []
 
@@ -94,7 +96,9 @@ def score_video(model: Model, frames: SampledFrames, batch_size: int = 16) -> Vi
         model_seconds += time.perf_counter() - began
         batch.clear()
 
-    for _, _, pixels in frames.frames():
+    for _, time_s, pixels in frames.frames():
+        if on_frame is not None:
+            on_frame(time_s, pixels)
         batch.append(model.fit(pixels))
         if len(batch) == batch_size:
             forward()

@@ -226,13 +226,17 @@ class SampledFrames:
             self.problem = f"frames end at {last_good:.2f} s of its {end:.2f} s (truncated?)"
 
 
-def read_frame_at(path: str | Path, time_s: float, in_channels: int = 3):
-    """The frame shown at ``time_s`` (the first at or after it; the last one past the end)."""
+def read_frame_at(path: str | Path, time_s: float, in_channels: int = 3, *, nearby: bool = False):
+    """The frame shown at ``time_s`` (the first at or after it; the last one past the end).
+    ``nearby``: frames no other refers to are not decoded on the way (a photo of that moment:
+    the frame may be a frame or two later, decoding from the keyframe takes half as long)."""
     import av
 
     container = open_video(Path(path))
     try:
         stream = container.streams.video[0]
+        if nearby:
+            stream.codec_context.skip_frame = "NONREF"
         container.seek(int(max(time_s - 0.5, 0) / stream.time_base), stream=stream, backward=True)
         last = None
         for frame in container.decode(stream):
