@@ -45,7 +45,8 @@ def test_fp32_export_matches_pytorch_and_carries_its_card(trained, fp32_export):
     assert card.mean == pytest.approx([0.523, 0.453, 0.345]) and card.config["model"]["patch_size"] == 16
     assert card.source_sha256 == report["source_sha256"] and len(card.source_sha256) == 64
     graph = onnx.load(str(path)).graph
-    assert [i.name for i in graph.input] == ["images"] and [o.name for o in graph.output] == ["logits"]
+    # the hybrid has attention maps: its decoder's mean attention over the patch grid is a second output
+    assert [i.name for i in graph.input] == ["images"] and [o.name for o in graph.output] == ["logits", "attention"]
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch axis
 
 

@@ -4,10 +4,15 @@ the code map; observations at metres; the report; bad input in one line each."""
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -280,6 +285,16 @@ def test_survey_writes_distances_observations_photos_and_a_report(overlay_video,
     page = (out / "report.html").read_text()
     assert "MH7" in page and page.count('src="data:image/jpeg;base64,') == len(rows)
     assert "counter read on" in done.stderr
+    assert all(row["clock_from"] == "" for row in rows)  # measured below 70% within an hour: off by default
+
+
+def test_clock_asks_the_models_attention(overlay_video, fp32_export, tmp_path):
+    done = hybrid("survey", str(fp32_export[0]), str(overlay_video), "--out", str(tmp_path), "--threshold", "0.3", "--clock")
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(tmp_path / "observations.csv", dtype=str, keep_default_na=False)
+    defects = rows[~rows.label.isin(["start", "finish"]) & ~rows.continuous.str.startswith("F")]
+    assert len(defects) and defects.clock_from.isin([str(h) for h in range(1, 13)] + [""]).all()
+    assert (defects.clock_from != "").any() and (rows[rows.label.isin(["start", "finish"])].clock_from == "").all()
 
 
 def test_survey_from_telemetry_matches_the_truth(overlay_video, fp32_export, tmp_path):
@@ -360,3 +375,135 @@ def test_a_counter_box_with_no_reading_keeps_the_scores_and_says_so(fp32_export,
 def test_list_codes_prints_the_map():
     done = hybrid("survey", "--list-codes", "--standard", "pacp")
     assert done.returncode == 0 and "NASSCO PACP codes" in done.stdout and "JO" in done.stdout
+
+
+@pytest.mark.slow
+def test_live_survey_prints_observations_and_a_restart_keeps_them(overlay_video, fp32_export, tmp_path):
+    """hybrid serve --survey on the video played as a camera, at a threshold every frame reaches
+    (one event from the first frame): SIGTERM closes it into observations, printed with their
+    distance and written with the report; a second run on the same --out keeps them, one start."""
+    from tests.test_serve import start_hybrid
+
+    out = tmp_path / "live"
+    flags = ("--out", str(out), "--realtime", "--survey", "--threshold", "0.01", "--section", "S-9")
+    first = start_hybrid("serve", str(fp32_export[0]), str(overlay_video), *flags, code=SURVEY)
+    time.sleep(12)
+    first.send_signal(signal.SIGTERM)
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    printed = [json.loads(line) for line in stdout.splitlines() if json.loads(line)["type"] == "observation"]
+    assert printed and all(isinstance(line["distance_m"], float) for line in printed), stdout
+    frames = pd.read_csv(out / "frames.csv")
+    assert list(frames.columns[-4:]) == ["distance_m", "distance_source", "run", "lag_s"]
+    assert (frames.distance_source == "counter").mean() >= 0.9
+    rows = pd.read_csv(out / "observations.csv")
+    assert rows.label.iloc[0] == "start" and rows.label.iloc[-1] == "finish" and (rows.section == "S-9").all()
+    assert len(rows) == len(printed) + 2 and (out / "report.html").is_file()
+    assert all((out / "photos" / name).is_file() for name in rows.photo.dropna())
+    second = start_hybrid("serve", str(fp32_export[0]), str(overlay_video), *flags, code=SURVEY)
+    time.sleep(6)
+    second.send_signal(signal.SIGTERM)
+    _, stderr = second.communicate(timeout=120)
+    assert second.returncode == 0 and "observations of earlier runs kept" in stderr, stderr
+    again = pd.read_csv(out / "observations.csv")
+    assert (again.label == "start").sum() == 1 and (again.label == "finish").sum() == 1
+    kept = rows[rows.label != "finish"].drop(columns=["review"]).reset_index(drop=True)
+    assert again.iloc[: len(kept)].drop(columns=["review"]).equals(kept)
+
+
+# --- report.html in a real browser ------------------------------------------------------------
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+# .ci/run installs Debian's chromium and sets this, so CI never skips the browser test.
+BROWSER_REQUIRED = os.environ.get("HYBRID_REQUIRE_BROWSER") == "1"
+# Appended to a copy of the page (the page itself has no script): what the browser loaded.
+CHECK_SCRIPT = """<script>
+window.__errors = [];
+window.addEventListener("error", e => window.__errors.push(String(e.message || e.target.src)), true);
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const out = document.createElement("pre");
+  out.id = "check";
+  out.textContent = JSON.stringify({
+    images: images.length,
+    broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
+    header: document.querySelectorAll("#header tr").length,
+    strip: document.querySelectorAll("#strip circle, #strip rect").length,
+    rows: document.querySelectorAll("#observations tbody tr").length,
+    strip_width: document.getElementById("strip").getBoundingClientRect().width,
+    errors: window.__errors,
+  });
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def browse(*flags: str) -> subprocess.CompletedProcess:
+    command = [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(BROWSER is None and not BROWSER_REQUIRED, reason="no chromium here (.ci/run installs Debian's)")
+def test_the_report_opens_in_a_real_browser(overlay_video, fp32_export, tmp_path):
+    """report.html in headless Chromium: every photo loads, no console error, the header, strip and
+    table are there, and its screenshot is not blank."""
+    from PIL import Image
+
+    assert BROWSER is not None, "HYBRID_REQUIRE_BROWSER=1 but no chromium on PATH"
+    out = tmp_path / "survey"
+    done = hybrid(
+        "survey", str(fp32_export[0]), str(overlay_video), "--out", str(out), "--section", "S-1", "--threshold", "0.3"
+    )
+    assert done.returncode == 0, done.stderr
+    page = (out / "report.html").read_text()
+    checked = tmp_path / "checked.html"
+    checked.write_text(page.replace("</body>", CHECK_SCRIPT + "</body>"))
+    dom = browse("--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", checked.as_uri())
+    found = json.loads(html.unescape(dom.stdout.split('<pre id="check">')[1].split("</pre>")[0]))
+    rows = pd.read_csv(out / "observations.csv")
+    assert found["images"] == len(rows) and found["broken"] == [] and found["errors"] == []
+    assert found["rows"] == len(rows) and found["header"] >= 1 and found["strip"] >= 1 and found["strip_width"] > 500
+    assert "CONSOLE" not in dom.stderr, dom.stderr
+    shot = tmp_path / "report.png"
+    browse("--window-size=1200,1600", f"--screenshot={shot}", (out / "report.html").as_uri())
+    pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
+    assert pixels.std() > 20 and (pixels < 200).mean() > 0.05  # text, drawings and photos, not a blank page
+
+
+# --- clock positions ---------------------------------------------------------------------------
+
+
+def test_clock_positions_from_a_mask_and_from_attention():
+    from hybrid.util.clock import attention_clock, hours_apart, mask_clock
+
+    right, bottom, top_left = (np.zeros((90, 160)) for _ in range(3))
+    right[40:50, 140:155], bottom[80:88, 75:85], top_left[2:12, 2:20] = 1, 1, 1
+    assert (mask_clock(right), mask_clock(bottom), mask_clock(top_left)) == (3, 6, 10)
+    grid = np.ones((4, 4))
+    assert attention_clock(grid) is None  # uniform attention points nowhere
+    grid[0, 1:3] = 4.0
+    assert attention_clock(grid) == 12 and hours_apart(11, 1) == 2 and hours_apart(12, 6) == 6
+
+
+def test_synthetic_truth_records_where_a_lone_defect_was_painted():
+    scenes = plan_scenes(VideoSpec(duration_s=60.0, seed=0), 0)
+    lone = [s for s in scenes if len(s.codes) == 1 and s.codes != ["DE"]]
+    assert lone and all(1 <= s.clock <= 12 for s in lone)
+    assert all(s.clock is None for s in scenes if len(s.codes) != 1)
+
+
+def test_the_exported_hybrid_gives_its_attention_grid(fp32_export, tmp_path):
+    from hybrid.serve.model import Model
+
+    model = Model(fp32_export[0])
+    grids = model.attention_grids([np.zeros((3, 64, 64), np.uint8)] * 2)
+    assert len(grids) == 2 and grids[0].shape == (4, 4) and grids[0].sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_text_burned_into_the_video_is_blanked_before_the_clock():
+    from hybrid.survey.counter import blank_text
+
+    frame = np.full((90, 160, 3), 100, np.uint8)
+    frame[5:15, 5:40] = 255  # text
+    blanked = blank_text(frame, [(5, 5, 40, 15)])
+    assert (blanked[5:15, 5:40] == 100).all() and (frame[5:15, 5:40] == 255).all()

@@ -16,8 +16,9 @@ Between defects the pipe is normal. Written beside the videos:
   (``continuous_share`` of the defects, ``continuous_s`` long: more than 1 m of pipe) and, with
   ``reversal=true``, backs up once in a normal stretch. Its truth: ``<video>.telemetry.csv``
   (``time_s,distance_m`` at every change of speed: the distance at any time, interpolated) and
-  ``survey_truth.csv`` (``video, label, start_s, end_s, start_m, end_m, distance_m, continuous``:
-  each code on screen with its distances; ``distance_m`` where a point defect stands).
+  ``survey_truth.csv`` (``video, label, start_s, end_s, start_m, end_m, distance_m, continuous,
+  clock``: each code on screen with its distances, ``distance_m`` where a point defect stands, and
+  the clock position where a lone defect was painted).
 
 Each video depends only on (seed, video index). ``vfr=true`` writes a variable frame rate;
 ``hybrid synthetic-video --help`` lists every key.
@@ -42,11 +43,15 @@ from PIL import Image, ImageDraw, ImageFont
 from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels
 from hybrid.util.atomic import atomic_write, atomic_write_text
 from hybrid.util.cli import option, spec_from
+from hybrid.util.clock import mask_clock
 from hybrid.util.entry import run_entry, run_job
 from hybrid.util.schema import register_schema, typed_config
 
 TRUTH_FILE, DEFECT_TRUTH_FILE, SEGMENTS_FILE = "truth.json", "truth_defect.json", "segments.csv"
 SURVEY_TRUTH_FILE, TELEMETRY_SUFFIX = "survey_truth.csv", ".telemetry.csv"
+# A pixel of a defective still that differs from the normal one by more than this (of 255) is the
+# defect's; a deformation changes the whole pipe, so it has no clock position.
+PAINTED_LEVEL, WHOLE_PIPE_CODES = 24, ("DE",)
 # The overlay's text height as a share of the frame height (30 px at 720p), and its colours.
 OVERLAY_TEXT_SHARE = 1 / 24
 OVERLAY_INK, OVERLAY_BOX = (255, 255, 255), (0, 0, 0)
@@ -90,6 +95,7 @@ class Scene:
     codes: list[str]
     pixels: np.ndarray
     continuous: bool = False  # the crawler drives through it (else it stops there)
+    clock: int | None = None  # where its one defect was painted (None: several codes, or a deformation)
 
 
 def plan_scenes(spec: VideoSpec, index: int) -> list[Scene]:
@@ -113,9 +119,20 @@ def plan_scenes(spec: VideoSpec, index: int) -> list[Scene]:
         pixels = render_image(
             np.random.default_rng(look), codes, water, image_spec, np.random.default_rng(rng.integers(2**31))
         )
-        scenes.append(Scene(t, end, codes, pixels, continuous))
+        scenes.append(Scene(t, end, codes, pixels, continuous, painted_clock(pixels, codes, look, water, image_spec)))
         t, defective = end, not defective
     return scenes
+
+
+def painted_clock(pixels: np.ndarray, codes: list[str], look: int, water: int, image_spec: SyntheticSpec) -> int | None:
+    """Where one painted defect is, as a clock position: the centroid of what differs from the same
+    pipe drawn without it. None for several codes (their places mix) and for a deformation (the
+    whole pipe changes shape)."""
+    if len(codes) != 1 or codes[0] in WHOLE_PIPE_CODES:
+        return None
+    normal = render_image(np.random.default_rng(look), [], water, image_spec, np.random.default_rng(0))
+    changed = np.abs(pixels.astype(np.int16) - normal.astype(np.int16)).max(axis=-1) > PAINTED_LEVEL
+    return mask_clock(changed)
 
 
 def frame_times(spec: VideoSpec) -> np.ndarray:
@@ -252,6 +269,7 @@ def survey_truth_of(name: str, spec: VideoSpec, scenes: list[Scene]) -> list[dic
                 "end_m": round(end_m, 3),
                 "distance_m": round(middle, 3),
                 "continuous": scene.continuous,
+                "clock": scene.clock if scene.clock is not None else "",
             }
             for code in scene.codes
         ]
@@ -289,7 +307,9 @@ def generate(out: str | Path, spec: VideoSpec) -> Path:
     atomic_write_text(out / DEFECT_TRUTH_FILE, json.dumps({"database": defect_truth}, indent=1) + "\n")
     frame = pd.DataFrame(segments, columns=["video", "label", "start_s", "end_s"])
     atomic_write(out / SEGMENTS_FILE, lambda tmp: frame.to_csv(tmp, index=False))
-    survey_frame = pd.DataFrame(survey, columns=[*frame.columns, "start_m", "end_m", "distance_m", "continuous"])
+    survey_frame = pd.DataFrame(
+        survey, columns=[*frame.columns, "start_m", "end_m", "distance_m", "continuous", "clock"]
+    )
     atomic_write(out / SURVEY_TRUTH_FILE, lambda tmp: survey_frame.to_csv(tmp, index=False))
     atomic_write_text(out / "synthetic_video.json", json.dumps(asdict(spec), indent=2) + "\n")
     return out

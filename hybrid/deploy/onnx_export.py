@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from hybrid.errors import ConfigError
-from hybrid.serve.card import INPUT_NAME, OUTPUT_NAME
+from hybrid.models.contract import supports_attention
+from hybrid.serve.card import ATTENTION_NAME, INPUT_NAME, OUTPUT_NAME
 
 # ONNX opset 18: the dynamo exporter's own (torch 2.14); ONNX Runtime >= 1.14 and OpenVINO read it.
 OPSET = 18
@@ -45,8 +46,26 @@ def check_calibration_method(method) -> str:
     return str(method)
 
 
+class WithAttentionGrid(torch.nn.Module):
+    """A model with attention maps, exported with both outputs: the logits, and its last decoder
+    layer's attention averaged over heads and queries, ``[B, patches]`` (as ``keyframes.png`` draws
+    it; a survey's clock position comes from it)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, attention = self.model.forward_with_attention(images)
+        return logits, attention.mean(dim=(1, 2))
+
+
 def export_float32(model: torch.nn.Module, in_channels: int, img_size: int, path: Path) -> Path:
-    """Write ``model`` (eval mode, on the CPU) as an ONNX graph with a dynamic batch axis."""
+    """Write ``model`` (eval mode, on the CPU) as an ONNX graph with a dynamic batch axis; a model
+    with attention maps with its attention grid as a second output (:class:`WithAttentionGrid`)."""
+    outputs = [OUTPUT_NAME]
+    if supports_attention(model):
+        model, outputs = WithAttentionGrid(getattr(model, "module", model)), [OUTPUT_NAME, ATTENTION_NAME]
     # torch.export specializes a dimension of size 1, so the example batch holds two images.
     example = torch.randn(2, in_channels, img_size, img_size)
     for chatty in QUIET_LOGGERS:  # their INFO lines narrate every graph pass
@@ -57,7 +76,7 @@ def export_float32(model: torch.nn.Module, in_channels: int, img_size: int, path
             model.eval(),
             (example,),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=outputs,
             dynamic_shapes=({0: torch.export.Dim("batch")},),
             opset_version=OPSET,
             dynamo=True,

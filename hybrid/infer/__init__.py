@@ -98,6 +98,7 @@ def predict_videos(
             tracker,
             source=str(job.input),
             progress=job.progress_bar,
+            survey=job.survey if job.survey.enabled else None,
         )
         exit_code = 0
     finally:

@@ -8,6 +8,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from hybrid.serve.video import VideoOptions
+from hybrid.survey.options import SurveyOptions
 from hybrid.util.schema import register_schema, typed_job
 
 INFER_GROUPS = ("data", "logger", "paths")
@@ -24,6 +25,15 @@ class TwoStageCombination:
 
 
 @dataclass
+class InferSurvey(SurveyOptions):
+    """``survey.*``: with ``input=VIDEO``, ``survey.enabled=true`` also writes a draft inspection
+    survey of each video (as ``hybrid survey``: observations.csv/.json, photos/, report.html,
+    frames.csv with distance_m); the other keys are ``hybrid survey``'s flags."""
+
+    enabled: bool = False
+
+
+@dataclass
 class InferSchema:
     """``python infer.py ckpt_path=<run>/checkpoints/best.pt [input=...] [data.*=...]``: by default
     the test split of the data the checkpoint was trained with is evaluated; ``data.*`` overrides
@@ -36,6 +46,8 @@ class InferSchema:
     input: str | None = None
     # frames sampled by timestamp and scores made events: the same keys and defaults as hybrid serve's
     video: VideoOptions = field(default_factory=VideoOptions)
+    # a draft inspection survey of each video (docs/survey.md): off unless survey.enabled=true
+    survey: InferSurvey = field(default_factory=InferSurvey)
     # two-stage inference (the Sewer-ML benchmark's): with a multi-label model in ckpt_path, a binary
     # model here, combined by two_stage.strategy
     binary_ckpt_path: str | None = None

@@ -37,11 +37,24 @@ from hybrid.events import (
     video_events,
     write_events,
 )
+from hybrid.models.contract import supports_attention
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
+from hybrid.serve.survey import (
+    DISTANCE_COLUMNS,
+    attention_clock_of,
+    check_distances,
+    counter_of,
+    frames_with_distances,
+    make_survey,
+    settle_distances,
+    write_survey,
+)
 from hybrid.serve.video import VideoOptions, VideoScores
 from hybrid.serve.video import score_video as serve_video_scores
+from hybrid.survey.options import SurveyOptions
 from hybrid.tracking.base import Tracker
 from hybrid.tracking.keyframes import attention_grids, write_keyframes
+from hybrid.util.clock import attention_clock
 from hybrid.util.video import SampledFrames, read_frame_at, video_names
 
 log = logging.getLogger(__name__)
@@ -127,15 +140,20 @@ def truth_beside(video: Path, labels: list[str]) -> TimelineTruth | None:
 
 
 def score_video(
-    path: Path, name: str, served: ServedModel, data: DataSchema, spec: LabelSpec, fps: float, *, progress: bool
-):
+    path: Path, name: str, served: ServedModel, data: DataSchema, spec: LabelSpec, fps: float, *, progress: bool,
+    on_frame=None,
+):  # fmt: skip
     """Run the model over every sampled frame of one video, one batch in memory at a time: an
     ``.onnx`` file through the serving code (:func:`hybrid.serve.video.score_video`), a checkpoint
-    through the engine's prediction loop."""
+    through the engine's prediction loop; ``on_frame(time_s, pixels)`` sees every sampled frame
+    (a survey's counter; for a checkpoint, in a pass of its own over the same samples)."""
     if served.serving is not None:
         frames = SampledFrames(path, fps, int(data.in_channels))
         frames.name = name
-        return serve_video_scores(served.serving, frames, int(data.batch_size))
+        return serve_video_scores(served.serving, frames, int(data.batch_size), on_frame=on_frame)
+    if on_frame is not None:
+        for _, time_s, pixels in SampledFrames(path, fps, 3).frames():
+            on_frame(time_s, pixels)
     frames = VideoFrames(path, fps, served.eval_transform(data), int(data.in_channels))
     runtime = served.runtime
     in_order = replace(data, num_workers=0)  # the decoder has its own threads; frames stream from it in order
@@ -151,6 +169,16 @@ def score_video(
     )  # fmt: skip
 
 
+def model_clock(served: ServedModel, data: DataSchema):
+    """``pixels -> clock hour`` from the model's attention (an ``.onnx``: its attention output; a
+    checkpoint: its decoder's maps, as ``keyframes.png`` draws them); None without attention."""
+    if served.serving is not None:
+        return attention_clock_of(served.serving)
+    if not supports_attention(served.model):
+        return None
+    return lambda pixels: attention_clock(attention_grids(served.model, [pixels], data, served.runtime)[0])
+
+
 def keyframes(video: Path, events: list[Event], served: ServedModel, data: DataSchema, out: Path) -> None:
     """``keyframes.png``: the peak frame of every event, re-read from the video (never held)."""
     if not events:
@@ -164,14 +192,15 @@ def keyframes(video: Path, events: list[Event], served: ServedModel, data: DataS
 
 def infer_videos(
     options: VideoOptions, served: ServedModel, data: DataSchema, spec: LabelSpec, videos: list[Path], run_dir: Path,
-    tracker: Tracker, *, source: str, progress: bool,
+    tracker: Tracker, *, source: str, progress: bool, survey: SurveyOptions | None = None,
 ) -> dict:  # fmt: skip
     """Every video of ``source`` (``input``) to frames, events and plots in ``run_dir``, sampled and
     made events as ``options`` (``video.*``) say; returns the run's ``video/*`` figures.
 
     A video that breaks off keeps its frames up to the break (a warning names it and the last good
     time); one with no decodable frame stops a single-video run with one line, and is skipped (an
-    error line) in a folder so the others go on."""
+    error line) in a folder so the others go on. ``survey`` (``survey.*``): each video's draft
+    survey too, through :mod:`hybrid.serve.survey` (as ``hybrid survey`` writes it)."""
     settings = event_settings(options, served, spec)
     classes = spec.event_classes  # every class but the negative one: Defect (binary), every code (multilabel)
     thresholds = {label: settings[label].threshold for label, _ in classes}
@@ -184,12 +213,15 @@ def infer_videos(
         common.min_duration_s,
     )  # fmt: skip
     decision = common.threshold if spec.single_label else np.array([settings[c].threshold for c in spec.class_names])
+    drafting = make_survey(survey, {}, served.description, log.warning, model_clock(served, data)) if survey else None
+    extra_columns = DISTANCE_COLUMNS if drafting else ()
     tables, events, done, failed = [], [], [], []
     video_seconds, scoring_seconds, model_seconds = 0.0, 0.0, 0.0
     started = time.perf_counter()
     for path, name in zip(videos, video_names(videos), strict=True):
+        counter = counter_of(drafting, path) if drafting else None
         try:
-            scores = score_video(path, name, served, data, spec, options.fps, progress=progress)
+            scores = score_video(path, name, served, data, spec, options.fps, progress=progress, on_frame=counter)
         except DataError as err:
             if len(videos) == 1:
                 raise
@@ -202,9 +234,18 @@ def infer_videos(
         events += found
         done.append(scores.name)
         predicted = predicted_labels(scores.probs, spec, decision)
-        tables += frame_rows(scores.name, scores.frame_indices, scores.times, scores.probs, predicted)
-        write_frames(run_dir / FRAMES_FILE, spec.class_names, tables)
+        rows = frame_rows(scores.name, scores.frame_indices, scores.times, scores.probs, predicted)
+        if drafting:
+            distances, photos = settle_distances(
+                drafting, path, scores.name, scores.times, found, counter, log.info, int(data.in_channels)
+            )
+            rows = frames_with_distances(rows, distances)
+        tables += rows
+        write_frames(run_dir / FRAMES_FILE, spec.class_names, tables, extra_columns)
         write_events(run_dir, events, done)
+        if drafting:
+            check_distances(path, distances, counter)
+            write_survey(drafting, run_dir, scores.name, found, distances, photos, path, counter.text_boxes)
         folder = run_dir / scores.name
         folder.mkdir(parents=True, exist_ok=True)
         curves = {label: scores.probs[:, column] for label, column in classes}

@@ -22,9 +22,11 @@ from hybrid.errors import CheckpointError
 FORMAT = "hybrid-onnx"
 VERSION = 2  # 2: the card records the negative class (version-1 files still load, without it)
 PREFIX = "hybrid."
-# The graph's one input and one output (see hybrid.deploy.onnx_export).
+# The graph's input and outputs (see hybrid.deploy.onnx_export): a model with attention maps (the
+# hybrid) has a second output, its decoder's mean attention over the patch grid [B, patches].
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
+ATTENTION_NAME = "attention"
 
 
 @dataclass

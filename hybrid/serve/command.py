@@ -20,7 +20,7 @@ from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skip
 from hybrid.serve.live import LiveSettings, serve_live
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
-from hybrid.serve.survey import add_survey_arguments, header_flags, make_survey, survey_video
+from hybrid.serve.survey import add_survey_arguments, attention_clock_of, header_flags, make_survey, survey_video
 from hybrid.serve.video import Findings, VideoOptions, serve_videos
 from hybrid.survey.options import REPORT_FILE, SurveyOptions
 from hybrid.util.cli import add_options, spec_from
@@ -129,7 +129,13 @@ def run(args: argparse.Namespace) -> int:
     files = [] if live or videos else image_files(Path(source).expanduser())
     model = Model(model_path, runtime=args.runtime, threads=args.threads, paced=live)
     survey = (
-        make_survey(spec_from(SurveyOptions, vars(args)), header_flags(args), model_path.name, print_line)
+        make_survey(
+            spec_from(SurveyOptions, vars(args)),
+            header_flags(args),
+            model_path.name,
+            print_line,
+            attention_clock_of(model),
+        )
         if args.survey
         else None
     )

@@ -131,6 +131,17 @@ class Model:
                 done, future = pending.popleft()
                 yield done, future.result()
 
+    def attention_grids(self, images: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """The decoder's mean attention over the patch grid (``side x side``) for uint8 ``[C, H, W]``
+        inputs (:meth:`fit`); None for a file without that output (a baseline, an older export)."""
+        if not images:
+            return []
+        weights = self.session.attention(normalize(list(images), self.card.mean, self.card.std))
+        if weights is None:
+            return None
+        side = round(weights.shape[1] ** 0.5)
+        return [np.asarray(w, np.float32).reshape(side, side) for w in weights]
+
     def _forward(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         shape = (self.card.in_channels, self.card.img_size, self.card.img_size)
         wrong = next((tuple(b.shape) for b in batch if tuple(b.shape) != shape), None)

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from hybrid.errors import ConfigError
-from hybrid.serve.card import INPUT_NAME, open_session, read_metadata
+from hybrid.serve.card import ATTENTION_NAME, INPUT_NAME, open_session, read_metadata
 
 # The one default for .onnx files (infer.py, hybrid serve, the Python API, the benchmark's serving
 # rows): the runtime the serving install always has. OpenVINO served the int8 model 1.2-1.3x faster
@@ -60,6 +60,12 @@ class OnnxRuntimeSession:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT_NAME: images})[0]
 
+    def attention(self, images: np.ndarray) -> np.ndarray | None:
+        """The attention grid output ``[B, patches]`` (None: the file has none)."""
+        if ATTENTION_NAME not in {output.name for output in self.session.get_outputs()}:
+            return None
+        return self.session.run([ATTENTION_NAME], {INPUT_NAME: images})[0]
+
     def metadata(self) -> dict[str, str]:
         """The file's ``metadata_props`` (its model card), read from this session."""
         return dict(self.session.get_modelmeta().custom_metadata_map)
@@ -98,6 +104,12 @@ class OpenVinoSession:
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.request.infer({0: images})[0].copy()  # the request reuses its output buffer
+
+    def attention(self, images: np.ndarray) -> np.ndarray | None:
+        """The attention grid output ``[B, patches]`` (None: the file has none)."""
+        if len(self.compiled.outputs) < 2:
+            return None
+        return self.request.infer({0: images})[1].copy()
 
     def metadata(self) -> dict[str, str]:
         """The file's ``metadata_props``, read with onnxruntime (always in the serving install)."""

@@ -27,9 +27,9 @@ from hybrid.events import Event, write_events
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
-from hybrid.serve.video import Findings, VideoOptions, VideoScores, score_video
+from hybrid.serve.video import Findings, VideoOptions, score_video
 from hybrid.survey.codes import STANDARDS, CodeMap, code_table
-from hybrid.survey.counter import CounterReader, parse_box
+from hybrid.survey.counter import CounterReader, blank_text, parse_box
 from hybrid.survey.distance import (
     READ,
     SPEED,
@@ -44,11 +44,22 @@ from hybrid.survey.header import SurveyHeader, survey_header
 from hybrid.survey.observations import Observation, node_rows, observations
 from hybrid.survey.options import DISTANCE_COLUMNS, SurveyOptions
 from hybrid.survey.page import SurveyPage
-from hybrid.survey.writer import PAGE_PHOTO_WIDTH, jpeg, photo_name, save_photo, write_observations, write_report
+from hybrid.survey.writer import (
+    PAGE_PHOTO_WIDTH,
+    decode_jpeg,
+    jpeg,
+    photo_name,
+    save_photo,
+    write_observations,
+    write_report,
+)
 from hybrid.util.cli import add_options, spec_from
+from hybrid.util.clock import attention_clock
 from hybrid.util.video import SampledFrames, check_fps, read_frame_at
 
 USAGE_ERROR = 2
+CLOCK_FROM_ATTENTION = "where the model looks (its attention over the image), for the inspector to check"
+CLOCK_NOT_ESTIMATED = "not estimated (hybrid survey --clock: measured below 70% within one hour; docs/survey.md)"
 # A live survey keeps this much of the stream's frames (small JPEGs) for its photos.
 LIVE_PHOTO_WINDOW_S = 600.0
 
@@ -89,6 +100,11 @@ class CounterTrack:
             self.pending.append(self.worker.submit(self._read, frames))
         else:
             self.held = pixels
+
+    @property
+    def text_boxes(self) -> list[tuple[int, int, int, int]]:
+        """The text the counter's search found in the video (none without a search)."""
+        return self.reader.text_boxes if self.reader else []
 
     def _read(self, frames: list[np.ndarray]) -> list:
         return [self.reader.read(frames[0])] if len(frames) == 1 else list(self.reader.read_two(*frames))
@@ -141,6 +157,7 @@ class Survey:
     codes: CodeMap
     options: SurveyOptions
     model_name: str = ""
+    clock: object = None  # pixels -> clock hour or None (the model's attention); None: not estimated
     rows: list[Observation] = field(default_factory=list)
     distances: dict[str, Distances] = field(default_factory=dict)
     photos: dict[str, bytes] = field(default_factory=dict)
@@ -151,18 +168,54 @@ class Survey:
             ("standard", STANDARDS[self.codes.standard]), ("code map", str(self.codes.path or "built-in (hybrid survey --list-codes)")),
             ("distances from", self.options.distance_source), ("model", self.model_name),
             ("continuous from", f"{self.options.continuous_m:g} m along the pipe"),
-            ("clock position", "not estimated (see the docs: Survey, clock position)"),
+            ("clock position", CLOCK_FROM_ATTENTION if self.clock else CLOCK_NOT_ESTIMATED),
         ]  # fmt: skip
         return SurveyPage(self.header, self.rows, self.distances, self.photos, facts)
 
 
-def make_survey(options: SurveyOptions, given_header: dict, model_name: str, report) -> Survey:
-    """A :class:`Survey` from the options and header flags; bad files stop here, before any work."""
+def attention_clock_of(model: Model):
+    """``pixels -> clock hour`` from ``model``'s attention grid output; None when it has none."""
+    if (
+        model.attention_grids([np.zeros((model.card.in_channels, model.card.img_size, model.card.img_size), np.uint8)])
+        is None
+    ):
+        return None
+
+    def clock(pixels: np.ndarray) -> int | None:
+        return attention_clock(model.attention_grids([model.fit(pixels)])[0])
+
+    return clock
+
+
+def mark_clock(obs: Observation, pixels: np.ndarray, clock, text_boxes=()) -> None:
+    """An observation's clock position from its photo's frame (a point, or a continuous defect's
+    start: the peak frame), where the model gives one; the text burned into the video
+    (``text_boxes``, found by the counter's search) blanked first, as it draws the attention."""
+    if clock is None or obs.continuous.startswith("F") or obs.label in ("start", "finish"):
+        return
+    hour = clock(blank_text(pixels, list(text_boxes)))
+    obs.clock_from = "" if hour is None else str(hour)
+
+
+def scaled(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:
+    """A pixel box of a frame, in the frame scaled by ``factor`` (at most 1: never enlarged)."""
+    factor = min(factor, 1.0)
+    return tuple(round(v * factor) for v in box)
+
+
+def make_survey(options: SurveyOptions, given_header: dict, model_name: str, report, clock=None) -> Survey:
+    """A :class:`Survey` from the options and header flags (``clock``: :func:`attention_clock_of`,
+    used with ``options.clock``); bad files stop here, before any work."""
+    if options.clock and clock is None:
+        report(
+            "--clock: this model file has no attention output (a baseline, or exported before it); no clock positions"
+        )
+    clock = clock if options.clock else None
     header = survey_header(options.header or None, **given_header)
     codes = CodeMap(options.standard, options.codes or None, warn=report)
     if options.telemetry:
         read_telemetry(options.telemetry)  # a bad row is named before the video is decoded
-    return Survey(header, codes, options, model_name)
+    return Survey(header, codes, options, model_name, clock)
 
 
 def photo_frames(video_path: Path, times, in_channels: int = 3) -> dict[float, np.ndarray]:
@@ -172,7 +225,7 @@ def photo_frames(video_path: Path, times, in_channels: int = 3) -> dict[float, n
 
 def write_survey(
     survey: Survey, out: Path, name: str, events: list[Event], distances: Distances, frames: dict[float, np.ndarray],
-    video_path: Path | None = None,
+    video_path: Path | None = None, text_boxes=(),
 ) -> list[Observation]:  # fmt: skip
     """Observations of one scored video into ``survey``, each with its photo (from ``frames``, by
     time: :func:`photo_frames` of :func:`photo_times`; others re-read from ``video_path``);
@@ -187,6 +240,7 @@ def write_survey(
             pixels = read_frame_at(video_path, obs.photo_s, nearby=True)
         if pixels is None:
             continue
+        mark_clock(obs, pixels, survey.clock, text_boxes)
         obs.photo = photo_name(obs, taken)
         save_photo(out, obs.photo, jpeg(pixels))
         survey.photos[obs.photo] = jpeg(pixels, PAGE_PHOTO_WIDTH)
@@ -203,41 +257,65 @@ def photo_times(events: list[Event]) -> list[float]:
     return [e.peak_s for e in events]
 
 
-def frames_with_distances(name: str, scores: VideoScores, labels: list[str], distances: Distances) -> list[list]:
-    """``frames.csv`` rows of one video with ``distance_m`` and ``distance_source``."""
-    rows = frame_rows(name, scores.frame_indices, scores.times, scores.probs, labels)
+def frames_with_distances(rows: list[list], distances: Distances) -> list[list]:
+    """``frames.csv`` rows of one video (:func:`~hybrid.predictions.frame_rows`) with
+    ``distance_m`` and ``distance_source``."""
     metres = ["" if math.isnan(m) else f"{m:.3f}" for m in distances.metres]
     return [[*row, m, source] for row, m, source in zip(rows, metres, distances.sources, strict=True)]
+
+
+def settle_distances(
+    survey: Survey, video: Path, name: str, times, events: list[Event], counter: CounterTrack, report, in_channels: int = 3,
+) -> tuple[Distances, dict[float, np.ndarray]]:  # fmt: skip
+    """After a video is scored: the distance of every sample (waiting for the counter's last
+    readings while the photos' frames are read: they need times, not distances), and those frames."""
+    frames = photo_frames(video, photo_times(events), in_channels) | dict(counter.ends.values())
+    distances = distances_of(survey.options, times, counter.readings if counter.reader else None)
+    for line in distance_lines(name, distances, survey.options.distance_source):
+        report(line)
+    return distances, frames
+
+
+def check_distances(video: Path, distances: Distances, counter: CounterTrack) -> None:
+    """Stop with one line when no sample has a distance (what was scored is written by then)."""
+    if not distances.known:
+        raise DataError(
+            f"{video}: the counter at {counter.reader.box} gave no distance on any of its {len(distances.times)} samples "
+            f"(frames.csv and events.csv are written); give its place with --counter-box x0,y0,x1,y1, or the "
+            "distances with --telemetry CSV or --speed M_PER_S"
+        )
+
+
+def counter_of(survey: Survey, video: Path) -> CounterTrack:
+    """What reads one video's distances as it is scored (the counter, unless distances come from
+    telemetry or a speed)."""
+    options = survey.options
+    return CounterTrack(options if options.distance_source == "counter" else None, str(video))
 
 
 def survey_video(
     model: Model, video: Path, out: Path, video_options: VideoOptions, survey: Survey, report, batch: int = 16
 ) -> dict:
     """The survey of one video file into ``out``; ``report`` takes each line for the user."""
-    options = survey.options
     frames = SampledFrames(video, video_options.fps, model.card.in_channels)
-    counter = CounterTrack(options if options.distance_source == "counter" else None, str(video))
+    counter = counter_of(survey, video)
     scores = score_video(model, frames, batch, on_frame=counter)
     if scores.problem:
         report(f"{video}: {scores.problem}; the frames before it are used")
     findings = Findings(model, video_options)
     events = findings.events(scores.name, scores.times, scores.probs)
-    # the photos are read while the counter's last frames are (photos need times, not distances)
-    frames = photo_frames(video, photo_times(events), model.card.in_channels) | dict(counter.ends.values())
-    distances = distances_of(options, scores.times, counter.readings if counter.reader else None)
-    for line in distance_lines(scores.name, distances, options.distance_source):
-        report(line)
+    distances, photos = settle_distances(
+        survey, video, scores.name, scores.times, events, counter, report, model.card.in_channels
+    )
     out.mkdir(parents=True, exist_ok=True)
-    rows = frames_with_distances(scores.name, scores, findings.labels(scores.probs), distances)
+    rows = frames_with_distances(
+        frame_rows(scores.name, scores.frame_indices, scores.times, scores.probs, findings.labels(scores.probs)),
+        distances,
+    )
     write_frames(out / FRAMES_FILE, model.class_names, rows, DISTANCE_COLUMNS)
     write_events(out, events, [scores.name])
-    if not distances.known:  # the scores and events are written: nothing seen is lost
-        raise DataError(
-            f"{video}: the counter at {counter.reader.box} gave no distance on any of its {len(scores.times)} samples "
-            f"(frames.csv and events.csv are written); give its place with --counter-box x0,y0,x1,y1, or the "
-            "distances with --telemetry CSV or --speed M_PER_S"
-        )
-    found = write_survey(survey, out, scores.name, events, distances, frames, video)
+    check_distances(video, distances, counter)
+    found = write_survey(survey, out, scores.name, events, distances, photos, video, counter.text_boxes)
     return {"frames": len(scores.times), "events": len(events), "observations": len(found), "seconds": scores.seconds}
 
 
@@ -260,9 +338,11 @@ class LiveSurvey:
         self.frames: deque[tuple[float, bytes]] = deque()
         self.earlier = _earlier_rows(out, report)
         self.track = read_telemetry(survey.options.telemetry) if survey.options.telemetry else None
+        self.width = PAGE_PHOTO_WIDTH  # the camera's frame width (the photos are scaled to PAGE_PHOTO_WIDTH)
 
     def prepare(self, pixels: np.ndarray):
         """The reader thread's work per sample: the model's input, the counter and a small JPEG."""
+        self.width = pixels.shape[1]
         reading = self.counter.read(pixels).metres if self.counter else None
         return self.model.fit(pixels), reading, jpeg(pixels, PAGE_PHOTO_WIDTH)
 
@@ -303,6 +383,12 @@ class LiveSurvey:
         for obs in found:
             data = self._photo(obs.photo_s) if obs.photo_s is not None else None
             if data is not None:
+                boxes = (
+                    [scaled(box, PAGE_PHOTO_WIDTH / self.width) for box in self.counter.text_boxes]
+                    if self.counter
+                    else []
+                )
+                mark_clock(obs, decode_jpeg(data), self.survey.clock, boxes)
                 obs.photo = photo_name(obs, taken)
                 save_photo(self.out, obs.photo, data)
                 self.survey.photos[obs.photo] = data
@@ -400,7 +486,7 @@ def run(args: argparse.Namespace) -> int:
         check_fps(args.fps), args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold
     )
     model = Model(Path(args.model).expanduser(), runtime=args.runtime, threads=args.threads)
-    survey = make_survey(options, header_flags(args), Path(args.model).name, print_line)
+    survey = make_survey(options, header_flags(args), Path(args.model).name, print_line, attention_clock_of(model))
     done = survey_video(model, video, out, video_options, survey, print_line, int(args.batch))
     print_line(
         f"{video.name}: {done['frames']} frames, {done['events']} events, {done['observations']} observations "

@@ -55,6 +55,24 @@ def parse_distance(text: str) -> float | None:
     return value * FEET if unit in ("ft", "'") else value
 
 
+def text_bounds(corners: np.ndarray) -> tuple[int, int, int, int]:
+    """A detected text's four corners as ``x0, y0, x1, y1`` pixels."""
+    xs, ys = corners[:, 0], corners[:, 1]
+    return int(max(xs.min(), 0)), int(max(ys.min(), 0)), int(np.ceil(xs.max())), int(np.ceil(ys.max()))
+
+
+def blank_text(pixels: np.ndarray, boxes) -> np.ndarray:
+    """``pixels`` with each box (text burned into the video) filled with the frame's median colour:
+    what a model looking for defects should not look at."""
+    if not boxes:
+        return pixels
+    out = pixels.copy()
+    fill = np.median(pixels.reshape(-1, pixels.shape[-1]) if pixels.ndim == 3 else pixels.ravel(), axis=0)
+    for x0, y0, x1, y1 in boxes:
+        out[y0:y1, x0:x1] = fill
+    return out
+
+
 def parse_box(text: str) -> tuple[int, int, int, int]:
     """``--counter-box x0,y0,x1,y1`` (pixels of the video frame) as four integers."""
     try:
@@ -83,6 +101,7 @@ class CounterReader:
         self.box, self.source, self.searched = box, source, 0
         self._engine = None
         self.text_box: tuple[int, int, int, int] | None = None  # the text itself, inside ``box``
+        self.text_boxes: list[tuple[int, int, int, int]] = []  # every text the search found (the overlay)
         self.last: tuple[np.ndarray, Reading] | None = None  # the last text pixels read, and their reading
 
     @property
@@ -100,6 +119,7 @@ class CounterReader:
         result = self.engine(pixels)
         if result.boxes is None:
             return None
+        self.text_boxes = [text_bounds(corners) for corners in result.boxes]
         for corners, text in zip(result.boxes, result.txts, strict=True):
             if parse_distance(text) is None:
                 continue
@@ -113,6 +133,11 @@ class CounterReader:
                 int(min(xs.max() + pad, frame_w)), int(min(ys.max() + height * 0.25, frame_h)),
             )  # fmt: skip
         return None
+
+    def texts_in(self, pixels: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Every text box in one frame (a search of its own; the counter's box is left as it is)."""
+        result = self.engine(pixels)
+        return [] if result.boxes is None else [text_bounds(corners) for corners in result.boxes]
 
     def read(self, pixels: np.ndarray) -> Reading:
         """The counter in one frame (its text and metres, or None for an unreadable one)."""

@@ -45,6 +45,13 @@ def jpeg(pixels: np.ndarray, width: int | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """JPEG bytes back to RGB pixels."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
 def save_photo(out: Path, name: str, data: bytes) -> None:
     """``photos/<name>`` in ``out``."""
     (out / PHOTOS_DIR).mkdir(parents=True, exist_ok=True)
