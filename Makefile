@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test test-slow docs bench bench-serve scale lint format clean-outputs wheels gpu-check serve-venv
+.PHONY: quickstart test test-slow docs bench bench-serve bench-survey scale lint format clean-outputs wheels gpu-check serve-venv
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,13 @@ scale: $(STAMP)
 # make bench-serve BENCH_SERVE_ARGS="--ckpt <run>/checkpoints/best.pt"
 bench-serve: $(STAMP) $(SERVE_STAMP)
 	$(PY) bench/serving.py $(BENCH_SERVE_ARGS)
+
+# The draft survey's acceptance figures (docs/survey.md): counter reading, distance error, observations
+# against the synthetic truth, survey time against serve time, the serving install's size:
+# make bench-survey BENCH_SURVEY_ARGS="--model <export>/model.onnx"
+BENCH_SURVEY_ARGS ?=
+bench-survey: $(STAMP) $(SERVE_STAMP)
+	$(PY) bench/survey.py --results bench/results/survey_x86.md $(BENCH_SURVEY_ARGS)
 
 # A GPU machine without a package registry: its Python has torch and torchvision; the project's other
 # (pure-Python) dependencies travel as wheels, at the versions this venv pinned (setup.cfg).

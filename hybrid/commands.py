@@ -54,7 +54,7 @@ JOBS = {
     "synthetic": Job("hybrid.data.synthetic:main", "write a synthetic Sewer-ML look-alike dataset: root=DIR", hydra=False),
     "synthetic-video": Job("hybrid.data.synthetic_video:main", "write synthetic inspection videos and their truth: out=DIR", hydra=False),
     "serve": Job("hybrid.serve.command:main", "predict with an exported .onnx, without the training stack", hydra=False, serving=True),
-    "survey": Job("hybrid.serve.survey:main", "a draft inspection survey (metres, EN 13508-2 / PACP codes) from a video", hydra=False, serving=True),
+    "survey": Job("hybrid.serve.survey_command:main", "a draft inspection survey (metres, EN 13508-2 / PACP codes) from a video", hydra=False, serving=True),
 }  # fmt: skip
 NEEDS_TRAINING = (
     "the training install (torch, Hydra), which this environment lacks (the serving install "

@@ -20,7 +20,8 @@ from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skip
 from hybrid.serve.live import LiveSettings, serve_live
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
-from hybrid.serve.survey import add_survey_arguments, attention_clock_of, header_flags, make_survey, survey_video
+from hybrid.serve.survey import attention_clock_of, make_survey, survey_video
+from hybrid.serve.survey_command import add_survey_arguments, header_flags
 from hybrid.serve.video import Findings, VideoOptions, serve_videos
 from hybrid.survey.options import REPORT_FILE, SurveyOptions
 from hybrid.util.cli import add_options, spec_from

@@ -31,8 +31,10 @@ from hybrid.errors import DataError
 from hybrid.events import EVENTS_FILE, Event, EventTracker
 from hybrid.predictions import frame_rows
 from hybrid.serve.live_folder import HEARTBEAT_FILE, LiveFolder
+from hybrid.serve.live_survey import LiveSurvey
 from hybrid.serve.model import Model
 from hybrid.serve.video import Findings, VideoOptions
+from hybrid.survey.options import DISTANCE_COLUMNS
 from hybrid.util.cli import option
 from hybrid.util.service import Heartbeat, Watchdog, notify
 from hybrid.util.stream import Break, End, Gap, LiveSource, Sample, SampleHandoff, read_in_background
@@ -250,8 +252,6 @@ def serve_live(
     """Serve the live ``source`` until a signal or ``settings.give_up_s`` without a frame;
     ``report`` takes each line for the user (how it went, the bounds). ``survey``: a
     :class:`~hybrid.serve.survey.Survey` to keep as the robot drives (``--survey``)."""
-    from hybrid.serve.survey import DISTANCE_COLUMNS, LiveSurvey
-
     name = stream_name(source)
     folder = LiveFolder(out, model.path, model.class_names, DISTANCE_COLUMNS if survey else ())
     run = LiveRun(model, name, folder, options, source=source, show_frames=show_frames, report=report)

@@ -1,4 +1,4 @@
-"""A draft inspection survey from one video: ``hybrid survey MODEL.onnx VIDEO --out DIR``.
+"""A draft inspection survey from one video (``hybrid survey MODEL.onnx VIDEO --out DIR``).
 
 The video's sampled frames are scored as ``hybrid serve`` scores them (:func:`score_video`, the
 same events), while the distance counter burned into each frame is read (or the distances come
@@ -6,34 +6,28 @@ from telemetry or a speed). Events become observations at metres along the pipe,
 chosen standard (:mod:`hybrid.survey`). Written into ``--out``: ``frames.csv`` (with
 ``distance_m``, ``distance_source``), ``events.csv``, ``events.json``, ``observations.csv`` /
 ``.json``, ``photos/`` (each observation's frame, named by distance) and ``report.html``.
-``infer.py input=VIDEO survey.enabled=true`` writes the same through :func:`write_survey`, and
-``hybrid serve SOURCE --survey`` keeps a survey of a live source (:class:`LiveSurvey`).
+``infer.py input=VIDEO survey.enabled=true`` writes the same through :func:`write_survey`;
+``hybrid serve SOURCE --survey`` keeps a survey of a live source (:mod:`hybrid.serve.live_survey`);
+the command line is :mod:`hybrid.serve.survey_command`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from hybrid.errors import DataError, HybridError
+from hybrid.errors import DataError
 from hybrid.events import Event, write_events
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
 from hybrid.serve.model import Model
-from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from hybrid.serve.video import Findings, VideoOptions, score_video
-from hybrid.survey.codes import STANDARDS, CodeMap, code_table
+from hybrid.survey.codes import STANDARDS, CodeMap
 from hybrid.survey.counter import CounterReader, blank_text, parse_box
 from hybrid.survey.distance import (
-    READ,
-    SPEED,
-    TELEMETRY,
     Distances,
     clean_readings,
     from_speed,
@@ -41,32 +35,22 @@ from hybrid.survey.distance import (
     read_telemetry,
 )
 from hybrid.survey.header import SurveyHeader, survey_header
-from hybrid.survey.observations import Observation, node_rows, observations
+from hybrid.survey.observations import Observation, observations
 from hybrid.survey.options import DISTANCE_COLUMNS, SurveyOptions
 from hybrid.survey.page import SurveyPage
 from hybrid.survey.writer import (
     PAGE_PHOTO_WIDTH,
-    decode_jpeg,
     jpeg,
     photo_name,
     save_photo,
     write_observations,
     write_report,
 )
-from hybrid.util.cli import add_options, spec_from
 from hybrid.util.clock import attention_clock
-from hybrid.util.video import SampledFrames, check_fps, read_frame_at
+from hybrid.util.video import SampledFrames, read_frame_at
 
-USAGE_ERROR = 2
 CLOCK_FROM_ATTENTION = "where the model looks (its attention over the image), for the inspector to check"
 CLOCK_NOT_ESTIMATED = "not estimated (hybrid survey --clock: measured below 70% within one hour; docs/survey.md)"
-# A live survey keeps this much of the stream's frames (small JPEGs) for its photos.
-LIVE_PHOTO_WINDOW_S = 600.0
-
-
-def print_line(text: str) -> None:
-    """A line for the user, on stderr."""
-    print(f"hybrid survey: {text}", file=sys.stderr, flush=True)
 
 
 class CounterTrack:
@@ -317,193 +301,3 @@ def survey_video(
     check_distances(video, distances, counter)
     found = write_survey(survey, out, scores.name, events, distances, photos, video, counter.text_boxes)
     return {"frames": len(scores.times), "events": len(events), "observations": len(found), "seconds": scores.seconds}
-
-
-class LiveSurvey:
-    """A survey kept as a live source is served (``hybrid serve SOURCE --survey``): the counter is
-    read in the reader thread beside the model's input (:meth:`prepare`), recent frames are kept as
-    small JPEGs for photos, and each closed event becomes observations, printed as JSON lines
-    and written with the report at once. Observations of an earlier run of the folder are kept."""
-
-    def __init__(self, model: Model, survey: Survey, out: Path, name: str, emit, report):
-        self.model, self.survey, self.out, self.name, self.emit = model, survey, out, name, emit
-        options = survey.options
-        self.counter = (
-            CounterReader(parse_box(options.counter_box) if options.counter_box else None, name)
-            if options.distance_source == "counter"
-            else None
-        )
-        self.times: list[float] = []
-        self.readings: list[float | None] = []
-        self.frames: deque[tuple[float, bytes]] = deque()
-        self.earlier = _earlier_rows(out, report)
-        self.track = read_telemetry(survey.options.telemetry) if survey.options.telemetry else None
-        self.width = PAGE_PHOTO_WIDTH  # the camera's frame width (the photos are scaled to PAGE_PHOTO_WIDTH)
-
-    def prepare(self, pixels: np.ndarray):
-        """The reader thread's work per sample: the model's input, the counter and a small JPEG."""
-        self.width = pixels.shape[1]
-        reading = self.counter.read(pixels).metres if self.counter else None
-        return self.model.fit(pixels), reading, jpeg(pixels, PAGE_PHOTO_WIDTH)
-
-    def sample(self, time_s: float, reading: float | None, photo: bytes) -> tuple[str, str]:
-        """Keep one scored sample; its distance as known now (``frames.csv``'s two columns)."""
-        self.times.append(time_s)
-        self.readings.append(reading)
-        self.frames.append((time_s, photo))
-        while self.frames and self.frames[0][0] < time_s - LIVE_PHOTO_WINDOW_S:
-            self.frames.popleft()
-        options = self.survey.options
-        if self.track is not None:
-            inside = self.track[0][0] <= time_s <= self.track[0][-1]
-            return (f"{np.interp(time_s, *self.track):.3f}", TELEMETRY) if inside else ("", "")
-        if options.speed:
-            return f"{options.start_m + options.speed * time_s:.3f}", SPEED
-        # the reading as read: the cleaning (and interpolation) needs the readings after it too
-        return ("", "") if reading is None else (f"{reading:.3f}", READ)
-
-    def distances(self) -> Distances:
-        """The distances of the samples so far."""
-        return distances_of(self.survey.options, self.times, self.readings)
-
-    def _photo(self, time_s: float) -> bytes | None:
-        for taken, data in self.frames:
-            if taken >= time_s - 1e-6:
-                return data
-        return None
-
-    def events(self, closed: list[Event]) -> None:
-        """Closed events as observations: printed, written, the report rewritten."""
-        distances = self.distances()
-        found = observations(
-            self.name, closed, distances, self.survey.codes, section=self.survey.header.section,
-            continuous_m=self.survey.options.continuous_m, with_nodes=False,
-        )  # fmt: skip
-        taken = set(self.survey.photos) | {row.get("photo", "") for row in self.earlier}
-        for obs in found:
-            data = self._photo(obs.photo_s) if obs.photo_s is not None else None
-            if data is not None:
-                boxes = (
-                    [scaled(box, PAGE_PHOTO_WIDTH / self.width) for box in self.counter.text_boxes]
-                    if self.counter
-                    else []
-                )
-                mark_clock(obs, decode_jpeg(data), self.survey.clock, boxes)
-                obs.photo = photo_name(obs, taken)
-                save_photo(self.out, obs.photo, data)
-                self.survey.photos[obs.photo] = data
-            self.emit({"type": "observation", **obs.row()})
-        self.survey.rows += found
-        self.write(distances)
-
-    def write(self, distances: Distances | None = None, *, final: bool = False) -> None:
-        """``observations.*`` and ``report.html`` as they stand; ``final``: with the section's start
-        (the first run's, kept across restarts) and finish (this run's last known distance)."""
-        distances = distances or self.distances()
-        self.survey.distances[self.name] = distances
-        earlier = [row for row in self.earlier if row.get("label") != "finish"]
-        rows = [*map(_observation, earlier), *self.survey.rows]
-        if final:
-            nodes = node_rows(distances, self.survey.codes, self.survey.header.section, self.name)
-            has_start = any(row.label == "start" for row in rows)
-            rows = [*nodes[: 1 if not has_start else 0], *rows, *nodes[1:]]
-        write_observations(self.out, rows)
-        page = self.survey.page()
-        page.observations = rows  # earlier runs' rows too
-        write_report(self.out, page)
-
-
-def _earlier_rows(out: Path, report) -> list[dict]:
-    from hybrid.survey.writer import read_observations
-
-    try:
-        rows = read_observations(out)
-    except ValueError as err:
-        raise DataError(f"{out}: its observations.json cannot be read ({err}); move it away to start afresh") from None
-    if rows:
-        report(f"{out}: {len(rows)} observations of earlier runs kept")
-    return rows
-
-
-def _observation(row: dict) -> Observation:
-    """An earlier run's row back as an :class:`Observation`."""
-    known = {f.name for f in fields(Observation)}
-    values = {k: v for k, v in row.items() if k in known}
-    values["distance_m"] = math.nan if values.get("distance_m") is None else float(values["distance_m"])
-    return Observation(**values)
-
-
-def add_survey_arguments(parser: argparse.ArgumentParser) -> None:
-    """The header flags and :class:`SurveyOptions` (``hybrid survey``'s, and ``hybrid serve --survey``'s)."""
-    head = parser.add_argument_group("the survey header (or --header FILE.yaml; a flag given too wins)")
-    for spec_field in fields(SurveyHeader):
-        head.add_argument(f"--{spec_field.name.replace('_', '-')}", default=None, help=f"header: {spec_field.name}")
-    add_options(parser.add_argument_group("the survey's distances and codes"), SurveyOptions)
-
-
-def parser() -> argparse.ArgumentParser:
-    """The command line of ``hybrid survey``."""
-    out = argparse.ArgumentParser(
-        prog="hybrid survey",
-        description="A draft inspection survey (observations at metres along the pipe, in EN 13508-2 or PACP "
-        "codes, for an inspector to review) from one video and an exported .onnx model.",
-    )
-    out.add_argument("model", nargs="?", help="the exported model file (model.onnx)")
-    out.add_argument("video", nargs="?", help="the inspection video of one pipe section")
-    out.add_argument("--out", default=".", help="folder for the survey's files (default: .)")
-    out.add_argument(
-        "--list-codes", action="store_true", help="print the code map (of --standard, or --codes) and exit"
-    )
-    add_survey_arguments(out)
-    model = out.add_argument_group("the model and its events (as hybrid serve's)")
-    model.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's)")
-    model.add_argument(
-        "--runtime", choices=sorted(RUNTIMES), default=DEFAULT_RUNTIME, help=f"(default: {DEFAULT_RUNTIME})"
-    )
-    model.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's choice)")
-    model.add_argument("--batch", type=int, default=16, help="frames per forward pass (default: 16)")
-    add_options(model, VideoOptions, exclude=("threshold",))
-    return out
-
-
-def header_flags(args: argparse.Namespace) -> dict:
-    """The header fields given as flags."""
-    return {f.name: getattr(args, f.name) for f in fields(SurveyHeader)}
-
-
-def run(args: argparse.Namespace) -> int:
-    """``hybrid survey`` with parsed ``args``; the exit code."""
-    options = spec_from(SurveyOptions, vars(args))
-    if args.list_codes:
-        print(code_table(options.standard, options.codes or None))
-        return 0
-    if not args.model or not args.video:
-        raise DataError("give MODEL.onnx and VIDEO (or --list-codes)")
-    video, out = Path(args.video).expanduser(), Path(args.out).expanduser()
-    if not video.is_file():
-        raise DataError(f"{video}: no such video file (a survey is of one video, one pipe section)")
-    video_options = VideoOptions(
-        check_fps(args.fps), args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold
-    )
-    model = Model(Path(args.model).expanduser(), runtime=args.runtime, threads=args.threads)
-    survey = make_survey(options, header_flags(args), Path(args.model).name, print_line, attention_clock_of(model))
-    done = survey_video(model, video, out, video_options, survey, print_line, int(args.batch))
-    print_line(
-        f"{video.name}: {done['frames']} frames, {done['events']} events, {done['observations']} observations "
-        f"({sum(o.review for o in survey.rows)} for review) in {done['seconds']:.1f} s; {out / 'report.html'}"
-    )
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``hybrid survey``; a mistake ends in one line and exit code 2."""
-    args = parser().parse_args(argv)
-    try:
-        return run(args)
-    except HybridError as err:
-        print_line(str(err))
-        return USAGE_ERROR
-
-
-if __name__ == "__main__":
-    sys.exit(main())
