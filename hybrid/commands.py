@@ -13,7 +13,8 @@ import importlib.util
 import sys
 from dataclasses import dataclass
 
-USAGE_ERROR = 2
+from hybrid.errors import USAGE_ERROR
+
 # What the training install has and the serving install (requirements-serve.txt) lacks.
 TRAINING_STACK = ("torch", "hydra")
 

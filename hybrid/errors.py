@@ -1,5 +1,9 @@
 """Errors that stop a run with one clear line (the entry points print them without a traceback)."""
 
+USAGE_ERROR = (
+    2  # the exit code of a run stopped by one: the shell's convention for a command used wrongly (argparse's too)
+)
+
 
 class HybridError(Exception):
     """Base of every user-facing error: the message names the key, file or row at fault."""

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import hybrid.serve
+import hybrid.survey
 from hybrid.commands import NEEDS_TRAINING
 from hybrid.data.synthetic_video import VideoSpec, generate
 from hybrid.events import EventSettings, EventTracker
@@ -38,21 +39,28 @@ SERVING_MODULES = [
     "hybrid.util.service",
     "hybrid.serve",
     *(module.name for module in pkgutil.iter_modules(hybrid.serve.__path__, "hybrid.serve.")),
+    "hybrid.survey",
+    *(module.name for module in pkgutil.iter_modules(hybrid.survey.__path__, "hybrid.survey.")),
 ]
 
-# hybrid's console script, in a process where importing the training stack fails.
-SERVE = f"""
+
+def console_refusing(blocked, job: str) -> str:
+    """hybrid's console script, in a process where importing any of ``blocked`` fails."""
+    return f"""
 import importlib.abc, sys
 
 class TrainingStack(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {set(TRAINING_STACK)}:
-            raise ImportError(f"hybrid serve imported {{name}}")
+        if name.split(".")[0] in {set(blocked)}:
+            raise ImportError(f"{job} imported {{name}}")
 
 sys.meta_path.insert(0, TrainingStack())
 from hybrid.commands import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+SERVE = console_refusing(TRAINING_STACK, "hybrid serve")
 
 
 def hybrid(*arguments: str) -> subprocess.CompletedProcess:
@@ -165,7 +173,8 @@ def test_hybrid_serve_refuses_bad_input_in_one_line(trained, fp32_export, tmp_pa
     assert missing.returncode == 2 and "nowhere: no such file or folder" in missing.stderr
     assert not (tmp_path / "out").exists()
     listed = hybrid("--help")
-    assert listed.returncode == 0 and "  serve " in listed.stdout and "  train " not in listed.stdout
+    assert listed.returncode == 0 and "  serve " in listed.stdout and "  survey " in listed.stdout
+    assert "  train " not in listed.stdout
     assert (
         f"the other jobs (train, infer, export, benchmark, evaluate, evaluate-video, report, prepare, prune, synthetic, synthetic-video) need {NEEDS_TRAINING}"
         in listed.stdout

@@ -35,6 +35,8 @@ from hybrid.survey.distance import READ, clean_readings, from_speed, from_teleme
 from hybrid.survey.header import read_header, survey_header
 from hybrid.survey.observations import observations
 from hybrid.survey.page import SurveyPage, render
+from tests.test_deploy import SURVEY_STACK
+from tests.test_serve import console_refusing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -232,18 +234,7 @@ def test_the_report_is_self_contained_html():
 
 # --- hybrid survey, end to end in the serving install's view (no torch, Hydra, pandas) ------
 
-SURVEY = f"""
-import importlib.abc, sys
-
-class TrainingStack(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {set(__import__("tests.test_deploy", fromlist=["x"]).SURVEY_STACK)}:
-            raise ImportError(f"hybrid survey imported {{name}}")
-
-sys.meta_path.insert(0, TrainingStack())
-from hybrid.commands import main
-sys.exit(main(sys.argv[1:]))
-"""
+SURVEY = console_refusing(SURVEY_STACK, "hybrid survey")
 
 
 def hybrid(*arguments: str) -> subprocess.CompletedProcess:
@@ -289,7 +280,9 @@ def test_survey_writes_distances_observations_photos_and_a_report(overlay_video,
 
 
 def test_clock_asks_the_models_attention(overlay_video, fp32_export, tmp_path):
-    done = hybrid("survey", str(fp32_export[0]), str(overlay_video), "--out", str(tmp_path), "--threshold", "0.3", "--clock")
+    done = hybrid(
+        "survey", str(fp32_export[0]), str(overlay_video), "--out", str(tmp_path), "--threshold", "0.3", "--clock"
+    )
     assert done.returncode == 0, done.stderr
     rows = pd.read_csv(tmp_path / "observations.csv", dtype=str, keep_default_na=False)
     defects = rows[~rows.label.isin(["start", "finish"]) & ~rows.continuous.str.startswith("F")]

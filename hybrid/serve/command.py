@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from hybrid.decisions import THRESHOLD
-from hybrid.errors import DataError, HybridError
+from hybrid.errors import DataError
 from hybrid.events import EVENTS_FILE, EventSettings
 from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skipped
 from hybrid.serve.live import LiveSettings, serve_live
@@ -24,11 +24,10 @@ from hybrid.serve.survey import attention_clock_of, make_survey, survey_video
 from hybrid.serve.survey_command import add_survey_arguments, header_flags
 from hybrid.serve.video import Findings, VideoOptions, serve_videos
 from hybrid.survey.options import REPORT_FILE, SurveyOptions
-from hybrid.util.cli import add_options, spec_from
+from hybrid.util.cli import add_options, command_main, spec_from
 from hybrid.util.images import IMAGE_SUFFIXES
 from hybrid.util.video import check_fps, find_videos, is_live, is_video, video_names
 
-USAGE_ERROR = 2
 GAVE_UP = 1  # a live source that sent nothing for --give-up-s (what it sent is written)
 
 
@@ -169,12 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``hybrid serve``; a mistake (a missing file, a foreign model) ends in one line and exit code 2."""
-    args = parser().parse_args(argv)
-    try:
-        return run(args)
-    except HybridError as err:
-        print_line(str(err))
-        return USAGE_ERROR
+    return command_main(parser(), run, print_line, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from hybrid.errors import DataError, HybridError
+from hybrid.errors import DataError
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from hybrid.serve.survey import attention_clock_of, make_survey, survey_video
@@ -17,10 +17,8 @@ from hybrid.serve.video import VideoOptions
 from hybrid.survey.codes import code_table
 from hybrid.survey.header import SurveyHeader
 from hybrid.survey.options import SurveyOptions
-from hybrid.util.cli import add_options, spec_from
+from hybrid.util.cli import add_options, command_main, spec_from
 from hybrid.util.video import check_fps
-
-USAGE_ERROR = 2
 
 
 def print_line(text: str) -> None:
@@ -92,12 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``hybrid survey``; a mistake ends in one line and exit code 2."""
-    args = parser().parse_args(argv)
-    try:
-        return run(args)
-    except HybridError as err:
-        print_line(str(err))
-        return USAGE_ERROR
+    return command_main(parser(), run, print_line, argv)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from hybrid.errors import DataError
+from hybrid.util.yaml_file import read_mapping
 
 # The standards a survey can be coded in, with the column prefix of codes.csv and their name.
 STANDARDS = {"en13508": "EN 13508-2", "pacp": "NASSCO PACP"}
@@ -82,17 +83,8 @@ def _user_code(path: Path, label: str, value) -> Code:
 
 def user_codes(path: str | Path, standard: str) -> dict[str, Code]:
     """The built-in map for ``standard`` with the labels the YAML file ``path`` names replaced."""
-    import yaml
-
     path = Path(path).expanduser()
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise DataError(f"--codes {path}: cannot be read ({err.strerror or err})") from err
-    except yaml.YAMLError as err:
-        raise DataError(f"--codes {path}: not YAML ({str(err).splitlines()[0]})") from err
-    if not isinstance(loaded, dict):
-        raise DataError(f"--codes {path}: must map each label to its code (RB: BAB)")
+    loaded = read_mapping(path, "--codes", "a mapping of each label to its code (RB: BAB)")
     codes = builtin_codes(standard)
     codes.update({str(label): _user_code(path, str(label), value) for label, value in loaded.items()})
     return codes

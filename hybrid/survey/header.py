@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from hybrid.errors import DataError
+from hybrid.util.yaml_file import read_mapping
 
 DIRECTIONS = ("downstream", "upstream")
 
@@ -42,17 +43,8 @@ HEADER_KEYS = tuple(f.name for f in fields(SurveyHeader))
 
 def read_header(path: str | Path) -> SurveyHeader:
     """The header in the YAML file ``path``; an unknown key is named in one line."""
-    import yaml
-
     path = Path(path).expanduser()
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise DataError(f"--header {path}: cannot be read ({err.strerror or err})") from err
-    except yaml.YAMLError as err:
-        raise DataError(f"--header {path}: not YAML ({str(err).splitlines()[0]})") from err
-    if not isinstance(loaded, dict):
-        raise DataError(f"--header {path}: must be a mapping of header keys ({', '.join(HEADER_KEYS)})")
+    loaded = read_mapping(path, "--header", f"a mapping of header keys ({', '.join(HEADER_KEYS)})")
     unknown = sorted(str(key) for key in loaded if key not in HEADER_KEYS)
     if unknown:
         raise DataError(f"--header {path}: unknown key {unknown[0]!r} (known: {', '.join(HEADER_KEYS)})")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import MISSING, Field, field, fields
 
+from hybrid.errors import USAGE_ERROR, HybridError
+
 
 def option(default, help: str) -> Field:
     """A dataclass field with ``default`` and the line ``--help`` shows for its command-line option."""
@@ -51,3 +53,15 @@ def describe_keys(spec_type: type) -> list[str]:
         shown = f"[{','.join(map(str, default))}]" if isinstance(default, tuple) else default
         lines.append(f"  {spec_field.name}={shown}\n      {spec_field.metadata['help']}")
     return lines
+
+
+def command_main(parser, run, report, argv: list[str] | None = None) -> int:
+    """An argparse command (``hybrid serve``, ``hybrid survey``): ``run(args)``'s exit code; a
+    mistake (a missing file, a foreign model, a bad flag value) one line through ``report`` and
+    exit code 2."""
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except HybridError as err:
+        report(str(err))
+        return USAGE_ERROR

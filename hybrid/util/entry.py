@@ -18,14 +18,13 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from hybrid.errors import HybridError
+from hybrid.errors import USAGE_ERROR, HybridError
 from hybrid.util.cli import describe_keys
 from hybrid.util.hydra_job import multirun_job
 from hybrid.util.schema import not_a_key
 
 log = logging.getLogger("hybrid")
 
-USAGE_ERROR = 2  # the shell's convention for a command used wrongly (argparse's too)
 # Files older than this (less a second of file-system time resolution) were not written by this process.
 _STARTED = time.time() - 1.0
 _task_started = False
