@@ -80,7 +80,7 @@ bench-serve: $(STAMP) $(SERVE_STAMP)
 # make bench-survey BENCH_SURVEY_ARGS="--model <export>/model.onnx"
 BENCH_SURVEY_ARGS ?=
 bench-survey: $(STAMP) $(SERVE_STAMP)
-	$(PY) bench/survey.py --results bench/results/survey_x86.md $(BENCH_SURVEY_ARGS)
+	$(PY) bench/survey.py --results bench/results/survey_x86.md --screenshot docs/images/survey_report.png $(BENCH_SURVEY_ARGS)
 
 # A GPU machine without a package registry: its Python has torch and torchvision; the project's other
 # (pure-Python) dependencies travel as wheels, at the versions this venv pinned (setup.cfg).

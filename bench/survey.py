@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench_survey"))
     parser.add_argument("--results", default=None, help="also write the table here (bench/results/...md)")
+    parser.add_argument("--screenshot", default=None, help="a PNG of the first video's report.html (headless Chromium)")
+    parser.add_argument("--survey-flags", default="", help="more hybrid survey flags, e.g. '--standard pacp'")
     return parser.parse_args(argv)
 
 
@@ -178,8 +181,10 @@ def main(argv=None) -> int:
         survey_out, serve_out = out / name / "survey", out / name / "serve"
         rounds = []
         for _ in range(args.rounds):
+            header = ["--section", f"S-{index + 1:03d}", "--from-node", f"MH{index + 1:02d}", "--to-node", f"MH{index + 2:02d}",
+                      "--direction", "downstream", "--date", "2026-12-07", *args.survey_flags.split()]  # fmt: skip
             rounds.append((run("serve", args.model, str(video), "--out", str(serve_out)),
-                           run("survey", args.model, str(video), "--out", str(survey_out), "--section", f"S-{index + 1:03d}")))  # fmt: skip
+                           run("survey", args.model, str(video), "--out", str(survey_out), *header)))  # fmt: skip
         serve_s, survey_s = statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
         mine = truth[truth.video == name]
         model = summary([match(scene, with_events(survey_out)) for scene in scenes_of(mine).itertuples()])
@@ -196,7 +201,22 @@ def main(argv=None) -> int:
     print(table)
     if args.results:
         Path(args.results).write_text(table)
+    if args.screenshot:
+        screenshot(out / "pipe_001" / "survey" / "report.html", Path(args.screenshot))
     return 0
+
+
+def screenshot(page: Path, png: Path) -> None:
+    """``page`` as Debian's Chromium renders it, headless, 1200 px wide."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("--screenshot needs chromium (apt-get install chromium)")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,1500",
+         f"--screenshot={png.resolve()}", page.resolve().as_uri()],
+        capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
 
 
 def cpu_name() -> str:

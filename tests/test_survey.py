@@ -365,9 +365,13 @@ def test_a_counter_box_with_no_reading_keeps_the_scores_and_says_so(fp32_export,
     assert len(pd.read_csv(tmp_path / "out" / "frames.csv")) == 12 and (tmp_path / "out" / "events.csv").is_file()
 
 
-def test_list_codes_prints_the_map():
+def test_list_codes_prints_the_map_and_help_lists_every_flag():
     done = hybrid("survey", "--list-codes", "--standard", "pacp")
     assert done.returncode == 0 and "NASSCO PACP codes" in done.stdout and "JO" in done.stdout
+    helped = hybrid("survey", "--help")
+    assert helped.returncode == 0 and "--counter-box" in helped.stdout and "--from-node" in helped.stdout
+    served = hybrid("serve", "--help")
+    assert served.returncode == 0 and "--survey" in served.stdout and "--telemetry" in served.stdout
 
 
 @pytest.mark.slow
@@ -500,3 +504,24 @@ def test_text_burned_into_the_video_is_blanked_before_the_clock():
     frame[5:15, 5:40] = 255  # text
     blanked = blank_text(frame, [(5, 5, 40, 15)])
     assert (blanked[5:15, 5:40] == 100).all() and (frame[5:15, 5:40] == 255).all()
+
+
+def test_a_live_survey_without_a_counter_goes_on_without_distances(fp32_export, tmp_path):
+    """The robot keeps going: no counter in the first frames is one line, then samples without distances."""
+    from hybrid.serve.live_survey import LiveSurvey
+    from hybrid.serve.model import Model
+    from hybrid.serve.survey import make_survey
+    from hybrid.survey.options import SurveyOptions
+
+    lines = []
+    survey = make_survey(SurveyOptions(), {}, "model.onnx", lines.append)
+    live = LiveSurvey(Model(fp32_export[0]), survey, tmp_path, "cam", emit=lambda line: None, report=lines.append)
+    grey = np.full((240, 320, 3), 110, np.uint8)
+    for index in range(10):
+        fitted, reading, photo = live.prepare(grey)
+        assert reading is None and fitted.shape == (3, 64, 64) and photo[:2] == b"\xff\xd8"
+        assert live.sample(index * 0.5, reading, photo) == ("", "")
+    assert len(lines) == 1 and "no distance counter found" in lines[0] and "goes on without distances" in lines[0]
+    live.events([Event("cam", "Defect", 1.0, 3.0, 2.0, 0.9, 0.8)])
+    rows = pd.read_csv(tmp_path / "observations.csv")
+    assert len(rows) == 1 and rows.review.all() and rows.distance_m.isna().all()

@@ -22,6 +22,7 @@ from hybrid.survey.distance import (
     SPEED,
     TELEMETRY,
     Distances,
+    ReadingChain,
     read_telemetry,
 )
 from hybrid.survey.observations import Observation, node_rows, observations
@@ -54,7 +55,8 @@ class LiveSurvey:
             else None
         )
         self.times: list[float] = []
-        self.readings: list[float | None] = []
+        self.chain = ReadingChain(options.max_speed_m_s)  # the counter's readings, linked as they come
+        self.report = report
         self.frames: deque[tuple[float, bytes]] = deque()
         self.earlier = _earlier_rows(out, report)
         self.track = read_telemetry(survey.options.telemetry) if survey.options.telemetry else None
@@ -63,13 +65,19 @@ class LiveSurvey:
     def prepare(self, pixels: np.ndarray):
         """The reader thread's work per sample: the model's input, the counter and a small JPEG."""
         self.width = pixels.shape[1]
-        reading = self.counter.read(pixels).metres if self.counter else None
+        reading = None
+        if self.counter is not None:
+            try:
+                reading = self.counter.read(pixels).metres
+            except DataError as err:  # no counter: the robot keeps going, its observations without distances
+                self.report(f"{err}; the survey goes on without distances")
+                self.counter = None
         return self.model.fit(pixels), reading, jpeg(pixels, PAGE_PHOTO_WIDTH)
 
     def sample(self, time_s: float, reading: float | None, photo: bytes) -> tuple[str, str]:
         """Keep one scored sample; its distance as known now (``frames.csv``'s two columns)."""
         self.times.append(time_s)
-        self.readings.append(reading)
+        self.chain.add(time_s, reading)
         self.frames.append((time_s, photo))
         while self.frames and self.frames[0][0] < time_s - LIVE_PHOTO_WINDOW_S:
             self.frames.popleft()
@@ -84,7 +92,9 @@ class LiveSurvey:
 
     def distances(self) -> Distances:
         """The distances of the samples so far."""
-        return distances_of(self.survey.options, self.times, self.readings)
+        if self.survey.options.distance_source == "counter":
+            return self.chain.distances()
+        return distances_of(self.survey.options, self.times, None)
 
     def _photo(self, time_s: float) -> bytes | None:
         for taken, data in self.frames:

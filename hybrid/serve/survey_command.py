@@ -30,7 +30,7 @@ def add_survey_arguments(parser: argparse.ArgumentParser) -> None:
     """The header flags and :class:`SurveyOptions` (``hybrid survey``'s, and ``hybrid serve --survey``'s)."""
     head = parser.add_argument_group("the survey header (or --header FILE.yaml; a flag given too wins)")
     for spec_field in fields(SurveyHeader):
-        head.add_argument(f"--{spec_field.name.replace('_', '-')}", default=None, help=f"header: {spec_field.name}")
+        head.add_argument(f"--{spec_field.name.replace('_', '-')}", default=None, help=spec_field.metadata["help"])
     add_options(parser.add_argument_group("the survey's distances and codes"), SurveyOptions)
 
 

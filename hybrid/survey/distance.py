@@ -66,39 +66,72 @@ class Distances:
         return int((~np.isnan(self.metres)).sum())
 
 
-def consistent_chain(times: np.ndarray, readings: np.ndarray, max_speed_m_s: float) -> np.ndarray:
-    """Indices of the longest chain of readings (in time order) whose every step a crawler at
-    ``max_speed_m_s`` can make; on a tie, the chain ending latest."""
-    count = len(readings)
-    length, previous = np.ones(count, int), np.full(count, -1)
-    for i in range(count):
-        for j in range(max(0, i - CHAIN_LOOKBACK), i):
-            reach = max_speed_m_s * (times[i] - times[j]) + COUNTER_RESOLUTION_M
-            if abs(readings[i] - readings[j]) <= reach and length[j] + 1 > length[i]:
-                length[i], previous[i] = length[j] + 1, j
-    chain, i = [], int(np.flatnonzero(length == length.max())[-1]) if count else -1
-    while i >= 0:
-        chain.append(i)
-        i = previous[i]
-    return np.array(chain[::-1], int)
+class ReadingChain:
+    """Counter readings as they come (``add``), kept as the longest chain of readings whose every
+    step a crawler at ``max_speed_m_s`` can make; :meth:`distances` cleans and interpolates them at
+    every sample time. Each reading is linked once, to the best of the :data:`CHAIN_LOOKBACK`
+    readings before it, so a live survey's cost stays flat however long the robot drives."""
+
+    def __init__(self, max_speed_m_s: float):
+        self.max_speed_m_s = max_speed_m_s
+        self.times: list[float] = []  # every sample's
+        self.raw: list[float] = []  # every sample's reading (NaN: none)
+        self.read: list[int] = []  # the samples with a reading
+        self.length: list[int] = []  # per reading: the longest chain ending there
+        self.previous: list[int] = []  # per reading: the reading before it in that chain (-1: none)
+
+    def add(self, time_s: float, reading: float | None) -> None:
+        """One sample's reading (``None``: nothing readable)."""
+        self.times.append(float(time_s))
+        self.raw.append(math.nan if reading is None else float(reading))
+        if reading is None:
+            return
+        best, before = 1, -1
+        for k in range(max(0, len(self.read) - CHAIN_LOOKBACK), len(self.read)):
+            sample = self.read[k]
+            reach = self.max_speed_m_s * (time_s - self.times[sample]) + COUNTER_RESOLUTION_M
+            if abs(reading - self.raw[sample]) <= reach and self.length[k] + 1 > best:
+                best, before = self.length[k] + 1, k
+        self.read.append(len(self.times) - 1)
+        self.length.append(best)
+        self.previous.append(before)
+
+    def chain(self) -> list[int]:
+        """The samples of the longest chain (on a tie, the one ending latest), in time order."""
+        if not self.read:
+            return []
+        top = max(self.length)
+        k = len(self.length) - 1 - self.length[::-1].index(top)
+        kept = []
+        while k >= 0:
+            kept.append(self.read[k])
+            k = self.previous[k]
+        return kept[::-1]
+
+    def distances(self) -> Distances:
+        """Every sample's distance: the chain's readings, interpolated between them."""
+        times, raw = np.asarray(self.times, float), np.asarray(self.raw, float)
+        kept = np.asarray(self.chain(), int)
+        metres, sources = np.full(len(times), math.nan), [""] * len(times)
+        if len(kept):
+            inside = (times >= times[kept[0]]) & (times <= times[kept[-1]])
+            metres[inside] = np.interp(times[inside], times[kept], raw[kept])
+            for i in np.flatnonzero(inside):
+                sources[i] = INTERPOLATED
+            metres[kept] = raw[kept]
+            for i in kept:
+                sources[i] = READ
+        return Distances(
+            times, metres, sources, rejected=len(self.read) - len(kept), unread=len(times) - len(self.read)
+        )
 
 
 def clean_readings(times: Sequence[float], readings: Sequence[float | None], max_speed_m_s: float) -> Distances:
     """Counter readings (``None``: nothing readable) cleaned and interpolated at every sample time."""
-    times = np.asarray(times, float)
-    raw = np.array([math.nan if r is None else float(r) for r in readings], float)
-    read = np.flatnonzero(~np.isnan(raw))
-    kept = read[consistent_chain(times[read], raw[read], max_speed_m_s)] if len(read) else read
-    metres, sources = np.full(len(times), math.nan), [""] * len(times)
-    if len(kept):
-        inside = (times >= times[kept[0]]) & (times <= times[kept[-1]])
-        metres[inside] = np.interp(times[inside], times[kept], raw[kept])
-        for i in np.flatnonzero(inside):
-            sources[i] = INTERPOLATED
-        metres[kept] = raw[kept]
-        for i in kept:
-            sources[i] = READ
-    return Distances(times, metres, sources, rejected=len(read) - len(kept), unread=len(times) - len(read))
+    chain = ReadingChain(max_speed_m_s)
+    for time_s, reading in zip(times, readings, strict=True):
+        chain.add(time_s, None if reading is None or (isinstance(reading, float) and math.isnan(reading)) else reading)
+    return chain.distances()
 
 
 def read_telemetry(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

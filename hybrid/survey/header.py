@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from hybrid.errors import DataError
+from hybrid.util.cli import option
 from hybrid.util.yaml_file import read_mapping
 
 DIRECTIONS = ("downstream", "upstream")
@@ -17,17 +18,17 @@ DIRECTIONS = ("downstream", "upstream")
 class SurveyHeader:
     """What the survey is of (EN 13508-2's and PACP's header, the fields a draft can carry)."""
 
-    section: str = ""  # the section (pipe segment) id
-    from_node: str = ""  # the manhole the survey starts at
-    to_node: str = ""  # the manhole it ends at
-    direction: str = ""  # downstream or upstream (with the flow or against it)
-    date: str = ""
-    operator: str = ""
-    location: str = ""  # street or place
-    material: str = ""
-    shape: str = ""
-    size_mm: str = ""  # height (x width) in millimetres
-    remarks: str = ""
+    section: str = option("", "the section (pipe segment) id")
+    from_node: str = option("", "the manhole the survey starts at")
+    to_node: str = option("", "the manhole it ends at")
+    direction: str = option("", "downstream or upstream (with the flow, or against it)")
+    date: str = option("", "the inspection date")
+    operator: str = option("", "who ran the inspection")
+    location: str = option("", "the street or place")
+    material: str = option("", "the pipe's material")
+    shape: str = option("", "the pipe's shape")
+    size_mm: str = option("", "height (x width) in millimetres")
+    remarks: str = option("", "anything else the inspector should know")
 
     def __post_init__(self):
         if self.direction and self.direction not in DIRECTIONS:
