@@ -127,7 +127,7 @@ def test_the_video_generator_is_a_hydra_job_with_typed_keys(tmp_path):
     assert main([*argv, "normal_s=[1,1.5]", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
     written = json.loads((out / "synthetic_video.json").read_text())
     assert written == {**vars(VideoSpec(videos=1, duration_s=3.0, width=96, height=64, vfr=True)),
-                       "defect_s": [1.0, 1.5], "normal_s": [1.0, 1.5]}  # fmt: skip
+                       "defect_s": [1.0, 1.5], "normal_s": [1.0, 1.5], "continuous_s": [8.0, 14.0]}  # fmt: skip
     assert (out / "pipe_001.mp4").is_file() and (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
 
 

@@ -75,10 +75,11 @@ def _user_code(path: Path, label: str, value) -> Code:
     unknown = sorted(set(value) - set(YAML_KEYS))
     if unknown:
         raise DataError(f"{path}: {label}: unknown key {unknown[0]!r} (known: {', '.join(YAML_KEYS)})")
-    review = value.get("review", False)
-    if not isinstance(review, bool):
-        raise DataError(f"{path}: {label}: review must be true or false, not {review!r}")
-    return Code(label, str(value["code"]), str(value.get("name", value["code"])), review, source=str(path))
+    # a user's YAML, not a config: what it leaves out takes the entry's own defaults
+    entry = {"name": value["code"], "review": False, **value}
+    if not isinstance(entry["review"], bool):
+        raise DataError(f"{path}: {label}: review must be true or false, not {entry['review']!r}")
+    return Code(label, str(entry["code"]), str(entry["name"]), entry["review"], source=str(path))
 
 
 def user_codes(path: str | Path, standard: str) -> dict[str, Code]:
