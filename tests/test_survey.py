@@ -27,7 +27,7 @@ from hybrid.data.synthetic_video import (
     generate,
     plan_scenes,
 )
-from hybrid.errors import DataError
+from hybrid.errors import CheckpointError, DataError
 from hybrid.events import Event
 from hybrid.survey.codes import CodeMap, builtin_codes, code_table
 from hybrid.survey.counter import CounterReader, parse_distance
@@ -276,18 +276,35 @@ def test_survey_writes_distances_observations_photos_and_a_report(overlay_video,
     page = (out / "report.html").read_text()
     assert "MH7" in page and page.count('src="data:image/jpeg;base64,') == len(rows)
     assert "counter read on" in done.stderr
-    assert all(row["clock_from"] == "" for row in rows)  # measured below 70% within an hour: off by default
+    assert all(row["clock_from"] == "" for row in rows)  # this model's clock positions were never measured
+    assert "clock positions left empty: never measured for this model" in done.stderr
 
 
-def test_clock_asks_the_models_attention(overlay_video, fp32_export, tmp_path):
-    done = hybrid(
-        "survey", str(fp32_export[0]), str(overlay_video), "--out", str(tmp_path), "--threshold", "0.3", "--clock"
-    )
-    assert done.returncode == 0, done.stderr
-    rows = pd.read_csv(tmp_path / "observations.csv", dtype=str, keep_default_na=False)
-    defects = rows[~rows.label.isin(["start", "finish"]) & ~rows.continuous.str.startswith("F")]
-    assert len(defects) and defects.clock_from.isin([str(h) for h in range(1, 13)] + [""]).all()
-    assert (defects.clock_from != "").any() and (rows[rows.label.isin(["start", "finish"])].clock_from == "").all()
+def test_clock_positions_only_from_a_model_measured_to_give_them(overlay_video, trained, fp32_export, tmp_path):
+    """The card records bench/survey_clock.py's share: at 70% or more the survey asks the model's
+    attention (the overlay's text blanked); under it, or never measured, the field stays empty and a
+    line says why."""
+    from hybrid.deploy.card import stamp_clock_measurement
+    from hybrid.serve.card import ModelCard
+
+    for share, filled in ((0.9, True), (0.5, False)):
+        model = tmp_path / f"stamped_{share}.onnx"
+        shutil.copy(fp32_export[0], model)
+        stamp_clock_measurement(model, trained / "checkpoints" / "best.pt", share)
+        assert ModelCard.read(model).clock_within_1h == share
+        out = tmp_path / f"out_{share}"
+        done = hybrid("survey", str(model), str(overlay_video), "--out", str(out), "--threshold", "0.3")
+        assert done.returncode == 0, done.stderr
+        rows = pd.read_csv(out / "observations.csv", dtype=str, keep_default_na=False)
+        defects = rows[~rows.label.isin(["start", "finish"]) & ~rows.continuous.str.startswith("F")]
+        assert len(defects) and defects.clock_from.isin([str(h) for h in range(1, 13)] + [""]).all()
+        assert (defects.clock_from != "").any() == filled
+        assert (rows[rows.label.isin(["start", "finish"])].clock_from == "").all()
+        assert ("under 70%" in done.stderr) == (not filled)
+    with pytest.raises(CheckpointError, match="was exported from"):
+        stamp_clock_measurement(model, tmp_path / "other.pt", 0.9) if (tmp_path / "other.pt").write_bytes(
+            b"x"
+        ) else None
 
 
 def test_survey_from_telemetry_matches_the_truth(overlay_video, fp32_export, tmp_path):
@@ -514,8 +531,9 @@ def test_a_live_survey_without_a_counter_goes_on_without_distances(fp32_export, 
     from hybrid.survey.options import SurveyOptions
 
     lines = []
-    survey = make_survey(SurveyOptions(), {}, "model.onnx", lines.append)
-    live = LiveSurvey(Model(fp32_export[0]), survey, tmp_path, "cam", emit=lambda line: None, report=lines.append)
+    model = Model(fp32_export[0])
+    survey = make_survey(SurveyOptions(), {}, None, "model.onnx", lines.append)
+    live = LiveSurvey(model, survey, tmp_path, "cam", emit=lambda line: None, report=lines.append)
     grey = np.full((240, 320, 3), 110, np.uint8)
     for index in range(10):
         fitted, reading, photo = live.prepare(grey)

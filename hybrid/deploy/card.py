@@ -3,13 +3,16 @@ exported ONNX file: the card of a checkpoint, and its entries in the file's ``me
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
 
 from hybrid.data.batch import channel_stats
+from hybrid.errors import CheckpointError
 from hybrid.metrics import THRESHOLD
 from hybrid.serve.card import PREFIX, ModelCard
+from hybrid.util.atomic import atomic_write
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -51,3 +54,17 @@ def write_card(model, card: ModelCard) -> None:
     for key, value in [*kept, *card.metadata().items()]:
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+def stamp_clock_measurement(onnx_path: str | os.PathLike, ckpt_path: str | os.PathLike, share: float) -> None:
+    """Record in the card of ``onnx_path`` (exported from ``ckpt_path``, checked by its sha256) how
+    often its attention's clock position was within one hour of the truth (``bench/survey_clock.py``);
+    the file is replaced atomically."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    card = ModelCard.from_metadata({p.key: p.value for p in model.metadata_props}, str(onnx_path))
+    if card.source_sha256 != file_sha256(ckpt_path):
+        raise CheckpointError(f"{onnx_path} was exported from {card.source_checkpoint}, not from {ckpt_path}")
+    write_card(model, dataclasses.replace(card, clock_within_1h=round(float(share), 4)))
+    atomic_write(Path(onnx_path), lambda tmp: onnx.save(model, str(tmp)))

@@ -37,11 +37,9 @@ from hybrid.events import (
     video_events,
     write_events,
 )
-from hybrid.models.contract import supports_attention
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
 from hybrid.serve.survey import (
     DISTANCE_COLUMNS,
-    attention_clock_of,
     check_distances,
     counter_of,
     frames_with_distances,
@@ -54,7 +52,6 @@ from hybrid.serve.video import score_video as serve_video_scores
 from hybrid.survey.options import SurveyOptions
 from hybrid.tracking.base import Tracker
 from hybrid.tracking.keyframes import attention_grids, write_keyframes
-from hybrid.util.clock import attention_clock
 from hybrid.util.video import SampledFrames, read_frame_at, video_names
 
 log = logging.getLogger(__name__)
@@ -169,16 +166,6 @@ def score_video(
     )  # fmt: skip
 
 
-def model_clock(served: ServedModel, data: DataSchema):
-    """``pixels -> clock hour`` from the model's attention (an ``.onnx``: its attention output; a
-    checkpoint: its decoder's maps, as ``keyframes.png`` draws them); None without attention."""
-    if served.serving is not None:
-        return attention_clock_of(served.serving)
-    if not supports_attention(served.model):
-        return None
-    return lambda pixels: attention_clock(attention_grids(served.model, [pixels], data, served.runtime)[0])
-
-
 def keyframes(video: Path, events: list[Event], served: ServedModel, data: DataSchema, out: Path) -> None:
     """``keyframes.png``: the peak frame of every event, re-read from the video (never held)."""
     if not events:
@@ -213,7 +200,9 @@ def infer_videos(
         common.min_duration_s,
     )  # fmt: skip
     decision = common.threshold if spec.single_label else np.array([settings[c].threshold for c in spec.class_names])
-    drafting = make_survey(survey, {}, served.description, log.warning, model_clock(served, data)) if survey else None
+    drafting = make_survey(survey, {}, served.serving, served.description, log.warning) if survey else None
+    if drafting and served.serving is None:
+        log.info("clock positions left empty: measured per exported model (bench/survey_clock.py --stamp MODEL.onnx)")
     extra_columns = DISTANCE_COLUMNS if drafting else ()
     tables, events, done, failed = [], [], [], []
     video_seconds, scoring_seconds, model_seconds = 0.0, 0.0, 0.0

@@ -27,6 +27,9 @@ PREFIX = "hybrid."
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 ATTENTION_NAME = "attention"
+# A survey reports clock positions from a model's attention only where they were measured within
+# one hour of the truth this often (docs/survey.md, "Clock position").
+CLOCK_SHIP_AT = 0.70
 
 
 @dataclass
@@ -52,6 +55,10 @@ class ModelCard:
     exported_with: dict = field(default_factory=dict)  # library versions
     # the class meaning "no defect" (None: none, or a version-1 file, from before it was recorded)
     negative_class: str | None = None
+    # how often its attention's clock position was within one hour of a painted defect's
+    # (bench/survey_clock.py --stamp; None: never measured); a survey reports clock positions only
+    # at CLOCK_SHIP_AT or more
+    clock_within_1h: float | None = None
 
     @property
     def tuned_threshold(self) -> float | list[float] | None:

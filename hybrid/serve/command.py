@@ -20,7 +20,7 @@ from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skip
 from hybrid.serve.live import LiveSettings, serve_live
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
-from hybrid.serve.survey import attention_clock_of, make_survey, survey_video
+from hybrid.serve.survey import make_survey, survey_video
 from hybrid.serve.survey_command import add_survey_arguments, header_flags
 from hybrid.serve.video import Findings, VideoOptions, serve_videos
 from hybrid.survey.options import REPORT_FILE, SurveyOptions
@@ -132,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
         make_survey(
             spec_from(SurveyOptions, vars(args)),
             header_flags(args),
+            model,
             model_path.name,
             print_line,
-            attention_clock_of(model),
         )
         if args.survey
         else None

@@ -23,6 +23,7 @@ import numpy as np
 from hybrid.errors import DataError
 from hybrid.events import Event, write_events
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
+from hybrid.serve.card import CLOCK_SHIP_AT
 from hybrid.serve.model import Model
 from hybrid.serve.video import Findings, VideoOptions, score_video
 from hybrid.survey.codes import STANDARDS, CodeMap
@@ -48,9 +49,6 @@ from hybrid.survey.writer import (
 )
 from hybrid.util.clock import attention_clock
 from hybrid.util.video import SampledFrames, read_frame_at
-
-CLOCK_FROM_ATTENTION = "where the model looks (its attention over the image), for the inspector to check"
-CLOCK_NOT_ESTIMATED = "not estimated (hybrid survey --clock: measured below 70% within one hour; docs/survey.md)"
 
 
 class CounterTrack:
@@ -152,22 +150,31 @@ class Survey:
             ("standard", STANDARDS[self.codes.standard]), ("code map", str(self.codes.path or "built-in (hybrid survey --list-codes)")),
             ("distances from", self.options.distance_source), ("model", self.model_name),
             ("continuous from", f"{self.options.continuous_m:g} m along the pipe"),
-            ("clock position", CLOCK_FROM_ATTENTION if self.clock else CLOCK_NOT_ESTIMATED),
+            ("clock position", clock_fact(self.clock)),
         ]  # fmt: skip
         return SurveyPage(self.header, self.rows, self.distances, self.photos, facts)
 
 
-def attention_clock_of(model: Model):
-    """``pixels -> clock hour`` from ``model``'s attention grid output; None when it has none."""
-    if (
-        model.attention_grids([np.zeros((model.card.in_channels, model.card.img_size, model.card.img_size), np.uint8)])
-        is None
-    ):
+def attention_clock_of(model: Model, report=None):
+    """``pixels -> clock hour`` from ``model``'s attention grid output, where the model's card says
+    it was measured to work (``clock_within_1h`` at least :data:`CLOCK_SHIP_AT`); else None, and
+    ``report`` says why."""
+    measured = model.card.clock_within_1h
+    probe = np.zeros((model.card.in_channels, model.card.img_size, model.card.img_size), np.uint8)
+    if measured is None or measured < CLOCK_SHIP_AT or model.attention_grids([probe]) is None:
+        why = (
+            "never measured for this model (python bench/survey_clock.py --ckpt ... --stamp MODEL.onnx)"
+            if measured is None
+            else f"measured within one hour on {100 * measured:.1f}% of synthetic defects, under {100 * CLOCK_SHIP_AT:.0f}%"
+        )
+        if report is not None:
+            report(f"clock positions left empty: {why}")
         return None
 
     def clock(pixels: np.ndarray) -> int | None:
         return attention_clock(model.attention_grids([model.fit(pixels)])[0])
 
+    clock.measured = measured
     return clock
 
 
@@ -187,18 +194,24 @@ def scaled(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int
     return tuple(round(v * factor) for v in box)
 
 
-def make_survey(options: SurveyOptions, given_header: dict, model_name: str, report, clock=None) -> Survey:
-    """A :class:`Survey` from the options and header flags (``clock``: :func:`attention_clock_of`,
-    used with ``options.clock``); bad files stop here, before any work."""
-    if options.clock and clock is None:
-        report(
-            "--clock: this model file has no attention output (a baseline, or exported before it); no clock positions"
-        )
-    clock = clock if options.clock else None
+def clock_fact(clock) -> str:
+    """How the report says where its clock positions come from."""
+    if clock is None:
+        return "not estimated: not measured to work for this model (docs/survey.md, Clock position)"
+    return (
+        f"where the model looks (its attention), within one hour on {100 * clock.measured:.1f}% of synthetic "
+        "defects; for the inspector to check"
+    )
+
+
+def make_survey(options: SurveyOptions, given_header: dict, model: Model | None, model_name: str, report) -> Survey:
+    """A :class:`Survey` from the options and header flags; bad files stop here, before any work.
+    Then whether clock positions come from ``model`` (:func:`attention_clock_of`; a line says why not)."""
     header = survey_header(options.header or None, **given_header)
     codes = CodeMap(options.standard, options.codes or None, warn=report)
     if options.telemetry:
         read_telemetry(options.telemetry)  # a bad row is named before the video is decoded
+    clock = attention_clock_of(model, report) if model is not None else None
     return Survey(header, codes, options, model_name, clock)
 
 

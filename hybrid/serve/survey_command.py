@@ -12,7 +12,7 @@ from pathlib import Path
 from hybrid.errors import DataError
 from hybrid.serve.model import Model
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
-from hybrid.serve.survey import attention_clock_of, make_survey, survey_video
+from hybrid.serve.survey import make_survey, survey_video
 from hybrid.serve.video import VideoOptions
 from hybrid.survey.codes import code_table
 from hybrid.survey.header import SurveyHeader
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         check_fps(args.fps), args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold
     )
     model = Model(Path(args.model).expanduser(), runtime=args.runtime, threads=args.threads)
-    survey = make_survey(options, header_flags(args), Path(args.model).name, print_line, attention_clock_of(model))
+    survey = make_survey(options, header_flags(args), model, Path(args.model).name, print_line)
     done = survey_video(model, video, out, video_options, survey, print_line, int(args.batch))
     print_line(
         f"{video.name}: {done['frames']} frames, {done['events']} events, {done['observations']} observations "
