@@ -50,6 +50,7 @@ from hybrid.survey.observations import observations  # noqa: E402
 SERVE_HYBRID = ROOT / ".venv-serve" / "bin" / "hybrid"
 TOLERANCE_M = 0.3
 SLACK_S = 0.01  # observations round video times to the centisecond
+FOUND_IOU = 0.5  # an event finds a defect when their times overlap this much (intersection over union)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -97,23 +98,42 @@ def scenes_of(truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def match(scene, rows: pd.DataFrame) -> dict | None:
-    """The observation(s) of the event covering ``scene`` (None when the model missed it): whether
-    it lies within the tolerance of the truth."""
+    """The observation(s) of the event that found ``scene``: an event overlapping it in time by at
+    least :data:`FOUND_IOU` (intersection over union; an event spanning far more, the defect merged
+    with the pipe around it, covers it but did not find it). None when no event covers it;
+    ``found`` False when one covers it without finding it; else whether its observation lies within
+    the tolerance of the truth."""
     overlapping = rows[(rows.event_start_s < scene.end_s) & (rows.event_end_s > scene.start_s)]
     if overlapping.empty:
         return None
+    inter = np.minimum(overlapping.event_end_s, scene.end_s) - np.maximum(overlapping.event_start_s, scene.start_s)
+    union = np.maximum(overlapping.event_end_s, scene.end_s) - np.minimum(overlapping.event_start_s, scene.start_s)
+    overlapping = overlapping[inter / union >= FOUND_IOU]
+    if overlapping.empty:
+        return {"kind": "continuous" if scene.continuous else "point", "found": False, "within": False}
     marker = overlapping.continuous.astype(object).fillna("").astype(str)
     if scene.continuous:
         starts, finishes = overlapping[marker.str.startswith("S")], overlapping[marker.str.startswith("F")]
         if starts.empty or finishes.empty:
-            return {"kind": "continuous", "paired": False, "within": False}
+            return {"kind": "continuous", "found": True, "paired": False, "within": False}
         start_error = float(np.min(np.abs(starts.distance_m - scene.start_m)))
         end_error = float(np.min(np.abs(finishes.distance_m - scene.end_m)))
-        return {"kind": "continuous", "paired": True, "within": max(start_error, end_error) <= TOLERANCE_M}
+        return {
+            "kind": "continuous",
+            "found": True,
+            "paired": True,
+            "within": max(start_error, end_error) <= TOLERANCE_M,
+        }
     points = overlapping[marker == ""]
     candidates = points if not points.empty else overlapping
     error = float(np.min(np.abs(candidates.distance_m - scene.distance_m)))
-    return {"kind": "point", "paired": not points.empty, "within": error <= TOLERANCE_M, "error_m": error}
+    return {
+        "kind": "point",
+        "found": True,
+        "paired": not points.empty,
+        "within": error <= TOLERANCE_M,
+        "error_m": error,
+    }
 
 
 def with_events(out: Path) -> pd.DataFrame:
@@ -151,10 +171,12 @@ def truth_survey(name: str, truth: pd.DataFrame, telemetry: Path, seconds: float
 
 
 def summary(matches: list[dict | None]) -> dict:
-    found = [m for m in matches if m is not None]
+    covered = [m for m in matches if m is not None]
+    found = [m for m in covered if m["found"]]
     continuous = [m for m in found if m["kind"] == "continuous"]
     return {
         "defects": len(matches),
+        "covered": len(covered),
         "found": len(found),
         "within_0.3m": sum(m["within"] for m in found),
         "continuous_found": len(continuous),
@@ -231,16 +253,16 @@ def markdown(result: dict) -> str:
         f"Draft survey acceptance (`python bench/survey.py`), {result['machine']}; model `{Path(result['model']).name}`; "
         f"serving install (`.venv-serve`) {result['serving_install_mb']} MB.",
         "",
-        "| video | samples | counter read | distance error median / worst (m) | defects found by the model | "
-        "their observation within 0.3 m | continuous found / both ends within 0.3 m | from truth events: within 0.3 m "
-        "| continuous pairs within 0.3 m | serve (s) | survey (s) | survey / serve |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| video | samples | counter read | distance error median / worst (m) | true defects | covered by an event | "
+        "found (event IoU >= 0.5) | their observation within 0.3 m | continuous found / both ends within 0.3 m | "
+        "from truth events: within 0.3 m | continuous pairs within 0.3 m | serve (s) | survey (s) | survey / serve |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for v in result["videos"]:
         m, t = v["model"], v["truth_events"]
         lines.append(
             f"| {v['video']} | {v['samples']} | {v['read']} ({100 * v['read'] / v['samples']:.1f}%) | "
-            f"{v['median_error_m']:.3f} / {v['worst_error_m']:.3f} | {m['found']} of {m['defects']} | "
+            f"{v['median_error_m']:.3f} / {v['worst_error_m']:.3f} | {m['defects']} | {m['covered']} | {m['found']} | "
             f"{m['within_0.3m']} of {m['found']} | {m['continuous_found']} / {m['continuous_paired_within']} | "
             f"{t['within_0.3m']} of {t['defects']} | {t['continuous_paired_within']} of {t['continuous_found']} | "
             f"{v['serve_s']:.2f} | {v['survey_s']:.2f} | {v['ratio']:.2f}x |"

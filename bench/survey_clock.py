@@ -49,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench_survey_clock"))
     parser.add_argument("--results", default=None, help="also write the table here (bench/results/...md)")
     parser.add_argument(
+        "--label", default=None, help="what the table calls the model (default: the checkpoint's file name)"
+    )
+    parser.add_argument(
         "--stamp",
         default=None,
         help="an .onnx exported from --ckpt: its card records the share (a survey then trusts it)",
@@ -105,7 +108,7 @@ def main(argv=None) -> int:
     table = "\n".join(
         [
             f"Clock position from the decoder's attention (`python bench/survey_clock.py`), checkpoint "
-            f"`{Path(args.ckpt).name}` ({result['grid']} patch grid), {result['scenes']} synthetic scenes with one "
+            f"{args.label or '`' + Path(args.ckpt).name + '`'} ({result['grid']} patch grid), {result['scenes']} synthetic scenes with one "
             f"painted defect each, as the video shows them (1280x720, {'with' if args.overlay else 'without'} the "
             f"counter overlay{', the text OCR finds blanked as a survey blanks it' if args.blank_text else ''}).",
             "",

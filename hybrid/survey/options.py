@@ -34,12 +34,6 @@ class SurveyOptions:
     codes: str = option("", "a YAML file mapping model labels to codes, replacing the built-in map's entries")
     header: str = option("", "a YAML file with the survey header (section, from_node, to_node, direction, date, ...)")
     continuous_m: float = option(CONTINUOUS_M, "a defect longer than this along the pipe is a start/finish pair, m")
-    # Off by default: within one hour of the truth on 69.5% of synthetic scenes, under the 70% a
-    # survey needs before it reports it (bench/results/survey_clock.md, docs/survey.md)
-    clock: bool = option(
-        False,
-        "fill clock_from from where the model looks (its attention; measured below 70 percent within an hour: off)",
-    )
 
     def __post_init__(self):
         given = [name for name in ("counter_box", "telemetry", "speed") if getattr(self, name)]

@@ -16,6 +16,7 @@ from hybrid.survey.header import SurveyHeader
 from hybrid.survey.observations import Observation
 
 STRIP_W, STRIP_H, PLOT_W, PLOT_H, MARGIN = 960, 150, 960, 220, 40
+LABEL_GAP_PX = 36  # strip labels closer than this become one ("BAJ +3")
 REVIEW_COLOUR, SURE_COLOUR, NODE_COLOUR, PIPE_COLOUR = "#b45309", "#1d4ed8", "#374151", "#d1d5db"
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#111827;max-width:1100px}
@@ -71,7 +72,7 @@ def strip_svg(page: SurveyPage) -> str:
         x = _x(tick, low, high, STRIP_W)
         parts.append(f'<line x1="{x:.1f}" y1="90" x2="{x:.1f}" y2="98" stroke="#6b7280"/>')
         parts.append(f'<text x="{x:.1f}" y="112" font-size="11" text-anchor="middle">{tick:g} m</text>')
-    row = 0
+    row, labelled = 0, []  # labels of observations within LABEL_GAP_PX of one another are merged
     for obs in page.observations:
         if math.isnan(obs.distance_m) or obs.continuous.startswith("F"):
             continue
@@ -82,8 +83,6 @@ def strip_svg(page: SurveyPage) -> str:
             parts.append(f'<line x1="{x:.1f}" y1="52" x2="{x:.1f}" y2="98" stroke="{NODE_COLOUR}" stroke-width="3"/>')
             parts.append(f'<text x="{x:.1f}" y="135" font-size="11" text-anchor="middle">{label}</text>')
             continue
-        y_text = 20 + 14 * (row % 3)
-        row += 1
         if obs.end_m is not None:
             x_end = _x(obs.end_m, low, high, STRIP_W)
             parts.append(
@@ -94,11 +93,20 @@ def strip_svg(page: SurveyPage) -> str:
             parts.append(
                 f'<circle cx="{x:.1f}" cy="75" r="6" fill="{colour}"><title>{label} at {obs.distance_m:.2f} m</title></circle>'
             )
+        if labelled and x - labelled[-1][0] < LABEL_GAP_PX:
+            labelled[-1][2].append(label)
+            continue
+        labelled.append((x, colour, [label], row))
+        row += 1
+    for x, colour, labels, index in labelled:
+        y_text = 20 + 14 * (index % 3)
+        text = labels[0] if len(labels) == 1 else f"{labels[0]} +{len(labels) - 1}"
         parts.append(
             f'<line x1="{x:.1f}" y1="{y_text + 3}" x2="{x:.1f}" y2="64" stroke="{colour}" stroke-width="0.8"/>'
         )
         parts.append(
-            f'<text x="{x:.1f}" y="{y_text}" font-size="11" text-anchor="middle" fill="{colour}">{label}</text>'
+            f'<text x="{x:.1f}" y="{y_text}" font-size="11" text-anchor="middle" fill="{colour}">{text}'
+            f"<title>{' '.join(labels)}</title></text>"
         )
     parts.append("</svg>")
     return "\n".join(parts)
