@@ -161,12 +161,17 @@ def attention_clock_of(model: Model, report=None):
     ``report`` says why."""
     measured = model.card.clock_within_1h
     probe = np.zeros((model.card.in_channels, model.card.img_size, model.card.img_size), np.uint8)
-    if measured is None or measured < CLOCK_SHIP_AT or model.attention_grids([probe]) is None:
+    if model.attention_grids([probe]) is None:
+        why = "this model file has no attention output (a baseline, or exported before it had one)"
+    elif measured is None:
+        why = "never measured for this model (python bench/survey_clock.py --ckpt ... --stamp MODEL.onnx)"
+    elif measured < CLOCK_SHIP_AT:
         why = (
-            "never measured for this model (python bench/survey_clock.py --ckpt ... --stamp MODEL.onnx)"
-            if measured is None
-            else f"measured within one hour on {100 * measured:.1f}% of synthetic defects, under {100 * CLOCK_SHIP_AT:.0f}%"
+            f"measured within one hour on {100 * measured:.1f}% of synthetic defects, under {100 * CLOCK_SHIP_AT:.0f}%"
         )
+    else:
+        why = None
+    if why is not None:
         if report is not None:
             report(f"clock positions left empty: {why}")
         return None
