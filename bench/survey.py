@@ -62,6 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench_survey"))
     parser.add_argument("--results", default=None, help="also write the table here (bench/results/...md)")
+    parser.add_argument("--label", default=None, help="what the table calls the model (default: its file name)")
     parser.add_argument("--screenshot", default=None, help="a PNG of the first video's report.html (headless Chromium)")
     parser.add_argument("--survey-flags", default="", help="more hybrid survey flags, e.g. '--standard pacp'")
     return parser.parse_args(argv)
@@ -215,7 +216,7 @@ def main(argv=None) -> int:
                         "serve_s": serve_s, "survey_s": survey_s, "ratio": survey_s / serve_s})  # fmt: skip
         timings += [r[1] / r[0] for r in rounds]
     size = subprocess.run(["du", "-sm", str(ROOT / ".venv-serve")], capture_output=True, text=True).stdout.split()[0]
-    result = {"machine": f"{platform.machine()}, {cpu_name()}", "model": args.model, "videos": figures,
+    result = {"machine": f"{platform.machine()}, {cpu_name()}", "model": args.label or f"`{Path(args.model).name}`", "videos": figures,
               "serving_install_mb": int(size), "ratio_median": statistics.median(timings)}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "survey.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -250,7 +251,7 @@ def cpu_name() -> str:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Draft survey acceptance (`python bench/survey.py`), {result['machine']}; model `{Path(result['model']).name}`; "
+        f"Draft survey acceptance (`python bench/survey.py`), {result['machine']}; model {result['model']}; "
         f"serving install (`.venv-serve`) {result['serving_install_mb']} MB.",
         "",
         "| video | samples | counter read | distance error median / worst (m) | true defects | covered by an event | "
