@@ -125,7 +125,7 @@ class CounterReader:
                 continue
             xs, ys = corners[:, 0], corners[:, 1]
             height = ys.max() - ys.min()
-            self.text_box = (int(max(xs.min(), 0)), int(max(ys.min(), 0)), int(xs.max()), int(ys.max()))
+            self.text_box = text_bounds(corners)
             pad = WIDEN_HEIGHTS * height
             frame_h, frame_w = pixels.shape[:2]
             return (
