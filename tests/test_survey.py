@@ -582,3 +582,13 @@ def test_acceptance_two_inspection_videos_at_1280x720(fp32_export, tmp_path):
                 assert abs(pair["S"] - scene.start_m) <= 0.3 and abs(pair["F"] - scene.end_m) <= 0.3, (scene, mine)
             else:
                 assert len(mine) == 1 and abs(mine[0].distance_m - scene.distance_m) <= 0.3, (scene, mine)
+
+
+def test_telemetry_of_another_time_span_keeps_the_scores_and_says_so(overlay_video, fp32_export, tmp_path):
+    log = tmp_path / "t.csv"
+    log.write_text("time_s,distance_m\n100,0\n200,5\n")
+    done = hybrid(
+        "survey", str(fp32_export[0]), str(overlay_video), "--out", str(tmp_path / "out"), "--telemetry", str(log)
+    )
+    assert done.returncode == 2 and "the telemetry covers none of its 48 samples" in done.stderr.splitlines()[-1]
+    assert len(pd.read_csv(tmp_path / "out" / "frames.csv")) == 48

@@ -280,6 +280,11 @@ def settle_distances(
 
 def check_distances(video: Path, distances: Distances, counter: CounterTrack) -> None:
     """Stop with one line when no sample has a distance (what was scored is written by then)."""
+    if not distances.known and counter.reader is None:
+        raise DataError(
+            f"{video}: the telemetry covers none of its {len(distances.times)} samples (frames.csv and events.csv "
+            "are written); give the crawler's log of this video"
+        )
     if not distances.known:
         raise DataError(
             f"{video}: the counter at {counter.reader.box} gave no distance on any of its {len(distances.times)} samples "
