@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.model or not args.video:
         raise DataError("give MODEL.onnx and VIDEO (or --list-codes)")
     video, out = Path(args.video).expanduser(), Path(args.out).expanduser()
+    if video.is_dir():
+        raise DataError(f"{video} is a folder: a survey is of one video (one pipe section); run it for each")
     if not video.is_file():
-        raise DataError(f"{video}: no such video file (a survey is of one video, one pipe section)")
+        raise DataError(f"{video}: no such video file")
     video_options = VideoOptions(
         check_fps(args.fps), args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold
     )
