@@ -101,7 +101,7 @@ class LiveRun:
     last_time_s: float = 0.0
     largest_lag_s: float = 0.0  # the longest a scored sample waited, this run
     last_lag_s: float = 0.0
-    survey: object = None  # a LiveSurvey (hybrid.serve.survey): samples carry the counter and a photo
+    survey: LiveSurvey | None = None  # --survey: samples then carry the counter's reading and a photo
     heartbeat: Heartbeat | None = field(default=None, init=False)
 
     def __post_init__(self):
@@ -256,7 +256,7 @@ def serve_live(
     folder = LiveFolder(out, model.path, model.class_names, DISTANCE_COLUMNS if survey else ())
     run = LiveRun(model, name, folder, options, source=source, show_frames=show_frames, report=report)
     if survey is not None:
-        run.survey = LiveSurvey(model, survey, out, name, lambda line: run._print(line), report)
+        run.survey = LiveSurvey(model, survey, out, name, lambda line: run.emit(json.dumps(line)), report)
     reader = LiveSource(
         source, options.fps, model.card.in_channels, timeout_s=settings.timeout, realtime=settings.realtime,
         start_s=folder.resume_s or 0.0, start_wall=folder.resume_wall,
