@@ -346,3 +346,12 @@ def test_the_serving_install_has_no_training_stack():
         [str(ROOT / ".venv-serve" / "bin" / "hybrid"), "serve", "--help"], capture_output=True, text=True
     )
     assert helped.returncode == 0 and "--threshold" in helped.stdout
+    surveyed = subprocess.run(
+        [str(ROOT / ".venv-serve" / "bin" / "hybrid"), "survey", "--list-codes"], capture_output=True, text=True
+    )
+    assert surveyed.returncode == 0 and "BAJ" in surveyed.stdout
+    # the bound for the serving install with the survey's OCR (docs/robot.md: 429 MB here)
+    size_mb = int(
+        subprocess.run(["du", "-sm", str(ROOT / ".venv-serve")], capture_output=True, text=True).stdout.split()[0]
+    )
+    assert size_mb <= 450, f".venv-serve is {size_mb} MB"
