@@ -189,6 +189,13 @@ def test_observations_from_truth_events_land_at_the_true_metres():
                 assert abs(mine[0].distance_m - np.interp(scene.start_s, times, metres)) <= 0.3
 
 
+def test_continuous_pairs_are_numbered_after_earlier_ones():
+    distances = clean_readings([0, 2, 4, 6, 8], [0.0, 0.5, 1.0, 1.5, 2.0], 1.0)
+    long = Event("v", "Defect", 0.0, 8.0, 4.0, 0.9, 0.8)  # 2 m along the pipe: continuous
+    rows = observations("v", [long], distances, CodeMap(), with_nodes=False, pairs_before=2)
+    assert [r.continuous for r in rows] == ["S03", "F03"]
+
+
 def test_binary_defects_and_unknown_distances_are_flagged_for_review():
     distances = clean_readings([0, 1, 2, 3], [0.0, 0.2, 0.4, 0.6], 1.0)
     late = Event("v", "Defect", 5.0, 6.0, 5.5, 0.9, 0.8)  # after the last known distance
@@ -403,6 +410,8 @@ def test_live_survey_prints_observations_and_a_restart_keeps_them(overlay_video,
     flags = ("--out", str(out), "--realtime", "--survey", "--threshold", "0.01", "--section", "S-9")
     first = start_hybrid("serve", str(fp32_export[0]), str(overlay_video), *flags, code=SURVEY)
     time.sleep(12)
+    # what a power cut now would leave: the start node is written at the first known distance
+    assert pd.read_csv(out / "observations.csv").label.tolist()[:1] == ["start"]
     first.send_signal(signal.SIGTERM)
     stdout, stderr = first.communicate(timeout=120)
     assert first.returncode == 0, stderr
@@ -424,6 +433,8 @@ def test_live_survey_prints_observations_and_a_restart_keeps_them(overlay_video,
     assert (again.label == "start").sum() == 1 and (again.label == "finish").sum() == 1
     kept = rows[rows.label != "finish"].drop(columns=["review"]).reset_index(drop=True)
     assert again.iloc[: len(kept)].drop(columns=["review"]).equals(kept)
+    markers = again.continuous.dropna()
+    assert markers.is_unique  # continuous pairs are numbered across the folder's runs
 
 
 # --- report.html in a real browser ------------------------------------------------------------

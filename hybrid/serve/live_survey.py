@@ -59,6 +59,10 @@ class LiveSurvey:
         self.report = report
         self.frames: deque[tuple[float, bytes]] = deque()
         self.earlier = _earlier_rows(out, report)
+        # continuous pairs are numbered across the folder's runs; its start node is written once,
+        # at the first known distance (a power cut after it keeps it)
+        self.pairs = sum(str(row.get("continuous") or "").startswith("S") for row in self.earlier)
+        self.has_start = any(row.get("label") == "start" for row in self.earlier)
         self.track = read_telemetry(survey.options.telemetry) if survey.options.telemetry else None
         self.width = PAGE_PHOTO_WIDTH  # the camera's frame width (the photos are scaled to PAGE_PHOTO_WIDTH)
 
@@ -81,6 +85,12 @@ class LiveSurvey:
         self.frames.append((time_s, photo))
         while self.frames and self.frames[0][0] < time_s - LIVE_PHOTO_WINDOW_S:
             self.frames.popleft()
+        known = self._distance_now(time_s, reading)
+        if known[0] and not self.has_start:
+            self._start(photo)
+        return known
+
+    def _distance_now(self, time_s: float, reading: float | None) -> tuple[str, str]:
         options = self.survey.options
         if self.track is not None:
             inside = self.track[0][0] <= time_s <= self.track[0][-1]
@@ -89,6 +99,16 @@ class LiveSurvey:
             return f"{options.start_m + options.speed * time_s:.3f}", SPEED
         # the reading as read: the cleaning (and interpolation) needs the readings after it too
         return ("", "") if reading is None else (f"{reading:.3f}", READ)
+
+    def _start(self, photo: bytes) -> None:
+        """The section's start node, at the first known distance, written at once."""
+        start = node_rows(self.distances(), self.survey.codes, self.survey.header.section, self.name)[0]
+        start.photo = photo_name(start, set(self.survey.photos))
+        save_photo(self.out, start.photo, photo)
+        self.survey.photos[start.photo] = photo
+        self.survey.rows.insert(0, start)
+        self.has_start = True
+        self.write()
 
     def distances(self) -> Distances:
         """The distances of the samples so far."""
@@ -107,8 +127,9 @@ class LiveSurvey:
         distances = self.distances()
         found = observations(
             self.name, closed, distances, self.survey.codes, section=self.survey.header.section,
-            continuous_m=self.survey.options.continuous_m, with_nodes=False,
+            continuous_m=self.survey.options.continuous_m, with_nodes=False, pairs_before=self.pairs,
         )  # fmt: skip
+        self.pairs += sum(obs.continuous.startswith("S") for obs in found)
         taken = set(self.survey.photos) | {row.get("photo", "") for row in self.earlier}
         for obs in found:
             data = self._photo(obs.photo_s) if obs.photo_s is not None else None
@@ -127,16 +148,14 @@ class LiveSurvey:
         self.write(distances)
 
     def write(self, distances: Distances | None = None, *, final: bool = False) -> None:
-        """``observations.*`` and ``report.html`` as they stand; ``final``: with the section's start
-        (the first run's, kept across restarts) and finish (this run's last known distance)."""
+        """``observations.*`` and ``report.html`` as they stand; ``final``: with the section's finish
+        (this run's last known distance; an earlier run's finish gives way to it)."""
         distances = distances or self.distances()
         self.survey.distances[self.name] = distances
         earlier = [row for row in self.earlier if row.get("label") != "finish"]
         rows = [*map(_observation, earlier), *self.survey.rows]
         if final:
-            nodes = node_rows(distances, self.survey.codes, self.survey.header.section, self.name)
-            has_start = any(row.label == "start" for row in rows)
-            rows = [*nodes[: 1 if not has_start else 0], *rows, *nodes[1:]]
+            rows += node_rows(distances, self.survey.codes, self.survey.header.section, self.name)[1:]
         write_observations(self.out, rows)
         page = self.survey.page()
         page.observations = rows  # earlier runs' rows too

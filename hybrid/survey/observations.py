@@ -112,11 +112,11 @@ def node_rows(distances: Distances, codes: CodeMap, section: str, video: str) ->
 
 def observations(
     video: str, events: Sequence[Event], distances: Distances, codes: CodeMap, *, section: str = "",
-    continuous_m: float = CONTINUOUS_M, with_nodes: bool = True,
+    continuous_m: float = CONTINUOUS_M, with_nodes: bool = True, pairs_before: int = 0,
 ) -> list[Observation]:  # fmt: skip
     """The survey of one video: its events as observations (in video time order, continuous pairs
-    numbered in that order), between the start and finish nodes."""
-    rows, number = [], 0
+    numbered in that order after ``pairs_before`` earlier ones), between the start and finish nodes."""
+    rows, number = [], pairs_before
     for event in sorted(events, key=lambda e: (e.start_s, e.label)):
         found = _defect_rows(event, distances, codes, section, continuous_m, number + 1)
         number += len(found) == 2
