@@ -378,6 +378,22 @@ def test_a_video_without_counter_says_which_option_to_use(fp32_export, tmp_path)
     assert np.allclose(frames.distance_m, 0.1 * frames.time_s, atol=1e-3) and (frames.distance_source == "speed").all()
 
 
+def test_a_counter_box_outside_the_frame_is_named(overlay_video, fp32_export, tmp_path):
+    done = hybrid(
+        "survey",
+        str(fp32_export[0]),
+        str(overlay_video),
+        "--out",
+        str(tmp_path / "out"),
+        "--counter-box",
+        "5000,5000,5100,5040",
+    )
+    assert done.returncode == 2 and done.stderr.splitlines()[-1].endswith(
+        "--counter-box 5000,5000,5100,5040: outside the 640x360 frame"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_counter_box_with_no_reading_keeps_the_scores_and_says_so(fp32_export, tmp_path):
     plain = grey_video(tmp_path / "grey.mp4")
     done = hybrid(

@@ -152,18 +152,10 @@ class CounterReader:
                         "or --speed M_PER_S"
                     )
                 return Reading("", None)
-        x0, y0, x1, y1 = self.box
-        crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
-        if crop.size == 0:
-            raise DataError(f"--counter-box {x0},{y0},{x1},{y1}: outside the {pixels.shape[1]}x{pixels.shape[0]} frame")
-        tx0, ty0, tx1, ty1 = self.text_box or self.box
-        text = pixels[ty0:ty1, tx0:tx1]
+        text = self._text(pixels)
         if self.last is not None and self._unchanged(text):
             return self.last[1]
-        result = self.engine(crop, use_det=False, use_cls=False, use_rec=True)
-        texts, scores = result.txts or (), result.scores or ()
-        read = " ".join(texts)
-        confident = scores and min(scores) >= MIN_CONFIDENCE
+        read, confident = self._recognize(self._crop(pixels))
         metres = parse_distance(read) if confident else None
         reading = Reading(read, None if metres is None or not math.isfinite(metres) else metres)
         self.last = (text.copy(), reading)
@@ -175,23 +167,37 @@ class CounterReader:
         split back into two distances; one at a time when that does not give exactly two."""
         if self.box is None:
             return self.read(first), self.read(second)
-        x0, y0, x1, y1 = self.box
-        tx0, ty0, tx1, ty1 = self.text_box or self.box
-        texts = [np.ascontiguousarray(p[ty0:ty1, tx0:tx1]) for p in (first, second)]
+        texts = [self._text(p) for p in (first, second)]
         if self.last is not None and self._unchanged(texts[0]):
             return self.last[1], self.read(second)
-        crops = [p[y0:y1, x0:x1] for p in (first, second)]
-        gap = np.zeros((crops[0].shape[0], max((y1 - y0) // 2, 4), *crops[0].shape[2:]), np.uint8)
-        result = self.engine(
-            np.concatenate([crops[0], gap, crops[1]], axis=1), use_det=False, use_cls=False, use_rec=True
-        )
-        read = " ".join(result.txts or ())
+        crops = [self._crop(p) for p in (first, second)]
+        gap = np.zeros((crops[0].shape[0], max(crops[0].shape[0] // 2, 4), *crops[0].shape[2:]), np.uint8)
+        read, confident = self._recognize(np.concatenate([crops[0], gap, crops[1]], axis=1))
         found = [parse_distance(m.group(0)) for m in DISTANCE_PATTERN.finditer(read)]
-        if len(found) != 2 or not result.scores or min(result.scores) < MIN_CONFIDENCE:
+        if len(found) != 2 or not confident:
             return self.read(first), self.read(second)
         readings = tuple(Reading(read, metres) for metres in found)
         self.last = (texts[1].copy(), readings[1])
         return readings
+
+    def _crop(self, pixels: np.ndarray) -> np.ndarray:
+        """The counter's box of one frame (one line when the box lies outside it)."""
+        x0, y0, x1, y1 = self.box
+        crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+        if crop.size == 0:
+            raise DataError(f"--counter-box {x0},{y0},{x1},{y1}: outside the {pixels.shape[1]}x{pixels.shape[0]} frame")
+        return crop
+
+    def _text(self, pixels: np.ndarray) -> np.ndarray:
+        """The counter's text itself in one frame (what :meth:`_unchanged` compares)."""
+        x0, y0, x1, y1 = self.text_box or self.box
+        return np.ascontiguousarray(pixels[y0:y1, x0:x1])
+
+    def _recognize(self, image: np.ndarray) -> tuple[str, bool]:
+        """The text recognized in ``image`` (no detection), and whether every part of it is confident."""
+        result = self.engine(image, use_det=False, use_cls=False, use_rec=True)
+        scores = result.scores or ()
+        return " ".join(result.txts or ()), bool(scores) and min(scores) >= MIN_CONFIDENCE
 
     def _unchanged(self, text: np.ndarray) -> bool:
         """Whether the counter's text pixels are those last read (up to compression noise): a
