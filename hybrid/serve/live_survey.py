@@ -157,9 +157,7 @@ class LiveSurvey:
         if final:
             rows += node_rows(distances, self.survey.codes, self.survey.header.section, self.name)[1:]
         write_observations(self.out, rows)
-        page = self.survey.page()
-        page.observations = rows  # earlier runs' rows too
-        write_report(self.out, page)
+        write_report(self.out, self.survey.page(rows))
 
 
 def _earlier_rows(out: Path, report) -> list[dict]:

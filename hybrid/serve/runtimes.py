@@ -55,6 +55,7 @@ class OnnxRuntimeSession:
                 )
             providers.insert(0, "CUDAExecutionProvider")
         self.session = open_session(path, options, providers)
+        self.has_attention = ATTENTION_NAME in {output.name for output in self.session.get_outputs()}
         self.description = f"onnxruntime {ort.__version__} ({self.session.get_providers()[0]})"
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -62,7 +63,7 @@ class OnnxRuntimeSession:
 
     def attention(self, images: np.ndarray) -> np.ndarray | None:
         """The attention grid output ``[B, patches]`` (None: the file has none)."""
-        if ATTENTION_NAME not in {output.name for output in self.session.get_outputs()}:
+        if not self.has_attention:
             return None
         return self.session.run([ATTENTION_NAME], {INPUT_NAME: images})[0]
 
@@ -99,6 +100,7 @@ class OpenVinoSession:
         self.path = str(path)
         self.compiled = ov.Core().compile_model(str(path), "CPU", config)
         self.request = self.compiled.create_infer_request()
+        self.has_attention = len(self.compiled.outputs) > 1
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.description = f"openvino {ov.__version__.split('-')[0]} (CPU, inference precision {hint})"
 
@@ -107,7 +109,7 @@ class OpenVinoSession:
 
     def attention(self, images: np.ndarray) -> np.ndarray | None:
         """The attention grid output ``[B, patches]`` (None: the file has none)."""
-        if len(self.compiled.outputs) < 2:
+        if not self.has_attention:
             return None
         return self.request.infer({0: images})[1].copy()
 

@@ -144,15 +144,16 @@ class Survey:
     distances: dict[str, Distances] = field(default_factory=dict)
     photos: dict[str, bytes] = field(default_factory=dict)
 
-    def page(self) -> SurveyPage:
-        """The report page of what is found so far."""
+    def page(self, rows: list[Observation] | None = None) -> SurveyPage:
+        """The report page of what is found so far (``rows``: these observations instead, a live
+        folder's earlier runs' too)."""
         facts = [
             ("standard", STANDARDS[self.codes.standard]), ("code map", str(self.codes.path or "built-in (hybrid survey --list-codes)")),
             ("distances from", self.options.distance_source), ("model", self.model_name),
             ("continuous from", f"{self.options.continuous_m:g} m along the pipe"),
             ("clock position", clock_fact(self.clock)),
         ]  # fmt: skip
-        return SurveyPage(self.header, self.rows, self.distances, self.photos, facts)
+        return SurveyPage(self.header, self.rows if rows is None else rows, self.distances, self.photos, facts)
 
 
 def attention_clock_of(model: Model, report=None):
@@ -160,8 +161,7 @@ def attention_clock_of(model: Model, report=None):
     it was measured to work (``clock_within_1h`` at least :data:`CLOCK_SHIP_AT`); else None, and
     ``report`` says why."""
     measured = model.card.clock_within_1h
-    probe = np.zeros((model.card.in_channels, model.card.img_size, model.card.img_size), np.uint8)
-    if model.attention_grids([probe]) is None:
+    if not model.session.has_attention:
         why = "this model file has no attention output (a baseline, or exported before it had one)"
     elif measured is None:
         why = "never measured for this model (python bench/survey_clock.py --ckpt ... --stamp MODEL.onnx)"
