@@ -125,15 +125,16 @@ def distance_svg(name: str, distances: Distances) -> str:
     m_low, m_high = min(m for _, m, _ in known), max(m for _, m, _ in known)
     m_high = max(m_high, m_low + 1.0)
 
-    def point(t: float, m: float) -> str:
+    def xy(t: float, m: float) -> tuple[float, float]:
         x = MARGIN + t / t_high * (PLOT_W - 2 * MARGIN)
         y = PLOT_H - MARGIN - (m - m_low) / (m_high - m_low) * (PLOT_H - 2 * MARGIN)
-        return f"{x:.1f},{y:.1f}"
+        return x, y
 
-    line = " ".join(point(t, m) for t, m, _ in known)
+    points = [(xy(t, m), source) for t, m, source in known]
+    line = " ".join(f"{x:.1f},{y:.1f}" for (x, y), _ in points)
     dots = "".join(
-        f'<circle cx="{point(t, m).split(",")[0]}" cy="{point(t, m).split(",")[1]}" r="1.8" fill="{SURE_COLOUR}"/>'
-        for t, m, source in known
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.8" fill="{SURE_COLOUR}"/>'
+        for (x, y), source in points
         if source == READ
     )
     axis = (
