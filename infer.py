@@ -3,7 +3,7 @@ the same as ``hybrid infer``."""
 
 import sys
 
-from hybrid.apps import infer_main
+from hybrid.jobs.infer import main
 
 if __name__ == "__main__":
-    sys.exit(infer_main(sys.argv[1:], prog=sys.argv[0]))
+    sys.exit(main(sys.argv[1:], prog=sys.argv[0]))

@@ -2,7 +2,7 @@
 
 import sys
 
-from hybrid.apps import train_main
+from hybrid.jobs.train import main
 
 if __name__ == "__main__":
-    sys.exit(train_main(sys.argv[1:], prog=sys.argv[0]))
+    sys.exit(main(sys.argv[1:], prog=sys.argv[0]))

@@ -70,7 +70,7 @@ def sweep(dataset: str, row: tuple, args: argparse.Namespace) -> Path:
                    *([f"trainer.num_threads={args.threads}"] if args.threads else []),
                    f"seed={','.join(map(str, args.seeds))}", f"hydra.sweep.dir={folder}"]  # fmt: skip
         subprocess.run(command, check=True, cwd=ROOT)
-        subprocess.run([sys.executable, "-m", "hybrid.report", str(folder)], check=True, cwd=ROOT)
+        subprocess.run([sys.executable, "-m", "hybrid.jobs.report", str(folder)], check=True, cwd=ROOT)
     return folder
 
 

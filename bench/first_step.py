@@ -65,11 +65,10 @@ def main(argv: list[str]) -> None:
     out, overrides = Path(argv[0]), argv[1:]
     import torch  # noqa: F401  (imports are not counted)
 
-    import hybrid.apps
     import hybrid.data.dataset as dataset
     import hybrid.data.loaders as loaders
     import hybrid.engine.trainer as trainer
-    import hybrid.train
+    import hybrid.jobs.train
 
     started = time.perf_counter()
     spent = {"index_s": 0.0, "csv_s": 0.0}
@@ -95,7 +94,7 @@ def main(argv: list[str]) -> None:
 
     trainer.train_one_epoch = first_batch_only
     with contextlib.suppress(FirstBatch):  # the stand-in loop's way of ending the run
-        hybrid.apps.train_main(overrides)
+        hybrid.jobs.train.main(overrides)
     if not out.is_file():
         raise SystemExit(f"the training run ended before its first batch: {' '.join(overrides)}")
 

@@ -165,7 +165,7 @@ def compose_config(overrides: list[str], name: str = "train"):
     """A real config from ``conf/`` (``train`` or ``prepare``), as the entry points compose it."""
     from hydra import compose, initialize_config_dir
 
-    import hybrid.config  # noqa: F401  (registers the config resolvers, as train.py does)
+    import hybrid.jobs.schema  # noqa: F401  (registers the config resolvers, as train.py does)
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return compose(config_name=name, overrides=overrides)
@@ -178,7 +178,7 @@ def jpg_cache_overrides(data_dir: Path) -> list[str]:
 
 def prepare_caches(data_dir: Path) -> None:
     """The npy (default) and jpg prepared caches at 480 px, as ``hybrid prepare`` builds them."""
-    from hybrid.prepare import prepare
+    from hybrid.jobs.prepare import prepare
 
     overrides = [
         "data=csv",

@@ -61,7 +61,7 @@ def make_video(folder: Path, seconds: float) -> Path:
     video = folder / "pipe_001.mp4"
     if not video.exists():
         code = (
-            "from pathlib import Path; from hybrid.data.synthetic_video import VideoSpec, generate; "
+            "from pathlib import Path; from hybrid.data.synthetic.pipe_videos import VideoSpec, generate; "
             f"generate(Path({str(folder)!r}), VideoSpec(videos=1, duration_s={seconds}, width=1280, height=720, fps=25.0))"
         )
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
@@ -95,7 +95,7 @@ def one_run(code: Path, model: str, video: Path, fps: float, out: Path, seconds:
 
 def describe_model(path: str) -> str:
     """What the served file is, from its model card: ``the cats_hybrid model (480 px, 5.39 GFLOPs) in int8``."""
-    from hybrid.serve.card import ModelCard
+    from hybrid.serve.model_card import ModelCard
 
     card = ModelCard.read(path)
     name = card.config["model"]["name"]

@@ -14,7 +14,7 @@
    the image index's and the CSVs' share of them, and RSS / PSS of the training process and its
    workers at that moment.
 3. **Prepare on 1 core and on every core**: ``hybrid prepare``'s cache builder
-   (``hybrid.data.prepare.cache_entries``) over ``--prepare-images`` names of the tree at
+   (``hybrid.data.cache_builder.cache_entries``) over ``--prepare-images`` names of the tree at
    ``--img-size``, into a fresh npy cache each time, with ``prepare.num_workers=1`` and ``auto``;
    images/s of each, their ratio, and the hours they extrapolate to for the 1.3 M images of
    Sewer-ML at 16 and 64 cores (linear in the cores, at this machine's per-core rate).
@@ -67,8 +67,8 @@ def build_tree(tree: Path, rows: int, sources: int) -> dict:
     """The tree of ``rows`` hard links and its two CSVs (reused when it already has ``rows`` names)."""
     import pandas as pd
 
-    from hybrid.benchmark import bench_jpegs
     from hybrid.data.sewerml import CSV_HEADER
+    from hybrid.jobs.benchmark import bench_jpegs
 
     marker = tree / "tree.json"
     if marker.is_file() and json.loads(marker.read_text()).get("rows") == rows:
@@ -98,7 +98,7 @@ def build_tree(tree: Path, rows: int, sources: int) -> dict:
 def prepare_rate(tree: Path, count: int, img_size: int, workers) -> float:
     """Images/s of the cache builder over the tree's first ``count`` names, into a fresh npy cache."""
     from hybrid.data.cache import cache_settings
-    from hybrid.data.prepare import cache_entries, resolve_prepare_workers
+    from hybrid.data.cache_builder import cache_entries, resolve_prepare_workers
     from hybrid.data.schema import DataSchema
 
     folder = tree / "images" / "part_00"
@@ -129,7 +129,7 @@ def train_config(tree: Path, img_size: int, *overrides: str):
     """The typed ``data`` settings of ``hybrid train experiment=sewerml_multilabel`` on ``tree``."""
     from hydra import compose, initialize_config_dir
 
-    from hybrid.train import check_train_config
+    from hybrid.jobs.train import check_train_config
 
     with initialize_config_dir(config_dir=str(ROOT / "hybrid" / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=sewerml_multilabel", f"data.root={tree}",
@@ -141,8 +141,8 @@ def loader_rates(tree: Path, img_size: int, work: Path, rounds: int) -> dict:
     """Images/s of the training and evaluation loaders over ``tree``'s training split, per source:
     each source prepared first, then ``rounds`` interleaved passes (files, npy, packed, files, ...),
     the median of each kept."""
+    from hybrid.data.cache_builder import PrepareOptions, prepare_cache
     from hybrid.data.loaders import DataModule
-    from hybrid.data.prepare import PrepareOptions, prepare_cache
 
     sources = {"JPEG files": ["data.use_cache=false"], "npy cache": ["data.cache_format=npy"],
                "packed cache": ["data.cache_format=packed"]}  # fmt: skip
@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     small_record = build_tree(small, args.small_rows, args.sources)
     loader_tree = tree.parent / f"tree_{args.loader_images}"
     build_tree(loader_tree, args.loader_images, args.sources)
-    from hybrid.benchmark import cpu_model
     from hybrid.data.loaders import available_cpus
+    from hybrid.jobs.benchmark import cpu_model
 
     work = Path(tempfile.mkdtemp(dir=tree.parent))
     try:

@@ -13,7 +13,7 @@ its own process (wall time from start to exit; peak resident memory from ``/usr/
   ``infer.py ckpt_path=best.pt precision=32`` (max |delta p|, decisions);
 - the video: ``events.json`` of ``hybrid serve`` against ``infer.py input=VIDEO`` on the int8
   file, and frame scores of the fp32 file against the checkpoint's;
-- ``python -m hybrid.serve.measure`` in the serving install: cold start (process start to first
+- ``python -m hybrid.serve.measure_process`` in the serving install: cold start (process start to first
   prediction), batch-1 P50/P95/P99, peak RSS at batch 1 and 16; and the install's size.
 
 Writes ``<out>/serving.json`` and ``<out>/serving.md``.
@@ -85,10 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     int8, fp32 = out / "export_int8" / "model.onnx", out / "export_fp32" / "model.onnx"
     for path, precision in ((int8, "int8"), (fp32, "fp32")):
         if not path.is_file():
-            timed([python, "-m", "hybrid.export", f"ckpt_path={args.ckpt}", f"precision={precision}",
+            timed([python, "-m", "hybrid.jobs.export", f"ckpt_path={args.ckpt}", f"precision={precision}",
                    f"hydra.run.dir={path.parent}"], out / f"export_{precision}.log")  # fmt: skip
-    from hybrid.benchmark import bench_jpegs
-    from hybrid.data.synthetic_video import VideoSpec, generate
+    from hybrid.data.synthetic.pipe_videos import VideoSpec, generate
+    from hybrid.jobs.benchmark import bench_jpegs
 
     jpegs = bench_jpegs(out / "jpegs", args.images)
     video = generate(out / "video", VideoSpec(videos=1, duration_s=args.video_s)) / "pipe_001.mp4"
@@ -162,7 +162,7 @@ def markdown(result: dict) -> str:
     i8, f32, vf = p["int8_serve_vs_infer"], p["fp32_serve_vs_pt32"], p["video_fp32_frames_vs_pt32"]
     lines += [
         "",
-        f"- serving install (int8, `python -m hybrid.serve.measure`): cold start {b1['cold_start_s']:.2f} s; "
+        f"- serving install (int8, `python -m hybrid.serve.measure_process`): cold start {b1['cold_start_s']:.2f} s; "
         f"batch-1 P50 / P95 / P99 {b1['latency_p50_ms']:.2f} / {b1['latency_p95_ms']:.2f} / "
         f"{b1['latency_p99_ms']:.2f} ms; peak RSS {b1['peak_rss_mb']:.0f} MB at batch 1, "
         f"{b16['peak_rss_mb']:.0f} MB at batch 16; end to end {b16['end_to_end_images_per_s']:.1f} img/s at batch 16",

@@ -41,11 +41,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybrid.data.synthetic_video import SURVEY_TRUTH_FILE, TELEMETRY_SUFFIX, VideoSpec, generate  # noqa: E402
-from hybrid.events import Event  # noqa: E402
+from hybrid.data.synthetic.pipe_videos import SURVEY_TRUTH_FILE, TELEMETRY_SUFFIX, VideoSpec, generate  # noqa: E402
 from hybrid.survey.codes import CodeMap  # noqa: E402
 from hybrid.survey.distance import clean_readings  # noqa: E402
 from hybrid.survey.observations import observations  # noqa: E402
+from hybrid.video.events import Event  # noqa: E402
 
 SERVE_HYBRID = ROOT / ".venv-serve" / "bin" / "hybrid"
 TOLERANCE_M = 0.3

@@ -2,7 +2,7 @@
 
     python bench/survey_clock.py --ckpt CHECKPOINT.pt [--videos 40] [--results bench/results/survey_clock.md]
 
-The synthetic inspection videos' scenes (``hybrid.data.synthetic_video.plan_scenes``) whose one
+The synthetic inspection videos' scenes (``hybrid.data.synthetic.pipe_videos.plan_scenes``) whose one
 defect has a recorded clock position (where it was painted: the centroid of what differs from the
 same pipe without it), each as the video shows it in the scene's middle (1280x720, zoomed, with
 the counter overlay; ``--no-overlay``: without). For each, the checkpoint's decoder
@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hybrid.data.synthetic_video import VideoSpec, draw_overlay, plan_scenes, render_frame  # noqa: E402
+from hybrid.data.synthetic.pipe_videos import VideoSpec, draw_overlay, plan_scenes, render_frame  # noqa: E402
 from hybrid.deploy.card import stamp_clock_measurement  # noqa: E402
 from hybrid.deploy.serving import load_served_model  # noqa: E402
-from hybrid.serve.card import CLOCK_SHIP_AT  # noqa: E402
+from hybrid.serve.model_card import CLOCK_SHIP_AT  # noqa: E402
 from hybrid.survey.counter import CounterReader, blank_text  # noqa: E402
 from hybrid.tracking.keyframes import attention_grids  # noqa: E402
 from hybrid.util.clock import attention_clock, hours_apart  # noqa: E402

@@ -53,7 +53,7 @@ from hybrid.data.loaders import DataModule, resolve_workers  # noqa: E402
 from hybrid.data.sewerml import CSV_HEADER  # noqa: E402
 from hybrid.data.synthetic import SyntheticSpec, render_image, sample_labels  # noqa: E402
 from hybrid.deploy.serving import ServingOptions, load_served_model  # noqa: E402
-from hybrid.engine.loop import predict, train_one_epoch  # noqa: E402
+from hybrid.engine.loop import StepSettings, predict, train_one_epoch  # noqa: E402
 from hybrid.engine.losses import loss_function  # noqa: E402
 from hybrid.engine.optim import build_optimizer, build_scheduler  # noqa: E402
 from hybrid.engine.runtime import Runtime, autocast, retain_freed_memory  # noqa: E402
@@ -205,9 +205,9 @@ def hybrid_path(cfg, model_factory, args) -> tuple[Path3, Path3, object]:
     def train_round(n: int) -> float:
         clip = cfg.trainer.grad_clip
         warm = itertools.islice(train_batches, args.warmup)
-        train_one_epoch(model, warm, optimizer, scheduler, criterion, runtime, grad_clip=clip)
+        train_one_epoch(model, warm, optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip))
         result = train_one_epoch(
-            model, itertools.islice(train_batches, n), optimizer, scheduler, criterion, runtime, grad_clip=clip
+            model, itertools.islice(train_batches, n), optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip)
         )
         return result.images / result.seconds
 
@@ -290,8 +290,8 @@ def ceiling_path(cfg, model_factory, runtime, args) -> Path3:
 
     def train_round(n: int) -> float:
         clip = cfg.trainer.grad_clip
-        train_one_epoch(model, [batch] * args.warmup, optimizer, scheduler, criterion, runtime, grad_clip=clip)
-        result = train_one_epoch(model, [batch] * n, optimizer, scheduler, criterion, runtime, grad_clip=clip)
+        train_one_epoch(model, [batch] * args.warmup, optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip))
+        result = train_one_epoch(model, [batch] * n, optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip))
         return result.images / result.seconds
 
     def infer_round(n: int) -> float:

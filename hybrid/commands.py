@@ -1,9 +1,10 @@
 """``hybrid <job>``: one command for every job of hybrid (the console script of the package).
 
-Each job's module is imported only when it runs, so ``hybrid serve`` needs nothing but the serving
-install (no torch, no Hydra). Every job but ``serve`` is a Hydra app that takes the same
+Every job is a module of :mod:`hybrid.jobs` with the same entry, ``main(argv, prog) -> exit code``;
+it is imported only when it runs, so ``hybrid serve`` needs nothing but the serving install (no
+torch, no Hydra). Every job but ``serve`` and ``survey`` is a Hydra app that takes the same
 ``key=value`` overrides as ``train.py`` (``hybrid <job> --help`` shows its config); ``train.py``,
-``infer.py`` and ``python -m hybrid.<job>`` run the same apps.
+``infer.py`` and ``python -m hybrid.jobs.<job>`` run the same ``main``.
 """
 
 from __future__ import annotations
@@ -21,41 +22,34 @@ TRAINING_STACK = ("torch", "hydra")
 
 @dataclass(frozen=True)
 class Job:
-    """One job: ``target`` (``module:function``), a ``@hydra.main`` app (``hydra``) or a
-    ``function(argv) -> exit code``, and its line in ``hybrid --help``."""
+    """One job: its module (``hybrid.jobs.<name>``, whose ``main(argv, prog)`` runs it) and its line
+    in ``hybrid --help``."""
 
-    target: str
+    module: str
     summary: str
-    hydra: bool = True
     serving: bool = False  # runs in the serving install (no torch, no Hydra)
 
     def run(self, name: str, argv: list[str]) -> int:
         if not self.serving and not training_install():
             print(f"hybrid {name} needs {NEEDS_TRAINING}", file=sys.stderr)
             return USAGE_ERROR
-        module, function = self.target.split(":")
-        entry = getattr(importlib.import_module(module), function)
-        if not self.hydra:
-            return int(entry(argv) or 0)
-        from hybrid.util.entry import run_hydra_app
-
-        return run_hydra_app(entry, f"hybrid {name}", argv)
+        return int(importlib.import_module(self.module).main(argv, prog=f"hybrid {name}") or 0)
 
 
 JOBS = {
-    "train": Job("hybrid.apps:train_main", "train a model (train.py): hybrid train experiment=quickstart", hydra=False),
-    "infer": Job("hybrid.apps:infer_main", "predict a test split, images or videos (infer.py): ckpt_path=...", hydra=False),
-    "export": Job("hybrid.export:main", "export a checkpoint to .onnx (fp32, fp16, int8) with its model card"),
-    "benchmark": Job("hybrid.benchmark:main", "what model files cost here: latency, images/s, memory"),
-    "evaluate": Job("hybrid.evaluate:main", "score a predictions.csv (the official Sewer-ML metrics)"),
-    "evaluate-video": Job("hybrid.evaluate_video:main", "score events.json with the CCTV-Pipe temporal metric"),
-    "report": Job("hybrid.report:main", "a sweep's comparison report (accuracy against cost)", hydra=False),
-    "prepare": Job("hybrid.prepare:main", "prepare a dataset's cache (resized uint8 images)"),
-    "prune": Job("hybrid.prune:main", "structured pruning of a checkpoint, then fine-tuning"),
-    "synthetic": Job("hybrid.data.synthetic:main", "write a synthetic Sewer-ML look-alike dataset: root=DIR", hydra=False),
-    "synthetic-video": Job("hybrid.data.synthetic_video:main", "write synthetic inspection videos and their truth: out=DIR", hydra=False),
-    "serve": Job("hybrid.serve.command:main", "predict with an exported .onnx, without the training stack", hydra=False, serving=True),
-    "survey": Job("hybrid.serve.survey_command:main", "a draft inspection survey (metres, EN 13508-2 / PACP codes) from a video", hydra=False, serving=True),
+    "train": Job("hybrid.jobs.train", "train a model (train.py): hybrid train experiment=quickstart"),
+    "infer": Job("hybrid.jobs.infer", "predict a test split, images or videos (infer.py): ckpt_path=..."),
+    "export": Job("hybrid.jobs.export", "export a checkpoint to .onnx (fp32, fp16, int8) with its model card"),
+    "benchmark": Job("hybrid.jobs.benchmark", "what model files cost here: latency, images/s, memory"),
+    "evaluate": Job("hybrid.jobs.evaluate", "score a predictions.csv (the official Sewer-ML metrics)"),
+    "evaluate-video": Job("hybrid.jobs.evaluate_video", "score events.json with the CCTV-Pipe temporal metric"),
+    "report": Job("hybrid.jobs.report", "a sweep's comparison report (accuracy against cost)"),
+    "prepare": Job("hybrid.jobs.prepare", "prepare a dataset's cache (resized uint8 images)"),
+    "prune": Job("hybrid.jobs.prune", "structured pruning of a checkpoint, then fine-tuning"),
+    "synthetic": Job("hybrid.jobs.synthetic", "write a synthetic Sewer-ML look-alike dataset: root=DIR"),
+    "synthetic-video": Job("hybrid.jobs.synthetic_video", "write synthetic inspection videos and their truth: out=DIR"),
+    "serve": Job("hybrid.jobs.serve", "predict with an exported .onnx, without the training stack", serving=True),
+    "survey": Job("hybrid.jobs.survey", "a draft inspection survey (metres, EN 13508-2 / PACP codes) from a video", serving=True),
 }  # fmt: skip
 NEEDS_TRAINING = (
     "the training install (torch, Hydra), which this environment lacks (the serving install "

@@ -21,7 +21,7 @@ from hybrid.commands import main as hybrid_main
 
 def reach(job_function: str, argv: list[str]) -> Counter:
     """Run ``hybrid <argv>``; count, per module, the calls handed a DictConfig after the first call
-    of ``job_function`` (e.g. ``hybrid.infer:infer``)."""
+    of ``job_function`` (e.g. ``hybrid.inference:infer``)."""
     module_name, function_name = job_function.split(":")
     calls: Counter = Counter()
     started = False

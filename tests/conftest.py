@@ -57,7 +57,7 @@ def import_job_modules() -> None:
     from hybrid.commands import JOBS
 
     for job in JOBS.values():
-        importlib.import_module(job.target.split(":")[0])
+        importlib.import_module(job.module)
 
 
 def compose_config(name: str = "train", overrides: list[str] | None = None):
@@ -80,7 +80,7 @@ def run_script(
 
 
 def run_module(module: str, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m <module>`` (``hybrid.export``, ``hybrid.benchmark``) as a user would."""
+    """Run ``python -m <module>`` (``hybrid.jobs.export``, ``hybrid.jobs.benchmark``) as a user would."""
     return run_command(["-m", module, *overrides], env=env)
 
 
@@ -137,10 +137,10 @@ def trained(tiny_data, tmp_path_factory):
 
 
 def export(checkpoint, out, *extra: str):
-    """``python -m hybrid.export`` of ``checkpoint`` into ``out``: the model file and ``export.json``."""
+    """``python -m hybrid.jobs.export`` of ``checkpoint`` into ``out``: the model file and ``export.json``."""
     import json
 
-    result = run_module("hybrid.export", f"ckpt_path={checkpoint}", f"hydra.run.dir={out}", *extra)
+    result = run_module("hybrid.jobs.export", f"ckpt_path={checkpoint}", f"hydra.run.dir={out}", *extra)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out / "model.onnx", json.loads((out / "export.json").read_text())
 

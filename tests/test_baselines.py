@@ -13,12 +13,12 @@ from omegaconf import OmegaConf
 
 from hybrid.data.labels import resolve_label_spec
 from hybrid.deploy.onnx_export import export_float32
-from hybrid.engine.config import TrainerSchema
 from hybrid.engine.losses import loss_function
+from hybrid.engine.schema import TrainerSchema
 from hybrid.errors import ConfigError, PretrainedWeightsError
+from hybrid.jobs.report import pareto_front
 from hybrid.models import build_model, parameter_report
-from hybrid.models.config import check_model_config
-from hybrid.report import pareto_front
+from hybrid.models.schema import check_model_config
 from hybrid.serve.runtimes import OnnxRuntimeSession
 from tests.conftest import compose_config, run_module, run_script, tiny_overrides
 
@@ -38,7 +38,7 @@ def tiny_baseline(name: str, *extra: str, img_size: int = 64):
 
 
 # The exporter takes 5-15 s per timm network: two run by default, every one under -m slow (the slow
-# comparison test also exports every baseline through python -m hybrid.export).
+# comparison test also exports every baseline through python -m hybrid.jobs.export).
 QUICK_EXPORTS = ("resnet18", "xie2019")
 
 
@@ -198,7 +198,7 @@ def model_sweep(tiny_data, tmp_path_factory):
 @pytest.mark.slow
 def test_a_sweep_over_models_gets_the_cost_table_and_pareto_plot(model_sweep):
     result = run_module(
-        "hybrid.report", str(model_sweep), "timed_runs=3", f"hydra.run.dir={model_sweep.parent / 'report_run'}"
+        "hybrid.jobs.report", str(model_sweep), "timed_runs=3", f"hydra.run.dir={model_sweep.parent / 'report_run'}"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(model_sweep / "compare.csv")
@@ -216,9 +216,9 @@ def test_pruning_lands_within_5_percent_and_the_checkpoint_rebuilds_it(method, t
     network back from its recorded layer sizes (what infer / export / init_from do)."""
     from hybrid.deploy.serving import model_from_record
     from hybrid.engine.checkpoint import CheckpointRecord
+    from hybrid.jobs.prune import prune_to
     from hybrid.models.factory import flops_per_image
     from hybrid.models.structure import module_shapes
-    from hybrid.prune import prune_to
 
     cfg = compose_config(overrides=["model=resnet18", "model.img_size=64"])
     model = build_model(cfg.model, 2).eval()
@@ -241,7 +241,7 @@ def test_pruning_lands_within_5_percent_and_the_checkpoint_rebuilds_it(method, t
 def test_pruned_resnet18_lands_on_the_hybrid_flops_and_fine_tunes_infers_exports(method, model_sweep, tiny_data):
     out = model_sweep / f"pruned_{method}"
     result = run_module(
-        "hybrid.prune", f"ckpt_path={model_sweep}/1/checkpoints/best.pt", f"method={method}",
+        "hybrid.jobs.prune", f"ckpt_path={model_sweep}/1/checkpoints/best.pt", f"method={method}",
         f"target.like={model_sweep}/0/checkpoints/best.pt", "steps=60", f"hydra.run.dir={out}",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -261,7 +261,7 @@ def test_pruned_resnet18_lands_on_the_hybrid_flops_and_fine_tunes_infers_exports
         run_script("infer.py", f"ckpt_path={tuned}/checkpoints/best.pt", f"hydra.run.dir={out / 'i'}").returncode == 0
     )
     assert json.loads((out / "i" / "metrics.json").read_text())["test/f1_macro"] == metrics["test/f1_macro"]
-    result = run_module("hybrid.export", f"ckpt_path={tuned}/checkpoints/best.pt", f"hydra.run.dir={out / 'e'}")
+    result = run_module("hybrid.jobs.export", f"ckpt_path={tuned}/checkpoints/best.pt", f"hydra.run.dir={out / 'e'}")
     assert (
         result.returncode == 0
         and json.loads((out / "e" / "export.json").read_text())["verify/max_abs_prob_delta"] <= 1e-4
@@ -275,7 +275,10 @@ def test_experiment_compare_runs_every_model_and_reports_them(tiny_data, tmp_pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     result = run_module(
-        "hybrid.report", str(tmp_path), "timed_runs=3", f"hydra.run.dir={tmp_path.parent / (tmp_path.name + '_report')}"
+        "hybrid.jobs.report",
+        str(tmp_path),
+        "timed_runs=3",
+        f"hydra.run.dir={tmp_path.parent / (tmp_path.name + '_report')}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(tmp_path / "compare.csv")
@@ -286,12 +289,14 @@ def test_experiment_compare_runs_every_model_and_reports_them(tiny_data, tmp_pat
             run_script("infer.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'i' / str(job)}").returncode
             == 0
         )
-        exported = run_module("hybrid.export", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'e' / str(job)}")
+        exported = run_module(
+            "hybrid.jobs.export", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'e' / str(job)}"
+        )
         assert exported.returncode == 0, exported.stdout[-2000:]
         report = json.loads((tmp_path / "e" / str(job) / "export.json").read_text())
         assert report["verify/max_abs_prob_delta"] <= 1e-4
     result = run_module(
-        "hybrid.benchmark", f"models=[{','.join(str(tmp_path / str(j) / 'checkpoints/best.pt') for j in table.job)}]",
+        "hybrid.jobs.benchmark", f"models=[{','.join(str(tmp_path / str(j) / 'checkpoints/best.pt') for j in table.job)}]",
         "backends=[torch_fp32]", "timed_runs=3", "batch_sizes=[2]", "throughput_runs=1", f"hydra.run.dir={tmp_path / 'b'}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -301,7 +306,7 @@ def test_experiment_compare_runs_every_model_and_reports_them(tiny_data, tmp_pat
 def test_the_comparison_goes_to_the_sweeps_wandb_group(tmp_path, monkeypatch, caplog):
     import logging
 
-    from hybrid.report import track_table
+    from hybrid.jobs.report import track_table
 
     caplog.set_level(logging.INFO, logger="hybrid")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -320,8 +325,8 @@ def test_a_pruned_binary_model_fine_tunes_into_another_task(tmp_path):
     """init_from a pruned checkpoint of another task: the pruned sizes apply, the output layer
     keeps the new task's classes and takes the pruned input size, with fresh weights."""
     from hybrid.engine.checkpoint import CheckpointRecord
+    from hybrid.jobs.prune import prune_to
     from hybrid.models.structure import module_shapes
-    from hybrid.prune import prune_to
 
     cfg = compose_config(overrides=["model=resnet18", "model.img_size=64"])
     binary = build_model(cfg.model, 2).eval()

@@ -39,7 +39,7 @@ def multilabel_run(tiny_data, tmp_path_factory):
 
 def evaluate_cli(predictions, labels, output, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hybrid.evaluate", f"predictions={predictions}", f"labels={labels}",
+        [sys.executable, "-m", "hybrid.jobs.evaluate", f"predictions={predictions}", f"labels={labels}",
          f"output={output}", f"hydra.run.dir={output.parent / 'evaluate'}", *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

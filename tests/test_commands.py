@@ -36,7 +36,7 @@ def test_hybrid_help_lists_every_job_and_each_one_resolves(capsys):
     listed = capsys.readouterr().out
     assert list(JOBS) == EVERY_JOB and all(f"  {name} " in listed for name in EVERY_JOB)
     for name, job in JOBS.items():
-        module, function = job.target.split(":")
+        module, function = job.module, "main"
         assert callable(getattr(__import__(module, fromlist=[function]), function)), name
     assert main(["nosuch"]) == 2 and "no job 'nosuch'" in capsys.readouterr().err
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from hybrid.config import check_train_config
 from hybrid.errors import ConfigError
+from hybrid.jobs.schema import check_train_config
 from tests.conftest import compose_config, run_script
 
 

@@ -16,7 +16,7 @@ import torch
 from hybrid.data.loaders import DataModule
 from hybrid.data.schema import data_settings
 from hybrid.engine.checkpoint import CheckpointRecord
-from hybrid.engine.loop import train_one_epoch
+from hybrid.engine.loop import StepSettings, train_one_epoch
 from hybrid.engine.losses import loss_function
 from hybrid.engine.optim import build_optimizer, build_scheduler
 from hybrid.engine.runtime import Runtime
@@ -44,8 +44,8 @@ def test_training_steps_on_cuda(tiny_data, precision):
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "16")
     before = [p.detach().clone() for p in model.parameters()]
     result = train_one_epoch(
-        model, loader, optimizer, scheduler, loss_function(data.spec, cfg.trainer).to(runtime.device), runtime, scaler=scaler,
-        grad_clip=1.0,
+        model, loader, optimizer, scheduler, loss_function(data.spec, cfg.trainer).to(runtime.device), runtime,
+        step=StepSettings(grad_clip=1.0, scaler=scaler),
     )  # fmt: skip
     assert np.isfinite(result.loss) and result.images == 48
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
@@ -99,7 +99,7 @@ def test_torchrun_one_process_trains_over_nccl_with_syncbatchnorm(tiny_data, tmp
 
 
 def test_onnxruntime_cuda_provider_matches_torch(tmp_path):
-    """hybrid.export's graph served by hybrid's ONNX Runtime session with device=cuda."""
+    """hybrid.jobs.export's graph served by hybrid's ONNX Runtime session with device=cuda."""
     ort = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip(f"onnxruntime {ort.__version__} has no CUDA provider here ({ort.get_available_providers()})")

@@ -8,15 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from hybrid.data.config import check_data_config
 from hybrid.data.dataset import CsvImageDataset, FolderImageDataset, index_images, read_label_csv
 from hybrid.data.device_loader import collate
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule, sample_rows, split_ratio
-from hybrid.data.schema import AugmentSchema, data_settings
+from hybrid.data.schema import AugmentSchema, check_data_config, data_settings
 from hybrid.data.transforms import build_transform
 from hybrid.errors import ConfigError, DataError
-from hybrid.util.video import find_videos
+from hybrid.video.sampling import find_videos
 from tests.conftest import compose_config, tiny_overrides
 
 EVAL = build_transform(32, 3)

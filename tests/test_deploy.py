@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from hybrid.deploy.onnx_export import check_export_precision
-from hybrid.deploy.runtimes import OnnxClassifier
+from hybrid.deploy.onnx_module import OnnxClassifier
 from hybrid.errors import CheckpointError, ConfigError, DataError
-from hybrid.serve.card import ModelCard
+from hybrid.serve.model_card import ModelCard
 from tests.conftest import FLOAT32, export, run_module, run_script, tiny_overrides
 
 
@@ -170,12 +170,12 @@ def test_export_never_replaces_a_model_and_refuses_a_bad_fp32_file(trained, tmp_
     out = tmp_path / "out"
     out.mkdir()
     (out / "model.onnx").write_text("a user's file")
-    result = run_module("hybrid.export", f"ckpt_path={trained}/checkpoints/best.pt", f"output={out}")
+    result = run_module("hybrid.jobs.export", f"ckpt_path={trained}/checkpoints/best.pt", f"output={out}")
     assert result.returncode == 2 and "already holds model.onnx" in result.stdout + result.stderr
     assert (out / "model.onnx").read_text() == "a user's file"
     strict = tmp_path / "strict"
     result = run_module(
-        "hybrid.export", f"ckpt_path={trained}/checkpoints/best.pt", f"output={strict}", "verify.fp32_tolerance=0"
+        "hybrid.jobs.export", f"ckpt_path={trained}/checkpoints/best.pt", f"output={strict}", "verify.fp32_tolerance=0"
     )
     assert (
         result.returncode == 2 and "> verify.fp32_tolerance=0; no model.onnx written" in result.stdout + result.stderr
@@ -193,7 +193,7 @@ def test_benchmark_measures_each_file_with_each_backend(trained, fp32_export, tm
     for index in range(8):
         Image.fromarray(np.full((120, 160, 3), 20 * index, np.uint8)).save(jpegs / f"{index}.jpg")
     result = run_module(
-        "hybrid.benchmark", f"models=[{trained}/checkpoints/best.pt,{fp32_export[0]}]",
+        "hybrid.jobs.benchmark", f"models=[{trained}/checkpoints/best.pt,{fp32_export[0]}]",
         "backends=[torch_fp32,onnxruntime,openvino]", "timed_runs=5", "warmup=1", "batch_sizes=[4]",
         "throughput_runs=1", f"images={jpegs}", f"hydra.run.dir={tmp_path / 'run'}",
     )  # fmt: skip
@@ -264,7 +264,7 @@ class TrainingStack(importlib.abc.MetaPathFinder):
             raise ImportError(f"the serving part imported {{name}}")
 
 sys.meta_path.insert(0, TrainingStack())
-import hybrid.serve, hybrid.serve.card, hybrid.serve.images, hybrid.serve.model, hybrid.serve.runtimes
+import hybrid.serve, hybrid.serve.model_card, hybrid.serve.model_input, hybrid.serve.model, hybrid.serve.runtimes
 from hybrid.serve import Model
 
 model = Model(sys.argv[1])
@@ -297,7 +297,7 @@ def test_every_way_to_serve_an_onnx_file_defaults_to_one_runtime():
     import inspect
 
     from hybrid.deploy.serving import ServingOptions
-    from hybrid.serve.command import parser
+    from hybrid.jobs.serve import parser
     from hybrid.serve.model import Model
     from hybrid.serve.runtimes import DEFAULT_RUNTIME
 

@@ -115,8 +115,8 @@ def test_resume_continues_from_last(tiny_data, tmp_path):
 
 def test_positive_ratio_and_effective_number_weights():
     from hybrid.data.labels import resolve_label_spec
-    from hybrid.engine.config import TrainerSchema
     from hybrid.engine.losses import loss_function
+    from hybrid.engine.schema import TrainerSchema
 
     spec = resolve_label_spec("multilabel", ["RB", "FS"], None)
     targets = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], np.float32)
@@ -136,7 +136,7 @@ def test_positive_ratio_and_effective_number_weights():
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
 def test_glibc_keeps_freed_blocks_after_configure_process():
     """glibc accepts the setting (mallopt returns 1); the speed it buys is measured by
-    python -m hybrid.benchmark retain_freed_memory=true|false, not here."""
+    python -m hybrid.jobs.benchmark retain_freed_memory=true|false, not here."""
     from hybrid.engine.runtime import retain_freed_memory
 
     assert retain_freed_memory() is True

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hybrid.errors import ConfigError
-from hybrid.events import EventSettings, detect_events, interpolated_average_precision, smooth, temporal_map
+from hybrid.video.events import EventSettings, detect_events, interpolated_average_precision, smooth, temporal_map
 
 RAW = EventSettings(threshold=0.5, smoothing_s=0.0, merge_gap_s=0.0, min_duration_s=0.0)
 

@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from hybrid.config import check_train_config
 from hybrid.data.batch import BatchPreparer
 from hybrid.data.cache import open_cache
 from hybrid.data.loaders import DataModule, resolve_workers
@@ -20,7 +19,8 @@ from hybrid.data.schema import data_settings
 from hybrid.data.transforms import read_image
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
-from hybrid.prepare import prepare
+from hybrid.jobs.prepare import prepare
+from hybrid.jobs.schema import check_train_config
 from hybrid.util.images import use_draft
 from tests.conftest import compose_config, run_script, tiny_overrides
 

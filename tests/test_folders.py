@@ -11,13 +11,13 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
-from hybrid.config import check_train_config
 from hybrid.data.labels import resolve_label_spec
 from hybrid.data.loaders import DataModule
 from hybrid.data.schema import data_settings
-from hybrid.data.synthetic_video import VideoSpec
-from hybrid.data.synthetic_video import generate as generate_videos
+from hybrid.data.synthetic.pipe_videos import VideoSpec
+from hybrid.data.synthetic.pipe_videos import generate as generate_videos
 from hybrid.errors import ConfigError, DataError
+from hybrid.jobs.schema import check_train_config
 from hybrid.metrics import single_label_metrics
 from tests.conftest import compose_config, run_script
 

@@ -1,12 +1,12 @@
 """The architecture as a rule: imports only go down the layers (docs/architecture.md, "Layers").
 
-    errors -> util | decisions -> models | data | predictions -> metrics | events -> engine | survey -> serve
-           -> tracking | deploy -> config -> train | infer | evaluate | report | export | benchmark | prune | prepare
-           -> two_stage -> apps -> commands -> entry points (train.py, infer.py, bench/)
+    errors -> util | decisions -> models | data | predictions -> metrics | video -> engine | survey -> serve
+           -> tracking | deploy -> inference | reporting -> jobs -> commands -> entry points (train.py, infer.py, bench/)
 
 A module may import its own component (``hybrid.engine.*`` inside the engine) and anything in a
 lower layer; never a sibling of its own layer (models and data stay independent, so do the apps)
-nor a higher one.
+nor a higher one. The jobs are one component: a job may run another (train runs the two-stage
+recipe, which runs train and infer).
 Every import statement counts, including those inside functions.
 """
 
@@ -30,25 +30,16 @@ LAYERS = {
     "hybrid.data": 2,
     "hybrid.predictions": 2,  # the predictions.csv format (training stack and serving)
     "hybrid.metrics": 3,
-    "hybrid.events": 3,  # timed events from score curves, and their temporal metric
+    "hybrid.video": 3,  # videos: sampled frames, live sources, timed events and their temporal metric
     "hybrid.survey": 4,  # a draft inspection survey from events: distances, codes, observations, report
     "hybrid.engine": 4,
     "hybrid.serve": 5,  # serving an .onnx without the training stack: numpy, Pillow, onnxruntime
     "hybrid.tracking": 6,
     "hybrid.deploy": 6,  # model files for serving: the ONNX card, export steps, runtimes
-    "hybrid.config": 7,  # the owners' config checks, composed
-    "hybrid.train": 8,
-    "hybrid.infer": 8,
-    "hybrid.evaluate": 8,
-    "hybrid.evaluate_video": 8,
-    "hybrid.report": 8,
-    "hybrid.export": 8,
-    "hybrid.benchmark": 8,
-    "hybrid.prune": 8,
-    "hybrid.prepare": 8,  # the image-cache job (hybrid.data.prepare builds the cache)
-    "hybrid.two_stage": 9,  # a recipe chaining apps: trains with train, combines with infer
-    "hybrid.apps": 10,  # the train / infer Hydra apps (train.py, infer.py, hybrid train / infer)
-    "hybrid.commands": 11,  # `hybrid <job>`: imports each job's module when it runs
+    "hybrid.inference": 7,  # predicting a test split, images or videos with a served model file
+    "hybrid.reporting": 7,  # a sweep's report: its runs, tables, statistics, figures, Pareto front
+    "hybrid.jobs": 8,  # every job, one module each with main(argv, prog); the jobs' keys (jobs/schema.py)
+    "hybrid.commands": 9,  # `hybrid <job>`: imports each job's module when it runs
 }
 
 

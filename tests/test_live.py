@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybrid.data.synthetic_video import VideoSpec, generate
+from hybrid.data.synthetic.pipe_videos import VideoSpec, generate
 from hybrid.util.journal import CsvJournal, last_row
-from hybrid.util.stream import Break, Sample, SampleHandoff
+from hybrid.video.live_source import Break, Sample, SampleHandoff
 from tests.conftest import ROOT
 from tests.test_serve import SERVE, free_port, hybrid, offline, printed, send_stream, start_hybrid, video  # noqa: F401
 
@@ -117,7 +117,7 @@ def unit_file() -> configparser.ConfigParser:
 def test_the_systemd_unit_restarts_on_failure_stops_with_sigterm_and_runs_hybrid_serve(tmp_path):
     """The unit docs/robot.md gives: its keys, its ExecStart parsed by hybrid serve's own parser,
     and ``systemd-analyze verify`` where the machine has it (ExecStart pointed at a stand-in)."""
-    from hybrid.serve.command import parser
+    from hybrid.jobs.serve import parser
 
     unit = unit_file()
     service = unit["Service"]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from hybrid.data.labels import resolve_label_spec
-from hybrid.engine.config import AslSchema, TrainerSchema
 from hybrid.engine.losses import loss_function
+from hybrid.engine.schema import AslSchema, TrainerSchema
 from hybrid.errors import ConfigError
 
 BINARY = resolve_label_spec("binary", None, None)

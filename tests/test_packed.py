@@ -27,7 +27,7 @@ PACK_MB = "prepare.pack_mb=0.2"  # 64 px raw entries are 12 KB: several packs of
 
 
 def module(data_root, cache, fmt: str) -> DataModule:
-    from hybrid.train import check_train_config
+    from hybrid.jobs.train import check_train_config
 
     cfg = compose_config(overrides=[*tiny_overrides(data_root), f"data.cache_dir={cache}", f"data.cache_format={fmt}"])
     return DataModule(check_train_config(cfg).data, 0)

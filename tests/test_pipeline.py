@@ -14,9 +14,9 @@ from tests.conftest import run_command, run_script, tiny_overrides
 # factory (``_target_`` blocks are Hydra's instantiation contract), the tracker (it records the
 # whole config) and the run dir; the data layer, the engine and the losses get typed settings.
 TRAIN_CONFIG_ENTRY_POINTS = {
-    "hybrid.train", "hybrid.config", "hybrid.util.schema", "hybrid.util.hydra_job", "hybrid.data.config",
-    "hybrid.data.schema", "hybrid.engine.config", "hybrid.models.config", "hybrid.models.factory",
-    "hybrid.tracking", "hybrid.tracking.config",
+    "hybrid.jobs.train", "hybrid.jobs.schema", "hybrid.util.typed_config", "hybrid.util.hydra_job", "hybrid.data.schema",
+    "hybrid.engine.schema", "hybrid.models.schema", "hybrid.models.factory",
+    "hybrid.tracking", "hybrid.tracking.registry", "hybrid.tracking.schema",
 }  # fmt: skip
 
 
@@ -24,8 +24,9 @@ TRAIN_CONFIG_ENTRY_POINTS = {
 # (it records the whole config), the run dir, and the model factory (``_target_`` blocks are
 # Hydra's instantiation contract).
 INFER_CONFIG_ENTRY_POINTS = {
-    "hybrid.infer", "hybrid.infer.config", "hybrid.data.config", "hybrid.data.schema", "hybrid.util.schema",
-    "hybrid.util.hydra_job", "hybrid.tracking", "hybrid.models.config", "hybrid.models.factory",
+    "hybrid.inference", "hybrid.inference.served_run", "hybrid.inference.schema", "hybrid.data.schema",
+    "hybrid.util.typed_config", "hybrid.util.hydra_job", "hybrid.tracking", "hybrid.tracking.registry",
+    "hybrid.models.schema", "hybrid.models.factory",
 }  # fmt: skip
 
 
@@ -38,7 +39,7 @@ def trained(tiny_data, tmp_path_factory):
         [
             "-m",
             "tests.config_reach",
-            "hybrid.train:train",
+            "hybrid.jobs.train:train",
             "train",
             *tiny_overrides(tiny_data),
             f"hydra.run.dir={run_dir}",
@@ -73,12 +74,12 @@ def test_infer_reproduces_the_test_metrics_exactly_with_typed_settings_only(trai
     run_dir, _ = trained
     infer_dir = run_dir.parent / "infer"
     result = run_command(
-        ["-m", "tests.config_reach", "hybrid.infer:infer", "infer",
+        ["-m", "tests.config_reach", "hybrid.inference:infer", "infer",
          f"ckpt_path={run_dir}/checkpoints/best.pt", f"hydra.run.dir={infer_dir}", "progress_bar=false"]
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     reached = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "hybrid.infer" in reached and "hybrid.data.schema" in reached  # the profiler saw the job
+    assert "hybrid.inference" in reached and "hybrid.data.schema" in reached  # the profiler saw the job
     assert set(reached) <= INFER_CONFIG_ENTRY_POINTS, sorted(set(reached) - INFER_CONFIG_ENTRY_POINTS)
     trained_metrics = json.loads((run_dir / "metrics.json").read_text())
     inferred = json.loads((infer_dir / "metrics.json").read_text())
@@ -95,7 +96,7 @@ def test_infer_reproduces_the_test_metrics_exactly_with_typed_settings_only(trai
 def test_training_hands_the_data_layer_and_the_engine_typed_settings_not_the_raw_config(trained):
     _, result = trained
     reached = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "hybrid.train" in reached and "hybrid.engine.config" in reached  # the profiler saw the job
+    assert "hybrid.jobs.train" in reached and "hybrid.engine.schema" in reached  # the profiler saw the job
     assert set(reached) <= TRAIN_CONFIG_ENTRY_POINTS, sorted(set(reached) - TRAIN_CONFIG_ENTRY_POINTS)
 
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from hybrid.errors import ConfigError
-from hybrid.prepare import prepare
+from hybrid.jobs.prepare import prepare
 from tests.conftest import ROOT, compose_config, run_command, tiny_overrides
 
 IMAGES = 48 + 24 + 26  # the tiny synthetic dataset
@@ -49,7 +49,7 @@ def test_pooled_and_sharded_runs_write_the_entries_of_one_process(tiny_data, tmp
     assert prepare_with(tiny_data, tmp_path / "pool", "prepare.num_workers=2") == done
     # three parts as the tasks of a SLURM array would run them, here by Hydra's basic launcher
     shards = run_command(
-        ["-m", "hybrid.prepare", "-m", "prepare.shard=range(0,3)", "prepare.num_shards=3", "prepare.num_workers=2",
+        ["-m", "hybrid.jobs.prepare", "-m", "prepare.shard=range(0,3)", "prepare.num_shards=3", "prepare.num_workers=2",
          *data_overrides(tiny_data), f"data.cache_dir={tmp_path / 'shards'}", "progress_bar=false",
          f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     )  # fmt: skip
@@ -86,7 +86,7 @@ def test_an_interrupted_pooled_run_continues_without_redoing_finished_entries(ti
     shutil.copytree(tiny_data, data)
     late = data / "zzzzzzzz.png"  # sorted last; reading a named pipe waits until someone writes it
     os.mkfifo(late)
-    command = [sys.executable, "-m", "hybrid.prepare", *data_overrides(data), f"data.cache_dir={cache}",
+    command = [sys.executable, "-m", "hybrid.jobs.prepare", *data_overrides(data), f"data.cache_dir={cache}",
                "prepare.num_workers=2", "progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     job = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -18,7 +18,7 @@ from torch import nn
 from hybrid.data.mixing import BatchMixer, MixSettings
 from hybrid.data.schema import DataSchema, MixAlphaSchema, data_settings
 from hybrid.engine.checkpoint import CheckpointRecord
-from hybrid.engine.loop import train_one_epoch
+from hybrid.engine.loop import StepSettings, train_one_epoch
 from hybrid.engine.optim import build_optimizer, evaluation_weights
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
@@ -116,7 +116,7 @@ def test_accumulated_gradients_equal_one_large_batch():
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         loader = [{"image": x, "target": y, "skipped": []} for x, y in batches]
-        train_one_epoch(model, loader, optimizer, scheduler, nn.MSELoss(), runtime, accumulate=accumulate)
+        train_one_epoch(model, loader, optimizer, scheduler, nn.MSELoss(), runtime, step=StepSettings(accumulate=accumulate))
         return model.weight.detach(), scheduler.last_epoch
 
     (two_halves, steps_a), (whole, steps_b) = (
@@ -142,7 +142,7 @@ def test_accumulation_syncs_ddp_gradients_once_per_optimizer_step():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     loader = [{"image": torch.randn(2, 4), "target": torch.randn(2, 1), "skipped": []} for _ in range(5)]
-    train_one_epoch(model, loader, optimizer, scheduler, nn.MSELoss(), Runtime("cpu", "32"), accumulate=2)
+    train_one_epoch(model, loader, optimizer, scheduler, nn.MSELoss(), Runtime("cpu", "32"), step=StepSettings(accumulate=2))
     # steps after batches 2, 4 and 5 (the epoch's last): batches 1 and 3 keep their gradients local
     assert Local.kept_local == 2 and scheduler.last_epoch == 3
 
@@ -170,7 +170,7 @@ def sweep(tiny_data, root, *swept: str):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (
         subprocess.run(
-            [sys.executable, "-m", "hybrid.report", str(root), f"hydra.run.dir={root.parent / 'report_run'}"],
+            [sys.executable, "-m", "hybrid.jobs.report", str(root), f"hydra.run.dir={root.parent / 'report_run'}"],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -206,7 +206,7 @@ def test_repeated_runs_are_aggregated_and_trace_to_their_jobs(tiny_data, tmp_pat
 
 
 def test_aggregation_groups_by_everything_but_the_seed():
-    from hybrid.report import aggregate_table
+    from hybrid.jobs.report import aggregate_table
 
     table = pd.DataFrame({
         "job": [0, 1, 2, 3], "status": ["ok"] * 4, "seed": [0, 1, 0, 1], "model.emb_dim": [24, 24, 48, 48],
@@ -226,7 +226,7 @@ def test_intervals_over_two_seeds_stay_within_the_metrics_range():
     figure with no such range (images/s) is not."""
     from scipy.stats import t
 
-    from hybrid.report import aggregate_table
+    from hybrid.jobs.report import aggregate_table
 
     table = pd.DataFrame({
         "job": [0, 1], "status": ["ok"] * 2, "seed": [0, 1], "test/f1_macro": [0.3, 0.9],
@@ -312,7 +312,7 @@ def test_per_class_thresholds_are_stored_and_served(tiny_data, tmp_path):
     assert served.returncode == 0, served.stderr[-3000:]
     assert pd.read_csv(tmp_path / "infer" / "predictions.csv").equals(pd.read_csv(run / "predictions.csv"))
     with pytest.raises(ConfigError, match=r"tune_threshold=per_class needs data.task=multilabel, not binary"):
-        from hybrid.engine.config import check_trainer_config
+        from hybrid.engine.schema import check_trainer_config
 
         cfg = compose_config(overrides=["trainer.tune_threshold=per_class"])
         check_trainer_config(cfg.trainer, data_settings(cfg.data))
@@ -333,7 +333,7 @@ def test_one_query_per_label_reads_each_logit_from_its_own_query():
     assert moved.tolist() == [i == 5 for i in range(17)]
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 17)
     with pytest.raises(ConfigError, match=r"model.num_queries=0: at least 1"):
-        from hybrid.models.config import check_model_config
+        from hybrid.models.schema import check_model_config
 
         check_model_config(compose_config(overrides=["model.num_queries=0"]).model)
 

@@ -110,7 +110,7 @@ def test_torchrun_two_processes_one_run_dir_every_test_image_once(tiny_data, tmp
 
 
 def test_strategy_and_backend_are_checked():
-    from hybrid.engine.config import check_trainer_config
+    from hybrid.engine.schema import check_trainer_config
 
     cfg = compose_config(overrides=["trainer=ddp"])
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.max_epochs == 10  # extends the default trainer
@@ -170,7 +170,7 @@ def test_checkpoint_holds_rng_states_that_load_with_weights_only(tmp_path):
 
 
 def test_tracker_run_id_is_passed_on_resume(tiny_data, tmp_path, monkeypatch):
-    from hybrid import train as train_module
+    from hybrid.jobs import train as train_module
     from hybrid.tracking import Tracker
 
     seen = {}
@@ -406,7 +406,7 @@ def test_nan_loss_stops_before_the_weights_change():
 
 def test_nan_loss_in_epoch_2_keeps_epoch_1_checkpoint(tiny_data, tmp_path, monkeypatch, caplog):
     from hybrid.engine import trainer as trainer_module
-    from hybrid.train import train
+    from hybrid.jobs.train import train
 
     real = trainer_module.train_one_epoch
     epochs = []

@@ -1,4 +1,4 @@
-"""Each config key is declared once: by its group's typed schema (``hybrid.util.schema``), whose
+"""Each config key is declared once: by its group's typed schema (``hybrid.util.typed_config``), whose
 defaults Hydra composes under the YAML files; the files set only values that differ, and no code
 reads a declared key with a default of its own."""
 
@@ -13,7 +13,7 @@ from typing import Any, get_args, get_type_hints
 import pytest
 from omegaconf import OmegaConf
 
-from hybrid.util.schema import SCHEMAS, schema_defaults
+from hybrid.util.typed_config import SCHEMAS, schema_defaults
 from tests.conftest import compose_config, import_job_modules
 
 import_job_modules()
@@ -238,15 +238,15 @@ def test_an_old_checkpoint_config_gets_the_keys_added_since_from_the_schemas(tmp
 @pytest.mark.parametrize(
     ("job", "overrides", "message"),
     [
-        ("hybrid.evaluate:evaluate_files", ["+threshhold=0.3"], "threshhold is not a key of the config; did you mean threshold?"),
-        ("hybrid.evaluate_video:evaluate_video_files", ["distances=5"], "distances=5: expected a list"),
-        ("hybrid.report:run_report", ["sweep_dir=x", "timed_runs=many"], "timed_runs='many': expected an integer"),
-        ("hybrid.benchmark:benchmark", ["models=[x]", "+warmpu=3"], "warmpu is not a key of the config; did you mean warmup?"),
-        ("hybrid.prune:prune", ["ckpt_path=x", "target.flops=big"], "target.flops='big': expected a number"),
-        ("hybrid.export:export", ["ckpt_path=x", "verify.num_images=lots"], "verify.num_images='lots': expected an integer"),
-        ("hybrid.infer:infer", ["ckpt_path=x", "video.fps=fast"], "video.fps='fast': expected a number"),
-        ("hybrid.prepare:prepare", ["+progress=false"], "progress is not a key of the config"),
-        ("hybrid.prepare:prepare", ["prepare.num_shards=few"], "prepare.num_shards='few': expected an integer"),
+        ("hybrid.jobs.evaluate:evaluate_files", ["+threshhold=0.3"], "threshhold is not a key of the config; did you mean threshold?"),
+        ("hybrid.jobs.evaluate_video:evaluate_video_files", ["distances=5"], "distances=5: expected a list"),
+        ("hybrid.jobs.report:run_report", ["sweep_dir=x", "timed_runs=many"], "timed_runs='many': expected an integer"),
+        ("hybrid.jobs.benchmark:benchmark", ["models=[x]", "+warmpu=3"], "warmpu is not a key of the config; did you mean warmup?"),
+        ("hybrid.jobs.prune:prune", ["ckpt_path=x", "target.flops=big"], "target.flops='big': expected a number"),
+        ("hybrid.jobs.export:export", ["ckpt_path=x", "verify.num_images=lots"], "verify.num_images='lots': expected an integer"),
+        ("hybrid.jobs.infer:infer", ["ckpt_path=x", "video.fps=fast"], "video.fps='fast': expected a number"),
+        ("hybrid.jobs.prepare:prepare", ["+progress=false"], "progress is not a key of the config"),
+        ("hybrid.jobs.prepare:prepare", ["prepare.num_shards=few"], "prepare.num_shards='few': expected an integer"),
     ],
 )  # fmt: skip
 def test_every_job_checks_its_own_keys_before_any_work(job, overrides, message):

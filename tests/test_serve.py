@@ -20,21 +20,21 @@ import pytest
 import hybrid.serve
 import hybrid.survey
 from hybrid.commands import NEEDS_TRAINING
-from hybrid.data.synthetic_video import VideoSpec, generate
-from hybrid.events import EventSettings, EventTracker
+from hybrid.data.synthetic.pipe_videos import VideoSpec, generate
 from hybrid.predictions import write_predictions, write_skipped
+from hybrid.video.events import EventSettings, EventTracker
 from tests.conftest import ROOT, run_script
 from tests.test_deploy import SURVEY_STACK, TRAINING_STACK
 
 # every module the serving install runs: the serve package and the lower modules it uses
 SERVING_MODULES = [
     "hybrid.commands",
-    "hybrid.events",
+    "hybrid.video.events",
     "hybrid.predictions",
     "hybrid.decisions",
     "hybrid.util.images",
-    "hybrid.util.video",
-    "hybrid.util.stream",
+    "hybrid.video.sampling",
+    "hybrid.video.live_source",
     "hybrid.util.journal",
     "hybrid.util.service",
     "hybrid.serve",
@@ -161,7 +161,9 @@ def test_hybrid_serve_refuses_bad_input_in_one_line(trained, fp32_export, tmp_pa
     del model.metadata_props[:]
     onnx.save(model, str(foreign))
     cases = {
-        "export it first (in the training install): python -m hybrid.export": (trained / "checkpoints" / "best.pt"),
+        "export it first (in the training install): python -m hybrid.jobs.export": (
+            trained / "checkpoints" / "best.pt"
+        ),
         "an ONNX model without hybrid metadata": foreign,
         "not a readable ONNX model": trained / "train.log",
     }
@@ -221,8 +223,8 @@ def test_the_video_flags_and_infer_pys_video_keys_are_one_declaration():
     VideoOptions is the declaration infer's ``video`` keys are typed and defaulted by."""
     import dataclasses
 
-    from hybrid.serve.command import parser
-    from hybrid.serve.video import VideoOptions
+    from hybrid.jobs.serve import parser
+    from hybrid.serve.video_files import VideoOptions
     from tests.conftest import compose_config
 
     video = compose_config("infer", overrides=["ckpt_path=x.pt"]).video

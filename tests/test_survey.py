@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybrid.data.synthetic_video import (
+from hybrid.data.synthetic.pipe_videos import (
     SURVEY_TRUTH_FILE,
     TELEMETRY_SUFFIX,
     VideoSpec,
@@ -29,13 +29,13 @@ from hybrid.data.synthetic_video import (
     plan_scenes,
 )
 from hybrid.errors import CheckpointError, DataError
-from hybrid.events import Event
 from hybrid.survey.codes import CodeMap, builtin_codes, code_table
 from hybrid.survey.counter import CounterReader, parse_distance
 from hybrid.survey.distance import READ, clean_readings, from_speed, from_telemetry, read_telemetry
 from hybrid.survey.header import read_header, survey_header
 from hybrid.survey.observations import observations
 from hybrid.survey.page import SurveyPage, render
+from hybrid.video.events import Event
 from tests.test_deploy import SURVEY_STACK
 from tests.test_serve import console_refusing
 
@@ -293,7 +293,7 @@ def test_clock_positions_only_from_a_model_measured_to_give_them(overlay_video, 
     attention (the overlay's text blanked); under it, or never measured, the field stays empty and a
     line says why."""
     from hybrid.deploy.card import stamp_clock_measurement
-    from hybrid.serve.card import ModelCard
+    from hybrid.serve.model_card import ModelCard
 
     for share, filled in ((0.9, True), (0.5, False)):
         model = tmp_path / f"stamped_{share}.onnx"
@@ -555,7 +555,7 @@ def test_a_live_survey_without_a_counter_goes_on_without_distances(fp32_export, 
     """The robot keeps going: no counter in the first frames is one line, then samples without distances."""
     from hybrid.serve.live_survey import LiveSurvey
     from hybrid.serve.model import Model
-    from hybrid.serve.survey import make_survey
+    from hybrid.serve.survey_run import make_survey
     from hybrid.survey.options import SurveyOptions
 
     lines = []

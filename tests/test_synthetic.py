@@ -23,7 +23,7 @@ from hybrid.data.synthetic import (
     render_image,
     sample_labels,
 )
-from hybrid.data.synthetic_video import VideoSpec
+from hybrid.data.synthetic.pipe_videos import VideoSpec
 from hybrid.util.cli import add_options, spec_from
 from tests.conftest import TINY_SYNTHETIC, run_command
 
@@ -108,7 +108,8 @@ def test_interrupted_generation_resumes(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("module", "spec_type"), [("hybrid.data.synthetic", SyntheticSpec), ("hybrid.data.synthetic_video", VideoSpec)]
+    ("module", "spec_type"),
+    [("hybrid.jobs.synthetic", SyntheticSpec), ("hybrid.jobs.synthetic_video", VideoSpec)],
 )
 def test_generator_help_describes_every_key(module, spec_type, capsys):
     assert importlib.import_module(module).main(["--help"]) == 0
@@ -120,7 +121,7 @@ def test_generator_help_describes_every_key(module, spec_type, capsys):
 
 
 def test_the_video_generator_is_a_hydra_job_with_typed_keys(tmp_path):
-    from hybrid.data.synthetic_video import main
+    from hybrid.jobs.synthetic_video import main
 
     out = tmp_path / "videos"
     argv = [str(out), "videos=1", "duration_s=3", "width=96", "height=64", "vfr=true", "defect_s=[1,1.5]"]

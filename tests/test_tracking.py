@@ -21,8 +21,8 @@ from hybrid.data.loaders import DataModule
 from hybrid.data.schema import data_settings
 from hybrid.engine.outputs import plot_history
 from hybrid.engine.runtime import Runtime
+from hybrid.jobs.report import main as report_main
 from hybrid.models import build_model
-from hybrid.report import main as report_main
 from hybrid.tracking.media import (
     attention_overlays,
     confusion_counts_inputs,
@@ -209,7 +209,7 @@ def test_logger_none_imports_no_network_client(tiny_data, tmp_path, logger, expe
 
 def test_optuna_direction_follows_the_monitor():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        import hybrid.config  # noqa: F401  (registers the resolver, as train.py does)
+        import hybrid.jobs.schema  # noqa: F401  (registers the resolver, as train.py does)
 
         for monitor, direction in (("val/f1_macro", "maximize"), ("val/loss", "minimize")):
             cfg = compose("train", [f"trainer.monitor={monitor}", "hparams_search=optuna"], return_hydra_config=True)

@@ -13,13 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybrid.data.synthetic_video import DEFECT_TRUTH_FILE, SEGMENTS_FILE, TRUTH_FILE, VideoSpec, frame_times, generate
+from hybrid.data.synthetic.pipe_videos import (
+    DEFECT_TRUTH_FILE,
+    SEGMENTS_FILE,
+    TRUTH_FILE,
+    VideoSpec,
+    frame_times,
+    generate,
+)
 from hybrid.data.transforms import build_transform
-from hybrid.data.video import VideoFrames
 from hybrid.engine.video_outputs import timeline_figure
 from hybrid.errors import DataError
-from hybrid.infer.video import truth_beside
-from hybrid.util.video import find_videos
+from hybrid.inference.video_input import truth_beside
+from hybrid.video.frames_dataset import VideoFrames
+from hybrid.video.sampling import find_videos
 from tests.conftest import ROOT, run_script, tiny_overrides
 from tests.test_tracking import of_type, offline_env, read_offline_run
 
@@ -52,7 +59,7 @@ def test_synthetic_videos_come_with_their_truth(videos):
 
 
 def test_videos_sharing_a_stem_keep_apart():
-    from hybrid.util.video import video_names
+    from hybrid.video.sampling import video_names
 
     paths = [Path("site_a/pipe.mp4"), Path("site_b/pipe.mp4"), Path("site_b/other.mkv")]
     assert video_names(paths) == ["site_a_pipe", "site_b_pipe", "other"]
@@ -71,7 +78,7 @@ def test_sampling_well_below_the_frame_rate_leaves_unreferenced_frames_undecoded
     """2 samples/s of 10 frames/s (5 a sample, at least SKIP_NONREF_RATIO): frames no other frame
     refers to are not decoded, so a sample is the first decoded frame at or after k / 2 s, a frame
     or two later where that frame was skipped (x264 puts at most two unreferenced frames in a row)."""
-    from hybrid.util.video import SKIP_NONREF_RATIO
+    from hybrid.video.sampling import SKIP_NONREF_RATIO
 
     assert 10.0 / 2.0 >= SKIP_NONREF_RATIO
     frames = sampled(videos / "pipe_001.mp4", 2.0)
@@ -157,7 +164,7 @@ def test_video_run_writes_frames_events_and_plots(binary_model, videos, tmp_path
     # the events score with the CCTV-Pipe metric against the generator's truth
     scored = tmp_path / "scores.json"
     done = subprocess.run(
-        [sys.executable, "-m", "hybrid.evaluate_video", f"predictions={out / 'events.json'}",
+        [sys.executable, "-m", "hybrid.jobs.evaluate_video", f"predictions={out / 'events.json'}",
          f"labels={videos / DEFECT_TRUTH_FILE}", f"output={scored}", f"hydra.run.dir={tmp_path / 'ev'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

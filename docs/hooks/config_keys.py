@@ -1,6 +1,6 @@
 """mkdocs hook: the configuration page's key tables, generated from the typed schemas.
 
-Every key is declared once, on its group's or job's dataclass (``hybrid.util.schema.SCHEMAS``, filled
+Every key is declared once, on its group's or job's dataclass (``hybrid.util.typed_config.SCHEMAS``, filled
 as each job's module is imported); this hook writes each schema's keys, types, defaults and the
 comments beside them into ``docs/configuration.md`` where it says ``<!-- config-keys -->``, so the
 page cannot drift from the code.
@@ -106,10 +106,10 @@ def rows(schema: type, defaults: dict, prefix: str = "") -> list[str]:
 def key_tables() -> str:
     """Every registered schema's keys, one table each."""
     from hybrid.commands import JOBS
-    from hybrid.util.schema import SCHEMAS, schema_defaults
+    from hybrid.util.typed_config import SCHEMAS, schema_defaults
 
     for job in JOBS.values():  # each job's module registers its schemas on import
-        importlib.import_module(job.target.split(":")[0])
+        importlib.import_module(job.module)
     sections = []
     for path in sorted(SCHEMAS, key=lambda p: list(TITLES).index(p) if p in TITLES else len(TITLES)):
         schema = SCHEMAS[path]

@@ -8,6 +8,7 @@ import random
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,12 +24,14 @@ from hybrid.data.folders import SPLIT_FOLDERS, folder_frames
 from hybrid.data.labels import resolve_label_columns, resolve_label_spec
 from hybrid.data.mixing import BatchMixer, MixSettings
 from hybrid.data.samplers import split_sampler
-from hybrid.data.schema import DataSchema
 from hybrid.data.synthetic import ensure_synthetic_dataset
 from hybrid.data.transforms import BatchAugment, ResizeUint8, build_transform
 from hybrid.errors import ConfigError, DataError
 from hybrid.util import ranks
 from hybrid.util.memory import release_freed_memory
+
+if TYPE_CHECKING:  # the schema module checks the data config with this one's rules
+    from hybrid.data.schema import DataSchema
 
 log = logging.getLogger(__name__)
 

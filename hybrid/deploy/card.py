@@ -1,4 +1,4 @@
-"""Writing the model card (:class:`~hybrid.serve.card.ModelCard`, its format and reader) into an
+"""Writing the model card (:class:`~hybrid.serve.model_card.ModelCard`, its format and reader) into an
 exported ONNX file: the card of a checkpoint, and its entries in the file's ``metadata_props``."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from hybrid.data.batch import channel_stats
 from hybrid.errors import CheckpointError
 from hybrid.metrics import THRESHOLD
-from hybrid.serve.card import PREFIX, ModelCard
+from hybrid.serve.model_card import PREFIX, ModelCard
 from hybrid.util.atomic import atomic_write
 
 

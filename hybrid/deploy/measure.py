@@ -1,5 +1,5 @@
 """How fast a model file runs, and what it costs, measured the same way wherever it is asked
-(``python -m hybrid.benchmark``, the comparison report): each measurement in a fresh process that
+(``python -m hybrid.jobs.benchmark``, the comparison report): each measurement in a fresh process that
 serves only that model, through one of :data:`BACKENDS`."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hybrid.engine.checkpoint import CheckpointRecord
 from hybrid.engine.runtime import autocast, configure_process
 from hybrid.errors import ConfigError
 from hybrid.models.factory import count_trainable, flops_per_image
-from hybrid.serve.card import ModelCard
+from hybrid.serve.model_card import ModelCard
 from hybrid.util.memory import peak_rss_mb
 
 log = logging.getLogger(__name__)
@@ -163,8 +163,18 @@ def install_mb(python: str) -> float:
 
 
 def serving_process(python: str, path: str, images: Path, runtime: str, batch: int, settings: MeasureSettings) -> dict:
-    """One ``python -m hybrid.serve.measure`` process (the serving code alone); its figures."""
-    arguments = [python, "-m", "hybrid.serve.measure", path, str(images), "--batch", str(batch), "--runtime", runtime]
+    """One ``python -m hybrid.serve.measure_process`` process (the serving code alone); its figures."""
+    arguments = [
+        python,
+        "-m",
+        "hybrid.serve.measure_process",
+        path,
+        str(images),
+        "--batch",
+        str(batch),
+        "--runtime",
+        runtime,
+    ]
     arguments += [
         "--warmup",
         str(settings.warmup),
@@ -183,7 +193,7 @@ def serving_process(python: str, path: str, images: Path, runtime: str, batch: i
 
 
 def measure_serving(path: str, backend: str, settings: MeasureSettings, images: Path, python: str) -> dict:
-    """An ``.onnx`` row as the robot serves it (:mod:`hybrid.serve.measure`): cold start and
+    """An ``.onnx`` row as the robot serves it (:mod:`hybrid.serve.measure_process`): cold start and
     batch-1 latency and peak RSS in one fresh process, images/s (the model, and end to end over
     the JPEGs of ``images``) and peak RSS per batch size in one more each; and the size of the
     install that ``python`` runs in."""

@@ -24,7 +24,7 @@ import torch
 
 from hybrid.errors import ConfigError
 from hybrid.models.contract import supports_attention
-from hybrid.serve.card import ATTENTION_NAME, INPUT_NAME, OUTPUT_NAME
+from hybrid.serve.model_card import ATTENTION_NAME, INPUT_NAME, OUTPUT_NAME
 
 # ONNX opset 18: the dynamo exporter's own (torch 2.14); ONNX Runtime >= 1.14 and OpenVINO read it.
 OPSET = 18

@@ -16,13 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 from hybrid.data.labels import LabelSpec, resolve_label_spec
 from hybrid.data.loaders import eval_transform
 from hybrid.data.schema import DataSchema, data_settings
-from hybrid.deploy.runtimes import OnnxClassifier
+from hybrid.deploy.onnx_module import OnnxClassifier
 from hybrid.engine.checkpoint import CheckpointRecord, upgrade_config
 from hybrid.engine.runtime import Runtime
 from hybrid.errors import ConfigError
 from hybrid.models import build_model
-from hybrid.serve.images import fit
 from hybrid.serve.model import Model
+from hybrid.serve.model_input import fit
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, check_runtime
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ServingOptions:
 
     @classmethod
     def from_config(cls, settings) -> ServingOptions:
-        """The options of an ``infer`` job's settings (:class:`~hybrid.infer.config.InferSchema`:
+        """The options of an ``infer`` job's settings (:class:`~hybrid.inference.schema.InferSchema`:
         its keys of the same names)."""
         return cls(
             **{key: getattr(settings, key) for key in ("runtime", "device", "precision", "num_threads", "compile")}
@@ -53,10 +53,10 @@ class ServingOptions:
 
 
 class ServingResize:
-    """The serving code's resize (:func:`hybrid.serve.images.fit`) as a transform of the training
+    """The serving code's resize (:func:`hybrid.serve.model_input.fit`) as a transform of the training
     stack's datasets: uint8 ``[C, H, W]`` tensors in and out; model-sized images pass through."""
 
-    method = "hybrid.serve.images.fit (Pillow, antialiased bilinear)"
+    method = "hybrid.serve.model_input.fit (Pillow, antialiased bilinear)"
 
     def __init__(self, size: int):
         self.size = int(size)

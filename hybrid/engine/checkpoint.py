@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 
 from hybrid.data.schema import DataSchema
-from hybrid.engine.config import TrainerSchema
+from hybrid.engine.hooks import HookBase
+from hybrid.engine.schema import TrainerSchema
 from hybrid.errors import CheckpointError
-from hybrid.models.config import ARCHITECTURES, model_schema
+from hybrid.models.schema import ARCHITECTURES, model_schema
 from hybrid.models.structure import reshape_for_task, reshape_modules
 from hybrid.util.atomic import atomic_write
 from hybrid.util.ranks import rank_zero_only
-from hybrid.util.schema import with_defaults
+from hybrid.util.typed_config import with_defaults
 
 FORMAT = "hybrid-checkpoint"
 VERSION = 2
@@ -168,3 +169,20 @@ class CheckpointSaver:
     def record_threshold(self, threshold: float | list[float]) -> None:
         """Store a decision threshold tuned after training in ``best.pt``, which inference reads."""
         dataclasses.replace(CheckpointRecord.load(self.best), threshold=threshold).save(self.best)
+
+
+class CheckpointHook(HookBase):
+    """Checkpoints as a hook: each epoch's record as ``best.pt`` (when it improved; the trainer's
+    ``best_weights``, e.g. the weight average, when set) then ``last.pt``, and a mid-epoch
+    ``last.pt`` when a stop signal ends an epoch."""
+
+    def __init__(self, saver: CheckpointSaver):
+        self.saver = saver
+
+    def after_record(self, record: CheckpointRecord, *, improved: bool) -> None:
+        weights = self.trainer.best_weights
+        best = dataclasses.replace(record, model=weights()) if weights is not None else None
+        self.saver.save_epoch(record, improved=improved, best=best)
+
+    def after_interrupt(self, record: CheckpointRecord, *, epoch: int, step: int) -> None:
+        self.saver.save_interrupted(record, epoch=epoch, step=step)

@@ -1,5 +1,5 @@
 """Weight EMA (``trainer.ema``): an exponential moving average of the weights, validated and
-checkpointed beside them.
+checkpointed beside them (:class:`EmaHook`, the engine's hook).
 
 torch's :class:`~torch.optim.swa_utils.AveragedModel` keeps the average (buffers, such as
 batch-norm statistics, averaged too); the decay warms up as ``min(decay, (1 + n) / (10 + n))``
@@ -8,11 +8,19 @@ after ``n`` updates, as timm's EMA does, so early averages are not dominated by 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from hybrid.engine.evaluation import validate
+from hybrid.engine.hooks import HookBase
 from hybrid.errors import ConfigError
+from hybrid.metrics import prefixed
+
+if TYPE_CHECKING:  # the schema module checks trainer.ema with this one's rules
+    from hybrid.engine.schema import EmaSchema
 
 # trainer.ema.best: the weights the monitored metric and best.pt come from
 EMA_BEST = ("ema", "raw")
@@ -69,3 +77,42 @@ class WeightAverage:
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
         self.model.load_state_dict(state)
+
+
+class EmaHook(HookBase):
+    """``trainer.ema`` as a hook: the weight average (:class:`WeightAverage`) is made when fitting
+    starts, follows every optimizer step, is validated beside the weights (``val/ema/*`` in each
+    row) and kept in the checkpoints (``CheckpointRecord.ema``); with ``trainer.ema.best=ema`` its
+    figure picks the best epoch and ``best.pt`` serves its weights."""
+
+    checkpoint_key = "ema"
+
+    def __init__(self, settings: EmaSchema):
+        self.settings = settings
+        self.average: WeightAverage | None = None
+
+    def before_fit(self) -> None:
+        trainer = self.trainer
+        self.average = WeightAverage(trainer.model, self.settings.decay, warmup=bool(self.settings.warmup))
+        averaged_monitor = trainer.monitor.replace("val/", "val/ema/", 1)
+        self.log_keys = (averaged_monitor,)
+        if self.settings.best == "ema":
+            trainer.monitor_key = averaged_monitor
+            trainer.best_weights = self.average.module.state_dict
+
+    def after_step(self) -> None:
+        self.average.update()
+
+    def after_validation(self, epoch: int, row: dict) -> None:
+        trainer = self.trainer
+        averaged = validate(
+            self.average.module, trainer.val_loader, trainer.data.spec, trainer.runtime, criterion=trainer.criterion,
+            desc=f"epoch {epoch} val (EMA)", progress=trainer.progress,
+        )  # fmt: skip
+        row.update(prefixed(averaged.metrics, "val/ema"))
+
+    def state_dict(self) -> dict:
+        return self.average.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.average.load_state_dict(state)

@@ -8,6 +8,8 @@ import os
 import signal
 import threading
 
+from hybrid.engine.hooks import HookBase
+
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -62,3 +64,31 @@ class GracefulInterrupt:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous = {}
+
+
+class InterruptHook(HookBase):
+    """Stop signals as a hook: :class:`GracefulInterrupt` is active while fitting (installed before
+    the first loader iteration, so DataLoader workers inherit it) and asked after every optimizer
+    step; the trainer's error names :attr:`signal_name` and exits with :attr:`exit_code`."""
+
+    def __init__(self):
+        self.interrupt = GracefulInterrupt()
+
+    def before_fit(self) -> None:
+        self.interrupt.__enter__()
+
+    def stop_requested(self) -> bool:
+        return self.interrupt.requested()
+
+    def after_fit(self) -> None:
+        self.interrupt.__exit__(None, None, None)
+
+    @property
+    def signal_name(self) -> str:
+        """The signal that arrived (``SIGTERM`` / ``SIGINT``), or ``""``."""
+        return self.interrupt.signal_name
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number."""
+        return self.interrupt.exit_code

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hybrid.data.labels import LabelSpec
+from hybrid.engine.hooks import HookBase
 from hybrid.engine.runtime import Runtime, autocast
 from hybrid.errors import ConfigError, HybridError
 from hybrid.util import ranks
@@ -39,6 +40,19 @@ def to_probabilities(logits: torch.Tensor, spec: LabelSpec) -> torch.Tensor:
 
 class NonFiniteLossError(HybridError):
     """The training loss became NaN or infinite (the last good checkpoint is kept)."""
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How each optimizer step of an epoch is taken: ``accumulate`` batches whose gradients add up
+    before it (the last step of the epoch takes what is left), gradients clipped to ``grad_clip``
+    (their norm; ``None``: not clipped), the loss scaled by ``scaler`` for float16 (``None``: a
+    pass-through), and ``mix`` (mixup / CutMix) blending each batch and its targets."""
+
+    accumulate: int = 1
+    grad_clip: float | None = None
+    scaler: torch.amp.GradScaler | None = None
+    mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 @dataclass
@@ -78,33 +92,28 @@ def train_one_epoch(
     criterion: nn.Module,
     runtime: Runtime,
     *,
-    scaler: torch.amp.GradScaler | None = None,
-    grad_clip: float | None = None,
+    step: StepSettings | None = None,
+    hooks: Sequence[HookBase] = (),
     desc: str = "train",
     progress: bool = False,
-    stop_requested: Callable[[], bool] | None = None,
     start: EpochProgress | None = None,
-    accumulate: int = 1,
-    mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
-    ema=None,
 ) -> EpochResult:
     """Train over ``loader`` (ready batches, see :mod:`hybrid.data.device_loader`) once, stepping
     the scheduler at every optimizer step.
 
-    ``scaler`` scales the loss for float16 (a pass-through when ``None`` or disabled).
-    ``stop_requested`` is asked after every optimizer step (a SIGTERM / SIGINT arrived); when it
-    says yes on any process, the epoch ends early with ``interrupted=True``. A NaN or infinite loss
-    on any process raises :class:`NonFiniteLossError` before the weights are touched. ``start``
-    continues an epoch an interruption stopped (the loader then holds only its remaining batches).
-
-    ``accumulate``: batches whose gradients add up before each optimizer (and scheduler) step; the
-    last step of the epoch takes what is left. ``mix`` (mixup / CutMix) blends each batch and its
-    targets. ``ema`` (:class:`~hybrid.engine.ema.WeightAverage`) follows every optimizer step.
-    ``steps`` counts batches; an interruption only ever lands on an optimizer step.
+    ``step`` (:class:`StepSettings`) says how each optimizer step is taken. After every optimizer
+    step each of ``hooks`` hears of it (:meth:`~hybrid.engine.hooks.HookBase.after_step`: the weight
+    average follows) and is asked whether to stop (a SIGTERM / SIGINT arrived); when one says yes on
+    any process, the epoch ends early with ``interrupted=True``. A NaN or infinite loss on any
+    process raises :class:`NonFiniteLossError` before the weights are touched. ``start`` continues
+    an epoch an interruption stopped (the loader then holds only its remaining batches). ``steps``
+    counts batches; an interruption only ever lands on an optimizer step.
     """
     model.train()
     device = runtime.device
-    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
+    step = step or StepSettings()
+    scaler = step.scaler or torch.amp.GradScaler(device.type, enabled=False)
+    accumulate, mix = step.accumulate, step.mix
     start = start or EpochProgress()
     total_loss, seen, steps, skipped, interrupted = start.loss_sum, start.images, start.steps, [], False
     started = time.perf_counter()
@@ -137,16 +146,16 @@ def train_one_epoch(
         bar.set_postfix(loss=f"{total_loss / seen:.4f}")
         if not steps_now:
             continue  # gradients keep adding up until the next optimizer step
-        if grad_clip:
+        if step.grad_clip:
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            nn.utils.clip_grad_norm_(model.parameters(), step.grad_clip)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        if ema is not None:
-            ema.update()
-        if stop_requested is not None and ranks.any_rank(stop_requested()):
+        for hook in hooks:
+            hook.after_step()
+        if hooks and ranks.any_rank(any(hook.stop_requested() for hook in hooks)):
             interrupted = True
             break
     bar.close()

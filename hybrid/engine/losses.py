@@ -34,7 +34,7 @@ LOSS_TASKS = {
 @dataclass(frozen=True)
 class LossOptions:
     """A view of the ``trainer`` keys a loss reads (declared, with their defaults, by
-    :class:`~hybrid.engine.config.TrainerSchema`; ``trainer.asl.*`` flattened)."""
+    :class:`~hybrid.engine.schema.TrainerSchema`; ``trainer.asl.*`` flattened)."""
 
     name: str
     label_smoothing: float
@@ -189,7 +189,7 @@ LOSS_FUNCTIONS: dict[str, Callable] = {
 
 def loss_function(spec: LabelSpec, trainer, train_targets: np.ndarray | None = None) -> nn.Module:
     """The training loss for ``spec``'s task from the typed ``trainer`` settings
-    (:class:`~hybrid.engine.config.TrainerSchema`): ``loss`` (``auto``: cross-entropy or BCE) and
+    (:class:`~hybrid.engine.schema.TrainerSchema`): ``loss`` (``auto``: cross-entropy or BCE) and
     its options (:class:`LossOptions`), and ``class_weighting``, which needs ``train_targets``:
 
     - ``positive_ratio`` (multi-label) weighs each class's positives by ``(N - N_c) / N_c`` as the

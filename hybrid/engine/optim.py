@@ -1,5 +1,5 @@
 """Optimizer and learning-rate schedule, stepped once per training step, built from the typed
-``trainer`` settings (:class:`~hybrid.engine.config.TrainerSchema`)."""
+``trainer`` settings (:class:`~hybrid.engine.schema.TrainerSchema`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from hybrid.errors import ConfigError
 
 if TYPE_CHECKING:  # the schema module imports this one for its checks
-    from hybrid.engine.config import TrainerSchema
+    from hybrid.engine.schema import TrainerSchema
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

@@ -108,7 +108,7 @@ def retain_freed_memory() -> bool:
 
     By default glibc serves every block above 32 MiB with a fresh ``mmap`` and unmaps it on free,
     so each forward pass faults in and zeroes its large activations (a batch of 16 at 480 px holds
-    several of 100+ MiB) again: with the blocks kept, ``python -m hybrid.benchmark`` measured CPU
+    several of 100+ MiB) again: with the blocks kept, ``python -m hybrid.jobs.benchmark`` measured CPU
     float32 batch-16 inference 1.95x faster (what jemalloc / tcmalloc do for PyTorch's CPU guide).
     """
     if os.uname().sysname != "Linux":

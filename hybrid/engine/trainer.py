@@ -1,4 +1,5 @@
-"""The training loop: epochs, validation, best / last checkpoints, history."""
+"""The training loop: epochs, validation, history; every other concern (checkpoints, the weight
+average, early stopping, stop signals, trackers) is a hook (:mod:`hybrid.engine.hooks`)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,18 @@ import torch
 
 from hybrid.data.loaders import DataModule
 from hybrid.engine import distributed
-from hybrid.engine.callbacks import Callback
-from hybrid.engine.checkpoint import CheckpointRecord, CheckpointSaver
-from hybrid.engine.config import TrainerSchema
-from hybrid.engine.ema import WeightAverage
+from hybrid.engine.checkpoint import CheckpointHook, CheckpointRecord, CheckpointSaver
+from hybrid.engine.early_stopping import EarlyStopping
+from hybrid.engine.ema import EmaHook
 from hybrid.engine.evaluation import validate
-from hybrid.engine.interrupt import GracefulInterrupt
-from hybrid.engine.loop import EpochProgress, NonFiniteLossError, train_one_epoch
+from hybrid.engine.hooks import HookBase
+from hybrid.engine.interrupt import InterruptHook
+from hybrid.engine.loop import EpochProgress, NonFiniteLossError, StepSettings, train_one_epoch
 from hybrid.engine.losses import loss_function
 from hybrid.engine.optim import build_optimizer, build_scheduler, evaluation_weights, training_weights
 from hybrid.engine.outputs import plot_history, write_history
 from hybrid.engine.runtime import Runtime, rng_state, set_rng_state
+from hybrid.engine.schema import TrainerSchema
 from hybrid.errors import DataError, TrainingInterrupted
 from hybrid.metrics import monitor_mode, prefixed
 from hybrid.models.structure import module_shapes
@@ -66,13 +68,28 @@ class FitState:
     progress: EpochProgress | None = None
 
 
+def default_hooks(settings: TrainerSchema, saver: CheckpointSaver, interrupt: InterruptHook) -> list[HookBase]:
+    """The hooks every training has (checkpoints, stop signals) and those its settings ask for
+    (``trainer.ema``, ``trainer.early_stopping``)."""
+    hooks: list[HookBase] = []
+    if settings.ema.decay is not None:
+        hooks.append(EmaHook(settings.ema))
+    hooks += [CheckpointHook(saver), interrupt]
+    if settings.early_stopping.patience is not None:
+        hooks.append(EarlyStopping(int(settings.early_stopping.patience)))
+    return hooks
+
+
 class Trainer:
     """Trains ``model`` on ``data`` as ``settings`` (the typed ``trainer`` group) say, keeping
     checkpoints in ``run_dir``; ``config``, the whole resolved config as plain values, is what they
     record (so ``infer.py ckpt_path=...`` needs nothing else).
 
-    ``callbacks`` hear of every finished epoch (e.g. a tracker); ``tracker_run_id`` is stored in the
-    checkpoints so a resumed run continues its tracker run.
+    ``hooks`` (e.g. a tracker's) come after the default ones (:func:`default_hooks`);
+    ``tracker_run_id`` is stored in the checkpoints so a resumed run continues its tracker run.
+    While :meth:`fit` runs, the hooks read its state here: ``model``, ``optimizer``, ``val_loader``,
+    ``criterion``, ``state`` (:class:`FitState`), ``monitor_key`` (the row's figure that picks the
+    best epoch) and ``best_weights`` (what ``best.pt`` serves; ``None``: the model's).
     """
 
     def __init__(
@@ -84,7 +101,7 @@ class Trainer:
         *,
         settings: TrainerSchema,
         config: dict,
-        callbacks: Sequence[Callback] = (),
+        hooks: Sequence[HookBase] = (),
         tracker_run_id: str | None = None,
     ):
         self.config = config
@@ -94,21 +111,22 @@ class Trainer:
         self.runtime = runtime
         self.run_dir = run_dir
         self.saver = CheckpointSaver(run_dir)
-        self.callbacks = list(callbacks)
         self.tracker_run_id = tracker_run_id
         self.monitor = str(settings.monitor)
+        self.monitor_key = self.monitor
+        self.best_weights = None
         self.mode = monitor_mode(self.monitor)
+        self.max_epochs = int(settings.max_epochs)
         self.progress = bool(settings.progress_bar) and ranks.is_rank_zero()
         # float16's gradient scaler (checkpointed so a resumed run keeps its loss scale); a
         # pass-through otherwise.
         self.scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.precision == "16")
-        ema = settings.ema
-        self.ema_decay = ema.decay
-        self.ema_warmup = bool(ema.warmup)
-        self.monitor_ema = self.ema_decay is not None and ema.best == "ema"
-        self.ema: WeightAverage | None = None
         self.accumulate = int(settings.accumulate_grad_batches)
-        self.patience = settings.early_stopping.patience
+        self.interrupt = InterruptHook()
+        self.hooks = [*default_hooks(settings, self.saver, self.interrupt), *hooks]
+        for hook in self.hooks:
+            hook.trainer = self
+        self.state = FitState()
 
     def _improved(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -132,8 +150,10 @@ class Trainer:
             find_unused_parameters=bool(self.settings.find_unused_parameters),
         )
 
-    def _record(self, epoch: int, state: FitState, optimizer, scheduler, rng: list) -> CheckpointRecord:
+    def _record(self, epoch: int, rng: list) -> CheckpointRecord:
         """Everything a resumed run needs; ``epoch`` is the last *completed* epoch."""
+        state = self.state
+        hook_states = {hook.checkpoint_key: hook.state_dict() for hook in self.hooks if hook.checkpoint_key}
         return CheckpointRecord(
             config=self.config,
             class_names=list(self.data.spec.class_names),
@@ -146,23 +166,24 @@ class Trainer:
             best_epoch=state.best_epoch,
             history=state.history,
             skipped_images=sorted(state.skipped),
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             rng=rng,
             world_size=ranks.world_size(),
             tracker_run_id=self.tracker_run_id,
             structure=module_shapes(self.model),
-            ema=self.ema.state_dict() if self.ema is not None else None,
+            **hook_states,
         )
 
-    def _restore(self, resume: CheckpointRecord, optimizer, scheduler) -> FitState:
+    def _restore(self, resume: CheckpointRecord) -> FitState:
         """Load a checkpoint's training state; returns the bookkeeping to continue from."""
-        optimizer.load_state_dict(resume.optimizer)
-        training_weights(optimizer)  # schedule-free: saved with the evaluation weights
-        scheduler.load_state_dict(resume.scheduler)
-        if self.ema is not None and resume.ema is not None:
-            self.ema.load_state_dict(resume.ema)
+        self.optimizer.load_state_dict(resume.optimizer)
+        training_weights(self.optimizer)  # schedule-free: saved with the evaluation weights
+        self.scheduler.load_state_dict(resume.scheduler)
+        for hook in self.hooks:
+            if hook.checkpoint_key and getattr(resume, hook.checkpoint_key) is not None:
+                hook.load_state_dict(getattr(resume, hook.checkpoint_key))
         if self.scaler.is_enabled() and resume.scaler is not None:
             self.scaler.load_state_dict(resume.scaler)
         rng = resume.rng or []
@@ -182,15 +203,17 @@ class Trainer:
         log.info("resuming after epoch %d (best %s=%s)", resume.epoch, self.monitor, resume.best_value)
         return state
 
-    def _interrupted(self, signal_name: str, exit_code: int, epoch: int, steps: int, record: CheckpointRecord):
-        """Write a mid-epoch ``last.pt``; the error names it (the app adds the resume command)."""
-        self.saver.save_interrupted(record, epoch=epoch, step=steps)
+    def _interrupted(self, epoch: int, steps: int, record: CheckpointRecord) -> TrainingInterrupted:
+        """Every hook hears of the interruption (the checkpoint hook writes a mid-epoch ``last.pt``);
+        the error names that file (the app adds the resume command)."""
+        for hook in self.hooks:
+            hook.after_interrupt(record, epoch=epoch, step=steps)
         ranks.barrier()
         last = self.saver.last.resolve()
         return TrainingInterrupted(
-            f"{signal_name}: stopped in epoch {epoch} after step {steps}; saved {last} "
+            f"{self.interrupt.signal_name}: stopped in epoch {epoch} after step {steps}; saved {last} "
             f"(resuming continues epoch {epoch} from step {steps + 1}).",
-            exit_code,
+            self.interrupt.exit_code,
             checkpoint=last,
         )
 
@@ -204,36 +227,33 @@ class Trainer:
         if len(train_set) == 0 or len(val_set) == 0:
             raise DataError(f"no usable images: {len(train_set)} for training, {len(val_set)} for validation")
         self.criterion = loss_function(self.data.spec, self.settings, train_set.targets).to(self.runtime.device)
-        train_loader, val_loader = self.data.loader("train", train_set), self.data.loader("val", val_set)
+        train_loader, self.val_loader = self.data.loader("train", train_set), self.data.loader("val", val_set)
         if resume is not None:
             resume.load_weights_into(self.model, self.config["ckpt_path"])
         train_model = self._wrap()
-        mixer = self.data.mixer
+        step = StepSettings(self.accumulate, self.settings.grad_clip, self.scaler, self.data.mixer)
         steps_per_epoch = math.ceil(len(train_loader) / self.accumulate)  # optimizer (and schedule) steps
-        optimizer = build_optimizer(self.model, self.settings, steps_per_epoch)
-        scheduler = build_scheduler(optimizer, self.settings, steps_per_epoch)
-        if self.ema_decay is not None:
-            self.ema = WeightAverage(self.model, self.ema_decay, warmup=self.ema_warmup)
-        state = self._restore(resume, optimizer, scheduler) if resume is not None else FitState()
-        missing = set(train_set.missing) | set(val_set.missing)
-        state.skipped |= missing
-        max_epochs = int(self.settings.max_epochs)
-        speeds = []
-        # Installed before the first loader iteration, so DataLoader workers inherit it too.
-        with GracefulInterrupt() as interrupt:
-            for epoch in range(state.start, max_epochs + 1):
+        self.optimizer = build_optimizer(self.model, self.settings, steps_per_epoch)
+        self.scheduler = build_scheduler(self.optimizer, self.settings, steps_per_epoch)
+        try:
+            # Before the first loader iteration, so DataLoader workers inherit the signal handlers too.
+            for hook in self.hooks:
+                hook.before_fit()
+            self.state = state = self._restore(resume) if resume is not None else FitState()
+            missing = set(train_set.missing) | set(val_set.missing)
+            state.skipped |= missing
+            speeds = []
+            for epoch in range(state.start, self.max_epochs + 1):
                 train_loader.sampler.set_epoch(epoch)  # the shuffle depends on (seed, epoch) only
                 start, state.progress = state.progress, None
                 if start is not None:  # the batches of this epoch not trained on before the interruption
                     train_loader.sampler.skip_first(start.steps * int(self.data.settings.batch_size))
-                log.info("epoch %d/%d: %d steps per process", epoch, max_epochs, len(train_loader))
+                log.info("epoch %d/%d: %d steps per process", epoch, self.max_epochs, len(train_loader))
                 try:
                     result = train_one_epoch(
-                        train_model, train_loader, optimizer, scheduler, self.criterion, self.runtime,
-                        scaler=self.scaler, grad_clip=self.settings.grad_clip,
-                        desc=f"epoch {epoch}/{max_epochs} train", progress=self.progress,
-                        stop_requested=interrupt.requested, start=start, accumulate=self.accumulate,
-                        mix=mixer, ema=self.ema,
+                        train_model, train_loader, self.optimizer, self.scheduler, self.criterion, self.runtime,
+                        step=step, hooks=self.hooks, desc=f"epoch {epoch}/{self.max_epochs} train",
+                        progress=self.progress, start=start,
                     )  # fmt: skip
                 except NonFiniteLossError as err:
                     last = self.saver.last
@@ -241,17 +261,16 @@ class Trainer:
                     raise NonFiniteLossError(f"epoch {epoch}: {err}; {kept}; try a lower trainer.lr") from err
                 state.skipped.update(*ranks.all_gather_objects(result.skipped))
                 if result.interrupted:  # everything as of this step, so a resumed run continues right here
-                    record = self._record(epoch - 1, state, optimizer, scheduler, ranks.all_gather_objects(rng_state()))
+                    record = self._record(epoch - 1, ranks.all_gather_objects(rng_state()))
                     record.epoch_progress = ranks.all_gather_objects(dataclasses.asdict(result.progress))
-                    raise self._interrupted(interrupt.signal_name, interrupt.exit_code, epoch, result.steps, record)
+                    raise self._interrupted(epoch, result.steps, record)
                 speeds.append(result.images_per_s)
-                self._end_epoch(epoch, max_epochs, result, val_loader, optimizer, scheduler, state)
-                if self.patience is not None and epoch - state.best_epoch >= int(self.patience) and epoch < max_epochs:
-                    log.info(
-                        "early stopping after epoch %d: %s has not improved for %d epochs (best %.4f at epoch %d)",
-                        epoch, self.monitor, epoch - state.best_epoch, state.best_value, state.best_epoch,
-                    )  # fmt: skip
+                self._end_epoch(epoch, result)
+                if any(hook.wants_to_stop(epoch) for hook in self.hooks):
                     break
+        finally:
+            for hook in self.hooks:
+                hook.after_fit()
         ranks.barrier()  # best.pt is on disk before any rank reads it
         mean_speed = sum(speeds) / len(speeds) if speeds else 0.0
         return FitResult(state.best_value, state.best_epoch, state.history, mean_speed, state.skipped, missing)
@@ -261,12 +280,14 @@ class Trainer:
         write_history(self.run_dir / "history.csv", history)
         plot_history(self.run_dir / "training_curves.png", history, self.monitor)
 
-    def _end_epoch(self, epoch, max_epochs, result, val_loader, optimizer, scheduler, state: FitState) -> None:
-        """Validate, then write best.pt before last.pt, history.csv and tell the callbacks."""
+    def _end_epoch(self, epoch: int, result) -> None:
+        """Validate (the hooks may add figures), pick the best epoch, hand the hooks its checkpoint
+        record (best.pt before last.pt), write history.csv, then tell the hooks the epoch ended."""
+        state = self.state
         distributed.broadcast_buffers(self.model)  # one set of batch-norm statistics for evaluation
-        with evaluation_weights(optimizer):  # schedule-free: evaluate and save the averaged weights
+        with evaluation_weights(self.optimizer):  # schedule-free: evaluate and save the averaged weights
             val = validate(
-                self.model, val_loader, self.data.spec, self.runtime, criterion=self.criterion,
+                self.model, self.val_loader, self.data.spec, self.runtime, criterion=self.criterion,
                 desc=f"epoch {epoch} val", progress=self.progress,
             )  # fmt: skip
             state.skipped.update(val.predictions.skipped)
@@ -274,31 +295,25 @@ class Trainer:
                 "epoch": epoch,
                 "train/loss": result.loss,
                 "train/images_per_s": result.images_per_s,
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": self.optimizer.param_groups[0]["lr"],
                 **prefixed(val.metrics, "val"),
             }
-            if self.ema is not None:
-                averaged = validate(
-                    self.ema.module, val_loader, self.data.spec, self.runtime, criterion=self.criterion,
-                    desc=f"epoch {epoch} val (EMA)", progress=self.progress,
-                )  # fmt: skip
-                row.update(prefixed(averaged.metrics, "val/ema"))
+            for hook in self.hooks:
+                hook.after_validation(epoch, row)
             state.history.append(row)
-            value = row[self.monitor.replace("val/", "val/ema/", 1) if self.monitor_ema else self.monitor]
+            value = row[self.monitor_key]
             improved = self._improved(value, state.best_value)
             if improved:
                 state.best_value, state.best_epoch = value, epoch
-            record = self._record(epoch, state, optimizer, scheduler, ranks.all_gather_objects(rng_state()))
-            best = dataclasses.replace(record, model=self.ema.module.state_dict()) if self.monitor_ema else None
-            self.saver.save_epoch(record, improved=improved, best=best)
+            record = self._record(epoch, ranks.all_gather_objects(rng_state()))
+            for hook in self.hooks:
+                hook.after_record(record, improved=improved)
         self._write_history(state.history)
-        for callback in self.callbacks:
-            callback.on_epoch_end(epoch, row, state.best_value, self.model, val_loader)
-        shown = dict.fromkeys(
-            [*EPOCH_LOG_KEYS, self.monitor, *([self.monitor.replace("val/", "val/ema/", 1)] if self.ema else [])]
-        )
+        for hook in self.hooks:
+            hook.after_epoch(epoch, row, improved=improved)
+        shown = dict.fromkeys([*EPOCH_LOG_KEYS, self.monitor, *(key for hook in self.hooks for key in hook.log_keys)])
         log.info(
             "epoch %d/%d  %s%s  (%.1f img/s)",
-            epoch, max_epochs, "  ".join(f"{k} {row[k]:.4f}" for k in shown),
+            epoch, self.max_epochs, "  ".join(f"{k} {row[k]:.4f}" for k in shown),
             "  *best*" if improved else "", result.images_per_s,
         )  # fmt: skip

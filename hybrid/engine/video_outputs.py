@@ -1,6 +1,6 @@
 """The picture a video run leaves per video, ``timeline.png`` (its files, ``frames.csv``,
 ``events.csv`` and ``events.json``, are written by :mod:`hybrid.predictions` and
-:mod:`hybrid.events`, which torch-free serving shares)."""
+:mod:`hybrid.video.events`, which torch-free serving shares)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hybrid.engine.outputs import pyplot
-from hybrid.events import Event
+from hybrid.video.events import Event
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The CNN-Transformer hybrid: patch encoder, CATS decoder, classifier."""
 
-from hybrid.models import config  # noqa: F401  (registers the model configs' ${floordiv:...} resolver)
+from hybrid.models import schema  # noqa: F401  (registers the model configs' ${floordiv:...} resolver)
 from hybrid.models.backbones import BACKBONES, available_backbones, build_backbone
 from hybrid.models.classifier import Classifier
 from hybrid.models.contract import AttentionMaps, ClassifierModel, supports_attention

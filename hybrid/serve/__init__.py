@@ -2,11 +2,11 @@
 (OpenVINO optional), nothing else; no torch, torchvision, Hydra, OmegaConf, pandas, scikit-learn,
 matplotlib or wandb is imported here (``tests/test_serve.py`` proves it).
 
-:mod:`~hybrid.serve.card` reads the model card an ``.onnx`` carries, :mod:`~hybrid.serve.runtimes`
-runs it, :mod:`~hybrid.serve.images` turns image files and video frames into its input as the
+:mod:`~hybrid.serve.model_card` reads the model card an ``.onnx`` carries, :mod:`~hybrid.serve.runtimes`
+runs it, :mod:`~hybrid.serve.model_input` turns image files and video frames into its input as the
 training stack's evaluation path does, :class:`~hybrid.serve.model.Model` puts them together;
-:mod:`~hybrid.serve.video` makes videos into timed events, :mod:`~hybrid.serve.live` does it for a
-stream as it plays, and :mod:`~hybrid.serve.command` is ``hybrid serve``::
+:mod:`~hybrid.serve.video_files` makes videos into timed events, :mod:`~hybrid.serve.live` does it for a
+stream as it plays, and :mod:`~hybrid.jobs.serve` is ``hybrid serve``::
 
     from hybrid.serve import Model, VideoOptions, find_events
 
@@ -18,6 +18,6 @@ stream as it plays, and :mod:`~hybrid.serve.command` is ``hybrid serve``::
 """
 
 from hybrid.serve.model import Model
-from hybrid.serve.video import VideoOptions, find_events
+from hybrid.serve.video_files import VideoOptions, find_events
 
 __all__ = ["Model", "VideoOptions", "find_events"]

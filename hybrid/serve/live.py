@@ -2,15 +2,15 @@
 (``udp://``, ``tcp://``, ``rtsp://``, ``http(s)://``), a V4L2 camera (``/dev/video0``), or a file
 played at its own timestamps (``--realtime``, a stand-in camera).
 
-A reader thread (:mod:`hybrid.util.stream`) decodes the source, samples it at ``fps`` by stream
+A reader thread (:mod:`hybrid.video.live_source`) decodes the source, samples it at ``fps`` by stream
 time and reopens it when it ends, stalls or restarts its timestamps; stream time stays monotonic.
 The scorer (this module, the main thread) takes the samples in order while it keeps up and the
 newest one when it falls more than ``max_lag_s`` behind, so it is never far behind the camera.
 
-Each finding class's scores feed an :class:`~hybrid.events.EventTracker` with the offline
+Each finding class's scores feed an :class:`~hybrid.video.events.EventTracker` with the offline
 smoothing, merging and minimum duration, so a stream gives the events its recording gives
 offline; each event is printed as one JSON line on stdout (flushed) the moment it can no longer
-change, at most :meth:`~hybrid.events.EventTracker.latency_bound_s` after it ends, and appended
+change, at most :meth:`~hybrid.video.events.EventTracker.latency_bound_s` after it ends, and appended
 to ``events.csv``. At a gap in the stream the open events are closed at the last sample before
 it (never merged across it) and the gap is printed as ``{"type": "gap", "from_s", "to_s",
 "why"}`` and recorded in ``gaps.csv``. The run ends on Ctrl-C or SIGTERM (both close the open
@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybrid.errors import DataError
-from hybrid.events import EVENTS_FILE, Event, EventTracker
 from hybrid.predictions import frame_rows
 from hybrid.serve.live_folder import HEARTBEAT_FILE, LiveFolder
 from hybrid.serve.live_survey import LiveSurvey
 from hybrid.serve.model import Model
-from hybrid.serve.video import Findings, VideoOptions
+from hybrid.serve.video_files import Findings, VideoOptions
 from hybrid.survey.options import DISTANCE_COLUMNS
 from hybrid.util.cli import option
 from hybrid.util.service import Heartbeat, Watchdog, notify
-from hybrid.util.stream import Break, End, Gap, LiveSource, Sample, SampleHandoff, read_in_background
+from hybrid.video.events import EVENTS_FILE, Event, EventTracker
+from hybrid.video.live_source import Break, End, Gap, LiveSource, Sample, SampleHandoff, read_in_background
 
 ROUND = 4  # decimals of times and scores in the printed lines, as in events.csv
 POLL_S = 0.5  # the scorer wakes at least this often (a stop signal, the watchdog)
@@ -251,7 +251,7 @@ def serve_live(
 ) -> dict:  # fmt: skip
     """Serve the live ``source`` until a signal or ``settings.give_up_s`` without a frame;
     ``report`` takes each line for the user (how it went, the bounds). ``survey``: a
-    :class:`~hybrid.serve.survey.Survey` to keep as the robot drives (``--survey``)."""
+    :class:`~hybrid.serve.survey_run.Survey` to keep as the robot drives (``--survey``)."""
     name = stream_name(source)
     folder = LiveFolder(out, model.path, model.class_names, DISTANCE_COLUMNS if survey else ())
     run = LiveRun(model, name, folder, options, source=source, show_frames=show_frames, report=report)

@@ -1,7 +1,7 @@
 """``hybrid serve SOURCE --survey``: a draft survey kept as a live source is served. The counter is
 read in the reader thread beside the model's input, recent frames are kept as small JPEGs for the
 photos, and each closed event's observations are printed as JSON lines and written with the
-report at once (:mod:`hybrid.serve.survey` writes the same files for a video file)."""
+report at once (:mod:`hybrid.serve.survey_run` writes the same files for a video file)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from hybrid.errors import DataError
-from hybrid.events import Event
 from hybrid.serve.model import Model
-from hybrid.serve.survey import Survey, distances_of, mark_clock, scaled
+from hybrid.serve.survey_run import Survey, distances_of, mark_clock, scaled
 from hybrid.survey.counter import CounterReader, parse_box
 from hybrid.survey.distance import (
     READ,
@@ -35,6 +34,7 @@ from hybrid.survey.writer import (
     write_observations,
     write_report,
 )
+from hybrid.video.events import Event
 
 # A live survey keeps this much of the stream's frames (small JPEGs) for its photos.
 LIVE_PHOTO_WINDOW_S = 600.0

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from hybrid.errors import DataError
-from hybrid.serve.card import ModelCard
-from hybrid.serve.images import fit, load_image, normalize
+from hybrid.serve.model_card import ModelCard
+from hybrid.serve.model_input import fit, load_image, normalize
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES, check_runtime
 
 
@@ -28,7 +28,7 @@ def probabilities(logits: np.ndarray, *, single_label: bool) -> np.ndarray:
 
 
 class Model:
-    """An exported hybrid model (``python -m hybrid.export``), ready to predict.
+    """An exported hybrid model (``python -m hybrid.jobs.export``), ready to predict.
 
     ``runtime``: :data:`~hybrid.serve.runtimes.DEFAULT_RUNTIME` (``onnxruntime``) or ``openvino``; ``threads``: intra-op threads (``None``: the runtime's choice); ``device`` and
     ``precision`` as the runtime takes them (:mod:`hybrid.serve.runtimes`); ``paced``: one image at

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from hybrid.errors import ConfigError
-from hybrid.serve.card import ATTENTION_NAME, INPUT_NAME, open_session, read_metadata
+from hybrid.serve.model_card import ATTENTION_NAME, INPUT_NAME, open_session, read_metadata
 
 # The one default for .onnx files (infer.py, hybrid serve, the Python API, the benchmark's serving
 # rows): the runtime the serving install always has. OpenVINO served the int8 model 1.2-1.3x faster

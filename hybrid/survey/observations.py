@@ -15,9 +15,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
-from hybrid.events import Event
 from hybrid.survey.codes import FINISH, START, CodeMap
 from hybrid.survey.distance import Distances
+from hybrid.video.events import Event
 
 # EN 13508-2 and PACP: a defect longer than this along the pipe is coded as continuous.
 CONTINUOUS_M = 1.0

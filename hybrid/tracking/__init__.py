@@ -1,20 +1,18 @@
-"""Experiment tracking: Weights & Biases (offline without credentials) or nothing (``logger=none``).
-
-``wandb`` is imported only when ``logger=wandb`` is chosen, so ``logger=none`` loads no network
-client at all.
-"""
+"""Experiment tracking: Weights & Biases (offline without credentials) or nothing (``logger=none``),
+from the registry :data:`~hybrid.tracking.registry.TRACKERS`; :func:`tracked` finishes a run
+whatever happens in it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from hybrid.tracking.base import Tracker
-from hybrid.tracking.config import BACKENDS, check_backend
-from hybrid.tracking.run_info import run_identity, run_metadata
-from hybrid.util.hydra_job import command_line_overrides
+from hybrid.tracking.registry import TRACKERS
+from hybrid.tracking.schema import BACKENDS, check_backend
 
 
 def build_tracker(
@@ -25,21 +23,22 @@ def build_tracker(
     monitor: str | None = None,
     resume_id: str | None = None,
 ) -> Tracker:
-    """The tracker chosen by ``cfg.logger`` for a ``train`` or ``infer`` job of the composed ``cfg``.
+    """The tracker ``cfg.logger.backend`` names in :data:`~hybrid.tracking.registry.TRACKERS`, for
+    a ``train`` or ``infer`` job (``job_type``) of the composed ``cfg``."""
+    open_tracker = TRACKERS[check_backend(cfg.logger.backend)]
+    return open_tracker(cfg, run_dir, job_type, tags, monitor, resume_id)
 
-    The tracked config is the resolved ``cfg`` plus ``run`` metadata: command line, overrides and
-    git commit.
-    """
-    backend = cfg.logger.backend
-    if backend == "none":
-        return Tracker()
-    check_backend(backend)
-    from hybrid.tracking.wandb_tracker import WandbTracker
 
-    config = OmegaConf.to_container(cfg, resolve=True)
-    config["run"] = run_metadata(command_line_overrides())
-    identity = run_identity(cfg.logger, str(cfg.task_name), run_dir, list(tags))
-    return WandbTracker(cfg.logger, run_dir, config, job_type, identity, monitor, resume_id)
+@contextmanager
+def tracked(tracker: Tracker) -> Iterator[Tracker]:
+    """``with tracked(build_tracker(...)) as tracker:``: the run is finished with exit code 0 when
+    the block completes and 1 when it raises (an interruption included), so it is never left open."""
+    exit_code = 1
+    try:
+        yield tracker
+        exit_code = 0
+    finally:
+        tracker.finish(exit_code)
 
 
 def log_results_table(
@@ -48,13 +47,10 @@ def log_results_table(
     """One tracker run of ``cfg.logger`` holding a table of results (a pandas frame, logged as
     ``key``) and optionally a plot (``(key, path)``): the benchmark's efficiency table, a sweep's
     comparison."""
-    tracker = build_tracker(cfg, run_dir, job_type, tags)
-    try:
+    with tracked(build_tracker(cfg, run_dir, job_type, tags)) as tracker:
         tracker.log_table(key, list(frame.columns), frame.astype(object).values.tolist())
         if plot:
             tracker.log_image(*plot)
-    finally:
-        tracker.finish(0)
 
 
-__all__ = ["BACKENDS", "Tracker", "build_tracker", "log_results_table"]
+__all__ = ["BACKENDS", "TRACKERS", "Tracker", "build_tracker", "log_results_table", "tracked"]

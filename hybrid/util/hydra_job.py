@@ -12,22 +12,6 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from hybrid.util.schema import register_schema
-
-
-@dataclass
-class PathsSchema:
-    """The ``paths`` keys: relative to the directory the command runs in; set ``HYBRID_ROOT`` to
-    anchor them elsewhere."""
-
-    root_dir: str = "${oc.env:HYBRID_ROOT,.}"
-    data_dir: str = "${paths.root_dir}/data"
-    log_dir: str = "${paths.root_dir}/outputs"
-    output_dir: str = "${hydra:runtime.output_dir}"  # this job's run dir
-
-
-register_schema("paths", PathsSchema)
-
 
 def run_dir(cfg: DictConfig) -> Path:
     """The Hydra run dir of this job (``paths.output_dir``), created if needed."""
