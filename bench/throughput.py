@@ -207,7 +207,13 @@ def hybrid_path(cfg, model_factory, args) -> tuple[Path3, Path3, object]:
         warm = itertools.islice(train_batches, args.warmup)
         train_one_epoch(model, warm, optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip))
         result = train_one_epoch(
-            model, itertools.islice(train_batches, n), optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip)
+            model,
+            itertools.islice(train_batches, n),
+            optimizer,
+            scheduler,
+            criterion,
+            runtime,
+            step=StepSettings(grad_clip=clip),
         )
         return result.images / result.seconds
 
@@ -290,8 +296,12 @@ def ceiling_path(cfg, model_factory, runtime, args) -> Path3:
 
     def train_round(n: int) -> float:
         clip = cfg.trainer.grad_clip
-        train_one_epoch(model, [batch] * args.warmup, optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip))
-        result = train_one_epoch(model, [batch] * n, optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip))
+        train_one_epoch(
+            model, [batch] * args.warmup, optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip)
+        )
+        result = train_one_epoch(
+            model, [batch] * n, optimizer, scheduler, criterion, runtime, step=StepSettings(grad_clip=clip)
+        )
         return result.images / result.seconds
 
     def infer_round(n: int) -> float:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from hybrid.errors import ConfigError
-from hybrid.video.events import EventSettings, detect_events, interpolated_average_precision, smooth, temporal_map
+from hybrid.video.cctv_pipe import interpolated_average_precision, temporal_map
+from hybrid.video.events import EventSettings, detect_events, smooth
 
 RAW = EventSettings(threshold=0.5, smoothing_s=0.0, merge_gap_s=0.0, min_duration_s=0.0)
 

@@ -116,7 +116,9 @@ def test_accumulated_gradients_equal_one_large_batch():
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         loader = [{"image": x, "target": y, "skipped": []} for x, y in batches]
-        train_one_epoch(model, loader, optimizer, scheduler, nn.MSELoss(), runtime, step=StepSettings(accumulate=accumulate))
+        train_one_epoch(
+            model, loader, optimizer, scheduler, nn.MSELoss(), runtime, step=StepSettings(accumulate=accumulate)
+        )
         return model.weight.detach(), scheduler.last_epoch
 
     (two_halves, steps_a), (whole, steps_b) = (
@@ -142,7 +144,9 @@ def test_accumulation_syncs_ddp_gradients_once_per_optimizer_step():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     loader = [{"image": torch.randn(2, 4), "target": torch.randn(2, 1), "skipped": []} for _ in range(5)]
-    train_one_epoch(model, loader, optimizer, scheduler, nn.MSELoss(), Runtime("cpu", "32"), step=StepSettings(accumulate=2))
+    train_one_epoch(
+        model, loader, optimizer, scheduler, nn.MSELoss(), Runtime("cpu", "32"), step=StepSettings(accumulate=2)
+    )
     # steps after batches 2, 4 and 5 (the epoch's last): batches 1 and 3 keep their gradients local
     assert Local.kept_local == 2 and scheduler.last_epoch == 3
 

@@ -45,15 +45,8 @@ from hybrid.survey.options import SurveyOptions
 from hybrid.tracking import build_tracker, tracked
 from hybrid.tracking.base import Tracker
 from hybrid.tracking.keyframes import attention_grids, write_keyframes
-from hybrid.video.events import (
-    EVENT_COLUMNS,
-    Event,
-    EventSettings,
-    class_settings,
-    read_truth,
-    video_events,
-    write_events,
-)
+from hybrid.video.event_files import EVENT_COLUMNS, read_truth, write_events
+from hybrid.video.events import Event, EventSettings, class_settings, video_events
 from hybrid.video.frames_dataset import VideoFrames
 from hybrid.video.sampling import SampledFrames, read_frame_at, video_names
 

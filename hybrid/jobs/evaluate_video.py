@@ -19,7 +19,8 @@ from hybrid.engine.outputs import format_figures, write_json
 from hybrid.jobs.app import HydraJob
 from hybrid.jobs.schema import EvaluateVideoSchema
 from hybrid.util.typed_config import check_types
-from hybrid.video.events import DISTANCE_THRESHOLDS, read_predictions, read_truth, temporal_map
+from hybrid.video.cctv_pipe import DISTANCE_THRESHOLDS, temporal_map
+from hybrid.video.event_files import read_predictions, read_truth
 
 log = logging.getLogger(__name__)
 

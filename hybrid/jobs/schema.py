@@ -25,7 +25,7 @@ from hybrid.models.schema import check_model_config
 from hybrid.tracking.schema import check_logger_config
 from hybrid.util.cli import option
 from hybrid.util.typed_config import check_types, register_schema
-from hybrid.video.events import DISTANCE_THRESHOLDS
+from hybrid.video.cctv_pipe import DISTANCE_THRESHOLDS
 
 
 @dataclass

@@ -25,7 +25,8 @@ from hybrid.serve.video_files import Findings, VideoOptions, serve_videos
 from hybrid.survey.options import REPORT_FILE, SurveyOptions
 from hybrid.util.cli import add_options, command_main, spec_from
 from hybrid.util.images import IMAGE_SUFFIXES
-from hybrid.video.events import EVENTS_FILE, EventSettings
+from hybrid.video.event_files import EVENTS_FILE
+from hybrid.video.events import EventSettings
 from hybrid.video.sampling import check_fps, find_videos, is_live, is_video, video_names
 
 GAVE_UP = 1  # a live source that sent nothing for --give-up-s (what it sent is written)

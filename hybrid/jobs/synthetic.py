@@ -7,8 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from hybrid.data.synthetic.dataset_writer import ensure_synthetic_dataset
 from hybrid.data.synthetic.spec import SyntheticSpec
-from hybrid.data.synthetic.writer import ensure_synthetic_dataset
 from hybrid.jobs.app import HydraJob
 from hybrid.jobs.schema import SyntheticJobSchema
 from hybrid.util.cli import spec_from

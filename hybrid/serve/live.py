@@ -36,7 +36,8 @@ from hybrid.serve.video_files import Findings, VideoOptions
 from hybrid.survey.options import DISTANCE_COLUMNS
 from hybrid.util.cli import option
 from hybrid.util.service import Heartbeat, Watchdog, notify
-from hybrid.video.events import EVENTS_FILE, Event, EventTracker
+from hybrid.video.event_files import EVENTS_FILE
+from hybrid.video.events import Event, EventTracker
 from hybrid.video.live_source import Break, End, Gap, LiveSource, Sample, SampleHandoff, read_in_background
 
 ROUND = 4  # decimals of times and scores in the printed lines, as in events.csv

@@ -35,7 +35,8 @@ from hybrid.errors import DataError
 from hybrid.predictions import FRAMES_FILE, frames_header
 from hybrid.util.atomic import atomic_write_text
 from hybrid.util.journal import CsvJournal, last_row
-from hybrid.video.events import EVENT_COLUMNS, EVENTS_FILE, RESULTS_FILE, Event, event_cells, results
+from hybrid.video.event_files import EVENT_COLUMNS, EVENTS_FILE, RESULTS_FILE, event_cells, results
+from hybrid.video.events import Event
 
 STATE_FILE = "live.json"
 GAPS_FILE = "gaps.csv"

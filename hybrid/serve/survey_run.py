@@ -47,7 +47,8 @@ from hybrid.survey.writer import (
     write_report,
 )
 from hybrid.util.clock import attention_clock
-from hybrid.video.events import Event, write_events
+from hybrid.video.event_files import write_events
+from hybrid.video.events import Event
 from hybrid.video.sampling import SampledFrames, read_frame_at
 
 

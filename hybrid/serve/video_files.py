@@ -18,7 +18,8 @@ from hybrid.errors import DataError
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
 from hybrid.serve.model import Model
 from hybrid.util.cli import option
-from hybrid.video.events import Event, EventSettings, class_settings, video_events, write_events
+from hybrid.video.event_files import write_events
+from hybrid.video.events import Event, EventSettings, class_settings, video_events
 from hybrid.video.sampling import SampledFrames
 
 

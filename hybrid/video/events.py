@@ -1,36 +1,25 @@
-"""Timed events in a video: from per-frame class scores to defect segments, and the CCTV-Pipe
-temporal metric that scores them (VideoPipe challenge, ICPR 2022).
+"""Timed events in a video: from per-frame class scores to defect segments (scored by the
+CCTV-Pipe metric, :mod:`~hybrid.video.cctv_pipe`; written by :mod:`~hybrid.video.event_files`).
 
-Events: a class's score curve is smoothed over a time window, cut where it stays at or above a
-threshold, merged across short gaps and kept when long enough. Every step works on timestamps,
-not frame counts, so a variable frame rate changes nothing.
-
-The metric: each prediction is a (video, label, moment, score); each truth a (video, label,
-moment). Per label, predictions are matched one to one in descending score order to the nearest
-unmatched truth in the same video within a distance threshold (5, 10, 15 s), as the challenge's
-``eval_detection.py`` matches them; average precision is the VOC all-point interpolated area.
+A class's score curve is smoothed over a time window, cut where it stays at or above a threshold,
+merged across short gaps and kept when long enough. Every step works on timestamps, not frame
+counts, so a variable frame rate changes nothing.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from hybrid.decisions import THRESHOLD
 from hybrid.errors import ConfigError, DataError
-from hybrid.util.atomic import atomic_write, atomic_write_text
 
 # Samples arriving one after another are at least this far apart (video frames are): what lets
 # a live tracker settle a smoothed score without waiting for one sample more.
 MIN_SAMPLE_GAP_S = 1e-3
-# The challenge's distance thresholds, in seconds.
-DISTANCE_THRESHOLDS = (5, 10, 15)
 
 
 @dataclass(frozen=True)
@@ -259,150 +248,3 @@ def video_events(
         for event in detect_events(video, label, times, np.asarray(probs)[:, column], settings[label])
     ]
     return sorted(found, key=lambda e: (e.start_s, e.label))
-
-
-def interpolated_average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
-    """VOC all-point interpolated AP: the area under the precision envelope (the best precision at
-    any higher recall), stepping where recall changes."""
-    envelope = np.concatenate([[0.0], precision, [0.0]])
-    steps = np.concatenate([[0.0], recall, [1.0]])
-    envelope = np.maximum.accumulate(envelope[::-1])[::-1]
-    changed = np.flatnonzero(steps[1:] != steps[:-1]) + 1
-    return float(np.sum((steps[changed] - steps[changed - 1]) * envelope[changed]))
-
-
-def _label_average_precision(truth: list[tuple[str, float]], predictions: list[tuple[str, float, float]], distance):
-    """AP of one label at one distance: ``truth`` (video, moment), ``predictions`` (video, moment, score)."""
-    if not predictions:
-        return 0.0
-    by_video: dict[str, list[int]] = {}
-    for index, (video, _) in enumerate(truth):
-        by_video.setdefault(video, []).append(index)
-    matched = np.zeros(len(truth), bool)
-    order = np.argsort([score for _, _, score in predictions], kind="stable")[::-1]
-    hits = np.zeros(len(predictions))
-    for rank, index in enumerate(order):
-        video, moment, _ = predictions[index]
-        candidates = by_video.get(video, [])
-        gaps = np.abs(np.array([truth[c][1] for c in candidates]) - moment)
-        for nearest in np.argsort(gaps, kind="stable"):  # nearest first; a matched truth is passed over
-            if gaps[nearest] > distance:
-                break
-            if not matched[candidates[nearest]]:
-                matched[candidates[nearest]] = True
-                hits[rank] = 1
-                break
-    true_positives = np.cumsum(hits)
-    precision = true_positives / np.arange(1, len(hits) + 1)
-    return interpolated_average_precision(precision, true_positives / len(truth))
-
-
-def temporal_map(
-    truth: Iterable[tuple[str, str, float]],
-    predictions: Iterable[tuple[str, str, float, float]],
-    distances: Sequence[float] = DISTANCE_THRESHOLDS,
-) -> dict[str, float]:
-    """The CCTV-Pipe metric of ``predictions`` (video, label, moment, score) against ``truth``
-    (video, label, moment): ``map@<d>`` per distance, their mean ``map``, and ``ap@<d>/<label>``
-    for every label of the truth. Predicted labels the truth lacks are not scored (the challenge's
-    classes are those of its ground truth); a label without predictions has AP 0."""
-    truth_by_label: dict[str, list[tuple[str, float]]] = {}
-    for video, label, moment in truth:
-        truth_by_label.setdefault(label, []).append((video, float(moment)))
-    predicted_by_label: dict[str, list[tuple[str, float, float]]] = {}
-    for video, label, moment, score in predictions:
-        predicted_by_label.setdefault(label, []).append((video, float(moment), float(score)))
-    out: dict[str, float] = {}
-    per_label: dict[str, dict[str, float]] = {}
-    for distance in distances:
-        name = f"{distance:g}"
-        per_label[name] = {
-            label: _label_average_precision(items, predicted_by_label.get(label, []), distance)
-            for label, items in truth_by_label.items()
-        }
-        out[f"map@{name}"] = float(np.mean(list(per_label[name].values()))) if per_label[name] else 0.0
-    out["map"] = float(np.mean([out[f"map@{d:g}"] for d in distances]))
-    for name, values in per_label.items():
-        out.update({f"ap@{name}/{label}": value for label, value in sorted(values.items())})
-    return out
-
-
-# --- the files of a video run: events.csv, and events.json in the CCTV-Pipe results format ----
-
-EVENTS_FILE = "events.csv"
-RESULTS_FILE = "events.json"
-EVENT_COLUMNS = ["video", "label", "start_s", "end_s", "peak_s", "peak_score", "mean_score"]
-EVENT_FLOAT_FORMAT = "%.4f"
-
-
-def event_cells(event: Event) -> list:
-    """The ``events.csv`` row of ``event``: times and scores to 4 decimals."""
-    row = event.row()
-    return [row[c] if isinstance(row[c], str) else EVENT_FLOAT_FORMAT % row[c] for c in EVENT_COLUMNS]
-
-
-def results(events: Sequence[Event], videos: Sequence[str]) -> dict:
-    """``{"results": {video: [{"label", "moment", "score"}]}}``: each event's peak time and score,
-    every processed video listed (the CCTV-Pipe results format, for ``hybrid.jobs.evaluate_video``)."""
-    found: dict[str, list] = {video: [] for video in videos}
-    for e in events:
-        found[e.video].append({"label": e.label, "moment": round(e.peak_s, 3), "score": round(e.peak_score, 6)})
-    return {"results": found}
-
-
-def write_events(folder: Path, events: Sequence[Event], videos: Sequence[str]) -> None:
-    """``events.csv`` (one row per event) and ``events.json`` (:func:`results`) in ``folder``, each
-    written whole, atomically."""
-
-    def write_csv(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            out = csv.writer(handle, lineterminator="\n")
-            out.writerow(EVENT_COLUMNS)
-            out.writerows(event_cells(e) for e in events)
-
-    atomic_write(folder / EVENTS_FILE, write_csv)
-    atomic_write_text(folder / RESULTS_FILE, json.dumps(results(events, videos), indent=1) + "\n")
-
-
-# --- the CCTV-Pipe files: ground truth and results -------------------------------------------
-
-
-def _read_json(path: Path, role: str, top: str) -> dict:
-    if not path.is_file():
-        raise DataError(f"{role}={path}: no such file")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{role}={path}: not JSON ({err})") from err
-    if not isinstance(data, dict) or not isinstance(data.get(top), dict):
-        raise DataError(f'{role}={path}: expected {{"{top}": {{video: ...}}}}')
-    return data[top]
-
-
-def _entry(path: Path, video: str, item, keys: tuple[str, ...]) -> tuple:
-    try:
-        return tuple(item[k] if k == "label" else float(item[k]) for k in keys)
-    except (KeyError, TypeError, ValueError) as err:
-        raise DataError(f"{path}: video {video}: an entry lacks a number for one of {list(keys)}: {item}") from err
-
-
-def read_truth(path: Path) -> list[tuple[str, str, float]]:
-    """``(video, label, moment)`` of every annotation in a CCTV-Pipe ground-truth file."""
-    database = _read_json(path, "labels", "database")
-    rows = []
-    for video, entry in database.items():
-        for item in (entry or {}).get("annotations", []):
-            rows.append((video, *_entry(path, video, item, ("label", "moment"))))
-    if not rows:
-        raise DataError(f"labels={path}: no annotations")
-    return rows
-
-
-def read_predictions(path: Path) -> list[tuple[str, str, float, float]]:
-    """``(video, label, moment, score)`` of every prediction in a CCTV-Pipe results file."""
-    results = _read_json(path, "predictions", "results")
-    return [
-        (video, *_entry(path, video, item, ("label", "moment", "score")))
-        for video, items in results.items()
-        for item in items or []
-    ]

@@ -1,6 +1,6 @@
 """Procedural Sewer-ML look-alike: pipe interiors with the 17 defect codes, in Sewer-ML's format
 (:mod:`~hybrid.data.synthetic.spec`: what it is made of; :mod:`~hybrid.data.synthetic.painters`:
-drawing an image; :mod:`~hybrid.data.synthetic.writer`: writing a dataset), and synthetic
+drawing an image; :mod:`~hybrid.data.synthetic.dataset_writer`: writing a dataset), and synthetic
 inspection videos with their truth (:mod:`~hybrid.data.synthetic.pipe_videos`).
 
 Every image is a perspective view down a pipe (receding joints, material tint, camera light
@@ -14,9 +14,9 @@ generation resumes where it stopped. ``hybrid synthetic root=DIR [num_train=5000
 by hand (``--help``: every key); the data module calls :func:`ensure_synthetic_dataset` on first use.
 """
 
+from hybrid.data.synthetic.dataset_writer import ensure_synthetic_dataset, generate
 from hybrid.data.synthetic.painters import render_image
 from hybrid.data.synthetic.spec import META_FILE, SPLIT_FILES, SyntheticSpec, sample_labels
-from hybrid.data.synthetic.writer import ensure_synthetic_dataset, generate
 
 __all__ = [
     "META_FILE", "SPLIT_FILES", "SyntheticSpec", "ensure_synthetic_dataset", "generate", "render_image", "sample_labels",
