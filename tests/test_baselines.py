@@ -16,9 +16,9 @@ from hybrid.deploy.onnx_export import export_float32
 from hybrid.engine.losses import loss_function
 from hybrid.engine.schema import TrainerSchema
 from hybrid.errors import ConfigError, PretrainedWeightsError
-from hybrid.jobs.report import pareto_front
 from hybrid.models import build_model, parameter_report
 from hybrid.models.schema import check_model_config
+from hybrid.reporting.comparison import pareto_front
 from hybrid.serve.runtimes import OnnxRuntimeSession
 from tests.conftest import compose_config, run_module, run_script, tiny_overrides
 
@@ -306,7 +306,7 @@ def test_experiment_compare_runs_every_model_and_reports_them(tiny_data, tmp_pat
 def test_the_comparison_goes_to_the_sweeps_wandb_group(tmp_path, monkeypatch, caplog):
     import logging
 
-    from hybrid.jobs.report import track_table
+    from hybrid.reporting.sweep_table import track_table
 
     caplog.set_level(logging.INFO, logger="hybrid")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -210,7 +210,7 @@ def test_repeated_runs_are_aggregated_and_trace_to_their_jobs(tiny_data, tmp_pat
 
 
 def test_aggregation_groups_by_everything_but_the_seed():
-    from hybrid.jobs.report import aggregate_table
+    from hybrid.reporting.statistics import aggregate_table
 
     table = pd.DataFrame({
         "job": [0, 1, 2, 3], "status": ["ok"] * 4, "seed": [0, 1, 0, 1], "model.emb_dim": [24, 24, 48, 48],
@@ -230,7 +230,7 @@ def test_intervals_over_two_seeds_stay_within_the_metrics_range():
     figure with no such range (images/s) is not."""
     from scipy.stats import t
 
-    from hybrid.jobs.report import aggregate_table
+    from hybrid.reporting.statistics import aggregate_table
 
     table = pd.DataFrame({
         "job": [0, 1], "status": ["ok"] * 2, "seed": [0, 1], "test/f1_macro": [0.3, 0.9],

@@ -1,4 +1,4 @@
-"""What hybrid.jobs.report draws reads as it should: no overlapping axis labels, no panel for a seed,
+"""What hybrid report draws (hybrid.reporting) reads as it should: no overlapping axis labels, no panel for a seed,
 no zoom that makes a 0.002 difference fill the plot."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from hybrid.engine.outputs import pyplot
-from hybrid.jobs.report import MIN_SCORE_SPAN, parameters_figure, pareto_figure
+from hybrid.reporting.comparison import pareto_figure
+from hybrid.reporting.figures import MIN_SCORE_SPAN, parameters_figure
 
 # the eight models of experiment=compare, as compare.csv has them (latency from this 2-core machine)
 COMPARE = pd.DataFrame(
