@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import DictConfig
 from torchvision import models as tvm
 
 from hybrid.errors import ConfigError, PretrainedWeightsError
 from hybrid.models import BACKBONES, build_backbone, build_model, parameter_report
 from hybrid.models.decoder import CatsDecoder, QueryAdaptiveMasking
+from hybrid.models.schema import BUILT_SIZES, CONFIGURED, configured_arguments, default_arguments, public_path
 from tests.conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +120,7 @@ def test_unknown_backbone_lists_choices():
 
 @pytest.mark.parametrize("num_labels, queries", [(2, 1), (17, 1), (32, 1), (33, 2), (70, 3)])
 def test_query_count_grows_with_labels(num_labels, queries):
-    decoder = CatsDecoder(num_patches=16, grid_size=4, num_labels=num_labels)
+    decoder = CatsDecoder(num_patches=16, grid_size=4, num_labels=num_labels, **default_arguments(CatsDecoder))
     assert decoder.num_queries == queries == math.ceil(num_labels / 32)
     assert decoder(torch.randn(3, 16, 32)).shape == (3, queries * 32)
 
@@ -122,8 +129,8 @@ def test_query_count_grows_with_labels(num_labels, queries):
 @pytest.mark.parametrize("residual", [False, True])
 def test_decoder_options(positional, residual):
     decoder = CatsDecoder(
-        num_patches=16, grid_size=4, num_labels=2, emb_dim=24, num_layers=3,
-        positional_encoding=positional, residual_attention=residual,
+        num_patches=16, grid_size=4, num_labels=2, **default_arguments(CatsDecoder, emb_dim=24, num_layers=3,
+        positional_encoding=positional, residual_attention=residual),
     )  # fmt: skip
     decoder.eval()
     x = torch.randn(2, 16, 32)
@@ -138,7 +145,10 @@ def test_decoder_options(positional, residual):
 
 def test_sincos_needs_width_divisible_by_four():
     with pytest.raises(ConfigError, match="emb_dim divisible by 4"):
-        CatsDecoder(num_patches=16, grid_size=4, num_labels=2, emb_dim=30, num_heads=3, positional_encoding="sincos2d")
+        CatsDecoder(
+            num_patches=16, grid_size=4, num_labels=2,
+            **default_arguments(CatsDecoder, emb_dim=30, num_heads=3, positional_encoding="sincos2d"),
+        )  # fmt: skip
 
 
 def test_query_adaptive_masking_only_in_training():
@@ -168,3 +178,31 @@ def test_emb_dim_override_reaches_the_model(seed_model):
     assert model.decoder.W_feat2emb.out_features == 48
     assert len(model.decoder.layers) == 2
     assert parameter_report(model)["decoder"] != parameter_report(seed_model)["decoder"]
+
+
+@pytest.mark.parametrize("target", list(CONFIGURED), ids=lambda target: target.__name__)
+def test_constructors_take_what_the_config_gives(target):
+    """A config-driven constructor declares no default of its own for what the config gives (the
+    schema's default is the only one, so the two can neither restate nor contradict each other),
+    and each such argument is a key of its schema."""
+    parameters = inspect.signature(target).parameters
+    own_defaults = {
+        name: parameter.default
+        for name, parameter in parameters.items()
+        if name not in BUILT_SIZES and parameter.default is not inspect.Parameter.empty
+    }
+    assert own_defaults == {}, f"{target.__name__} restates its schema's defaults: {own_defaults}"
+    keys = {schema_field.name for schema_field in fields(CONFIGURED[target].schema)}
+    assert set(configured_arguments(target).values()) <= keys
+
+
+def test_model_configs_write_no_link_lists():
+    """The _target_ blocks are generated from the constructors (no ${..key} list kept by hand in
+    conf/model), and every block a model config builds is one of the configured constructors."""
+    written = {path.name: path.read_text() for path in (ROOT / "conf" / "model").glob("*.yaml")}
+    assert written and not [name for name, text in written.items() if "${.." in text]
+    targets = set()
+    for name in ("cats_hybrid", "resnet18", "xie2019"):
+        model = compose_config(overrides=[f"model={name}"]).model
+        targets |= {block._target_ for block in model.values() if isinstance(block, DictConfig) and "_target_" in block}
+    assert targets == {public_path(target) for target in CONFIGURED}

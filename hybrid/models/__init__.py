@@ -1,6 +1,5 @@
 """The CNN-Transformer hybrid: patch encoder, CATS decoder, classifier."""
 
-from hybrid.models import schema  # noqa: F401  (registers the model configs' ${floordiv:...} resolver)
 from hybrid.models.backbones import BACKBONES, available_backbones, build_backbone
 from hybrid.models.classifier import Classifier
 from hybrid.models.contract import AttentionMaps, ClassifierModel, supports_attention
@@ -25,3 +24,7 @@ __all__ = [
     "parameter_report",
     "supports_attention",
 ]
+
+# Last: registers the model schemas (whose _target_ blocks name the classes exported above) and the
+# configs' ${floordiv:...} resolver.
+from hybrid.models import schema  # noqa: F401

@@ -80,11 +80,11 @@ class TimmClassifier(nn.Module):
         self,
         architecture: str,
         num_labels: int,
-        img_size: int = 224,
-        in_channels: int = 3,
-        pretrained: bool | str = False,
-        drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
+        img_size: int,
+        in_channels: int,
+        pretrained: bool | str,
+        drop_rate: float,
+        drop_path_rate: float,
     ):
         super().__init__()
         import timm
@@ -112,7 +112,7 @@ class TimmClassifier(nn.Module):
 class Xie2019(nn.Module):
     """The Sewer-ML benchmark's CNN of Xie et al. (2019) (see the module doc)."""
 
-    def __init__(self, num_labels: int, in_channels: int = 3, dropout: float = 0.6):
+    def __init__(self, num_labels: int, in_channels: int, dropout: float):
         super().__init__()
 
         def stage(inputs: int, outputs: int, kernel: int, stride: int) -> list[nn.Module]:

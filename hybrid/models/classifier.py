@@ -29,7 +29,7 @@ class Classifier(nn.Module):
     """Dropout then a linear map to one logit per class; with ``groups == num_labels`` (one decoder
     query per label, ``model.num_queries``) a :class:`GroupedLinear`, each label from its own query."""
 
-    def __init__(self, in_features: int, num_labels: int, dropout: float = 0.1, groups: int = 1):
+    def __init__(self, in_features: int, num_labels: int, dropout: float, groups: int = 1):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         grouped = groups > 1 and groups == num_labels

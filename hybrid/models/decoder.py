@@ -116,7 +116,7 @@ class QueryAdaptiveMasking(nn.Module):
     are rescaled like dropout so the expected value matches evaluation, where nothing is dropped.
     """
 
-    def __init__(self, start_prob: float = 0.1, end_prob: float = 0.5):
+    def __init__(self, start_prob: float, end_prob: float):
         super().__init__()
         check_query_masking(start_prob, end_prob)
         self.start_prob = start_prob
@@ -226,20 +226,20 @@ class CatsDecoder(nn.Module):
         num_patches: int,
         grid_size: int,
         num_labels: int,
-        featured_patch_dim: int = 32,
-        emb_dim: int = 24,
-        num_heads: int = 2,
-        num_layers: int = 1,
-        ffn_ratio: float = 4.0,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.0,
-        positional_encoding: str = "learnable",
-        residual_attention: bool = False,
-        qam_start: float = 0.1,
-        qam_end: float = 0.5,
-        query_init_std: float = 0.02,
-        query_init: str = "learned",
-        num_queries: int | None = None,
+        featured_patch_dim: int,
+        emb_dim: int,
+        num_heads: int,
+        num_layers: int,
+        ffn_ratio: float,
+        dropout: float,
+        attn_dropout: float,
+        positional_encoding: str,
+        residual_attention: bool,
+        qam_start: float,
+        qam_end: float,
+        query_init_std: float,
+        query_init: str,
+        num_queries: int | None,
     ):
         super().__init__()
         if grid_size**2 != num_patches:

@@ -42,13 +42,13 @@ class PatchConvEncoder(nn.Module):
 
     def __init__(
         self,
-        img_size: int = 480,
-        patch_size: int = 120,
-        featured_patch_dim: int = 32,
-        backbone: str = "resnet18_layer1",
-        pretrained: bool | str = False,
-        in_channels: int = 3,
-        patch_stride: int | None = None,
+        img_size: int,
+        patch_size: int,
+        featured_patch_dim: int,
+        backbone: str,
+        pretrained: bool | str,
+        in_channels: int,
+        patch_stride: int | None,
     ):
         super().__init__()
         self.img_size = img_size

@@ -5,6 +5,8 @@ this module only calls them, so a bad value is refused before data or a model is
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,9 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from hybrid.errors import ConfigError
 from hybrid.models.backbones import check_backbone, check_in_channels, pretrained_weights_file
-from hybrid.models.baselines import TIMM_ARCHITECTURES, check_local_weights, check_timm_input
-from hybrid.models.decoder import check_decoder
-from hybrid.models.encoder import patch_grid
+from hybrid.models.baselines import TIMM_ARCHITECTURES, TimmClassifier, Xie2019, check_local_weights, check_timm_input
+from hybrid.models.classifier import Classifier
+from hybrid.models.decoder import CatsDecoder, check_decoder
+from hybrid.models.encoder import PatchConvEncoder, patch_grid
 from hybrid.util.typed_config import check_types, register_schema
 
 
@@ -26,6 +29,33 @@ def floordiv(numerator, denominator) -> int:
 
 # Registered on import: every entry point builds models, so every composed config can resolve it.
 OmegaConf.register_new_resolver("floordiv", floordiv, replace=True)
+
+
+# The arguments the factory passes itself (sizes that follow from the architecture), never configured.
+BUILT_SIZES = ("num_patches", "grid_size", "num_labels", "in_features", "groups")
+
+
+def configured_arguments(target: type) -> dict[str, str]:
+    """``{argument: model key}`` for every argument of ``target``'s constructor the config gives."""
+    renamed = CONFIGURED[target].renamed
+    names = [name for name in inspect.signature(target).parameters if name not in BUILT_SIZES]
+    return {name: renamed.get(name, name) for name in names}
+
+
+def target_block(target: type) -> dict:
+    """The ``_target_`` block that builds ``target`` from its schema's keys: each configured
+    argument linked to its key (``img_size: ${..img_size}``), so the composed config shows what
+    the part is built with and an override of the key reaches it."""
+    return {"_target_": public_path(target),
+            **{name: f"${{..{key}}}" for name, key in configured_arguments(target).items()}}  # fmt: skip
+
+
+def public_path(target: type) -> str:
+    """``hybrid.models.<Name>`` for a class the package exports (the hybrid's parts), else its
+    module's path (``hybrid.models.baselines.Xie2019``)."""
+    package = importlib.import_module("hybrid.models")
+    exported = getattr(package, target.__qualname__, None) is target
+    return f"hybrid.models.{target.__qualname__}" if exported else f"{target.__module__}.{target.__qualname__}"
 
 
 @dataclass
@@ -59,10 +89,10 @@ class CatsHybridSchema:
     dropout: float = 0.1
     attn_dropout: float = 0.0
     classifier_dropout: float = 0.1
-    # the _target_ blocks the factory instantiates (their keys are the constructors' arguments)
-    encoder: Any = None
-    decoder: Any = None
-    classifier: Any = None
+    # the _target_ blocks the factory instantiates, generated from the constructors (target_block)
+    encoder: Any = field(default_factory=lambda: target_block(PatchConvEncoder))
+    decoder: Any = field(default_factory=lambda: target_block(CatsDecoder))
+    classifier: Any = field(default_factory=lambda: target_block(Classifier))
 
 
 def check_cats_hybrid(model: DictConfig) -> None:
@@ -94,11 +124,7 @@ class TimmSchema:
     drop_rate: float = 0.0  # dropout before the classifier
     drop_path_rate: float = 0.0  # stochastic depth: residual branches dropped at this rate (timm's)
     # the _target_ block the factory instantiates: every timm baseline is built the same way
-    network: Any = field(default_factory=lambda: {
-        "_target_": "hybrid.models.baselines.TimmClassifier",
-        "architecture": "${..name}",
-        **{key: f"${{..{key}}}" for key in ("img_size", "in_channels", "pretrained", "drop_rate", "drop_path_rate")},
-    })  # fmt: skip
+    network: Any = field(default_factory=lambda: target_block(TimmClassifier))
 
 
 def check_timm(model: DictConfig) -> None:
@@ -115,7 +141,7 @@ class Xie2019Schema:
     img_size: int = 480  # the hybrid's default, so a sweep over model= compares at one input size
     in_channels: int = 3
     dropout: float = 0.6
-    network: Any = None  # the _target_ block the factory instantiates
+    network: Any = field(default_factory=lambda: target_block(Xie2019))  # the _target_ block the factory instantiates
 
 
 def check_xie2019(model: DictConfig) -> None:
@@ -123,6 +149,35 @@ def check_xie2019(model: DictConfig) -> None:
     if int(model.img_size) < 32:
         raise ConfigError(f"model.img_size={model.img_size}: xie2019 needs at least 32 px")
     check_in_channels(model.in_channels)
+
+
+@dataclass(frozen=True)
+class ConfiguredBy:
+    """Which schema's keys a model part's constructor takes (``renamed``: argument -> key, where
+    the names differ)."""
+
+    schema: type
+    renamed: dict[str, str] = field(default_factory=dict)
+
+
+# Each config-driven constructor and the schema whose keys it takes: every other argument is one of
+# BUILT_SIZES. Constructors declare no defaults for these (the schema's are the only ones;
+# tests/test_models.py checks it), and their _target_ blocks are generated, so a new hyperparameter
+# is one field in the schema and one argument where it is used.
+CONFIGURED: dict[type, ConfiguredBy] = {
+    PatchConvEncoder: ConfiguredBy(CatsHybridSchema),
+    CatsDecoder: ConfiguredBy(CatsHybridSchema),
+    Classifier: ConfiguredBy(CatsHybridSchema, {"dropout": "classifier_dropout"}),
+    TimmClassifier: ConfiguredBy(TimmSchema, {"architecture": "name"}),
+    Xie2019: ConfiguredBy(Xie2019Schema),
+}
+
+
+def default_arguments(target: type, **given) -> dict:
+    """``target``'s configured arguments at its schema's defaults (resolved), ``given`` replacing
+    some: how code outside a config (a notebook, a test) builds one part as the config would."""
+    defaults = OmegaConf.to_container(OmegaConf.structured(CONFIGURED[target].schema), resolve=True)
+    return {name: defaults[key] for name, key in configured_arguments(target).items()} | given
 
 
 # model.name -> (typed schema, architecture checks); a new architecture registers its own.
