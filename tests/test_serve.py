@@ -224,7 +224,7 @@ def test_the_video_flags_and_infer_pys_video_keys_are_one_declaration():
     import dataclasses
 
     from hybrid.jobs.serve import parser
-    from hybrid.serve.video_files import VideoOptions
+    from hybrid.serve.schema import VideoOptions
     from tests.conftest import compose_config
 
     video = compose_config("infer", overrides=["ckpt_path=x.pt"]).video

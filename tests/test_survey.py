@@ -556,7 +556,7 @@ def test_a_live_survey_without_a_counter_goes_on_without_distances(fp32_export, 
     from hybrid.serve.live_survey import LiveSurvey
     from hybrid.serve.model import Model
     from hybrid.serve.survey_run import make_survey
-    from hybrid.survey.options import SurveyOptions
+    from hybrid.survey.schema import SurveyOptions
 
     lines = []
     model = Model(fp32_export[0])

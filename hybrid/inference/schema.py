@@ -7,8 +7,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from hybrid.serve.video_files import VideoOptions
-from hybrid.survey.options import SurveyOptions
+from hybrid.serve.schema import VideoOptions
+from hybrid.survey.schema import SurveyOptions
 from hybrid.util.typed_config import register_schema, typed_job
 
 INFER_GROUPS = ("data", "logger", "paths")
@@ -52,8 +52,8 @@ class InferSchema:
     # model here, combined by two_stage.strategy
     binary_ckpt_path: str | None = None
     two_stage: TwoStageCombination = field(default_factory=TwoStageCombination)
-    # what runs an .onnx file: openvino or onnxruntime (null: openvino, the faster in docs/deploy.md's
-    # benchmark); a .pt checkpoint always runs in PyTorch (torch)
+    # what runs an .onnx file: onnxruntime or openvino (null: hybrid.serve.runtimes.DEFAULT_RUNTIME,
+    # onnxruntime, as hybrid serve); a .pt checkpoint always runs in PyTorch (torch)
     runtime: str | None = None
     # null: as the checkpoint was trained (a .pt) or the runtime's choice on the CPU (an .onnx);
     # precision: 32 | bf16 (| 16 on CUDA) for a .pt; for openvino 32 | bf16 (its inference precision)

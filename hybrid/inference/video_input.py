@@ -30,6 +30,7 @@ from hybrid.errors import ConfigError, DataError
 from hybrid.inference.served_run import InferRun
 from hybrid.models.schema import model_tag
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
+from hybrid.serve.schema import VideoOptions
 from hybrid.serve.survey_run import (
     DISTANCE_COLUMNS,
     check_distances,
@@ -39,9 +40,9 @@ from hybrid.serve.survey_run import (
     settle_distances,
     write_survey,
 )
-from hybrid.serve.video_files import VideoOptions, VideoScores
+from hybrid.serve.video_files import VideoScores
 from hybrid.serve.video_files import score_video as serve_video_scores
-from hybrid.survey.options import SurveyOptions
+from hybrid.survey.schema import SurveyOptions
 from hybrid.tracking import build_tracker, tracked
 from hybrid.tracking.base import Tracker
 from hybrid.tracking.keyframes import attention_grids, write_keyframes

@@ -46,6 +46,7 @@ from hybrid.jobs.schema import EXPORT_GROUPS, CalibrationSchema, ExportSchema
 from hybrid.metrics import compute_metrics
 from hybrid.models.factory import count_trainable, flops_per_image
 from hybrid.serve.model_card import ModelCard
+from hybrid.serve.runtimes import DEFAULT_RUNTIME
 from hybrid.util.atomic import atomic_write
 from hybrid.util.hydra_job import command_line_overrides
 from hybrid.util.hydra_job import run_dir as hydra_run_dir
@@ -194,7 +195,7 @@ def verify(job: ExportSchema, model: torch.nn.Module, candidate: Path, loader, s
     """Serve ``candidate`` with ONNX Runtime on the verification images, compare with ``model``
     (PyTorch, float32), log the figures and refuse a float32 file that does not agree."""
     reference = predict(model, loader, spec, Runtime("cpu", "32"), desc="verify: torch")
-    served = load_served_model(candidate, ServingOptions(runtime="onnxruntime", num_threads=job.num_threads))
+    served = load_served_model(candidate, ServingOptions(runtime=DEFAULT_RUNTIME, num_threads=job.num_threads))
     exported = predict(served.model, loader, spec, served.runtime, desc="verify: onnx")
     computed_in = {"torch": f"torch {torch.__version__} (cpu, float32)", "onnx": served.description}
     report = compare(reference, exported, spec, card.threshold, str(card.config["trainer"]["monitor"]), computed_in)

@@ -17,12 +17,12 @@ from hybrid.decisions import THRESHOLD
 from hybrid.errors import DataError
 from hybrid.jobs.survey import add_survey_arguments, header_flags
 from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skipped
-from hybrid.serve.live import LiveSettings, serve_live
+from hybrid.serve.live import serve_live
 from hybrid.serve.model import Model
-from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from hybrid.serve.schema import LiveSettings, ServeOptions, VideoOptions
 from hybrid.serve.survey_run import make_survey, survey_video
-from hybrid.serve.video_files import Findings, VideoOptions, serve_videos
-from hybrid.survey.options import REPORT_FILE, SurveyOptions
+from hybrid.serve.video_files import Findings, serve_videos
+from hybrid.survey.schema import REPORT_FILE, SurveyOptions
 from hybrid.util.cli import add_options, command_main, spec_from
 from hybrid.util.images import IMAGE_SUFFIXES
 from hybrid.video.event_files import EVENTS_FILE
@@ -73,15 +73,7 @@ def parser(prog: str = "hybrid serve") -> argparse.ArgumentParser:
         help="an image or a folder of images (searched recursively); a video or a folder of videos; or a live "
         "source: a stream URL (udp://, tcp://, rtsp://, http(s)://) or a camera (/dev/video0)",
     )
-    out.add_argument("--out", default=".", help="folder for the output files (default: .)")
-    out.add_argument(
-        "--threshold", type=float, default=None, help="decision threshold (default: the model's, tuned or 0.5)"
-    )
-    out.add_argument(
-        "--runtime", choices=sorted(RUNTIMES), default=DEFAULT_RUNTIME, help=f"(default: {DEFAULT_RUNTIME})"
-    )
-    out.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's choice)")
-    out.add_argument("--batch", type=int, default=16, help="images or frames per forward pass (default: 16)")
+    add_options(out, ServeOptions)
     video = out.add_argument_group("videos and live sources (infer.py's video.* keys, same defaults)")
     add_options(video, VideoOptions, exclude=("threshold",))  # --threshold above serves images too
     live = out.add_argument_group("live sources (reopened when they end or stall; Ctrl-C or SIGTERM ends the run)")

@@ -11,12 +11,11 @@ from pathlib import Path
 
 from hybrid.errors import DataError
 from hybrid.serve.model import Model
-from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from hybrid.serve.schema import ServeOptions, VideoOptions
 from hybrid.serve.survey_run import make_survey, survey_video
-from hybrid.serve.video_files import VideoOptions
 from hybrid.survey.codes import code_table
 from hybrid.survey.header import SurveyHeader
-from hybrid.survey.options import SurveyOptions
+from hybrid.survey.schema import SurveyOptions
 from hybrid.util.cli import add_options, command_main, spec_from
 from hybrid.video.sampling import check_fps
 
@@ -43,19 +42,14 @@ def parser(prog: str = "hybrid survey") -> argparse.ArgumentParser:
     )
     out.add_argument("model", nargs="?", help="the exported model file (model.onnx)")
     out.add_argument("video", nargs="?", help="the inspection video of one pipe section")
-    out.add_argument("--out", default=".", help="folder for the survey's files (default: .)")
     out.add_argument(
         "--list-codes", action="store_true", help="print the code map (of --standard, or --codes) and exit"
     )
     add_survey_arguments(out)
     model = out.add_argument_group("the model and its events (as hybrid serve's)")
-    model.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the model's)")
-    model.add_argument(
-        "--runtime", choices=sorted(RUNTIMES), default=DEFAULT_RUNTIME, help=f"(default: {DEFAULT_RUNTIME})"
-    )
-    model.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's choice)")
-    model.add_argument("--batch", type=int, default=16, help="frames per forward pass (default: 16)")
-    add_options(model, VideoOptions, exclude=("threshold",))
+    add_options(model, ServeOptions)
+    add_options(model, VideoOptions, exclude=("threshold",))  # --threshold: ServeOptions'
+
     return out
 
 

@@ -136,11 +136,9 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def track_table(sweep_dir: Path, job_config, key: str, table: pd.DataFrame, plot: Path | None) -> None:
-    """Under the sweep's ``logger=wandb``: a table (``compare``, ``aggregate``) and its plot as one
-    ``report`` run in the sweep's W&B group (the group its jobs share, ``<task>-<sweep dir name>``,
-    unless one was set)."""
-    if job_config.logger.backend == "none":
-        return
+    """A table (``compare``, ``aggregate``) and its plot as one ``report`` run of the sweep's
+    tracker (``logger=wandb``: in the sweep's W&B group, the group its jobs share,
+    ``<task>-<sweep dir name>``, unless one was set; ``logger=none``: nothing)."""
     cfg = OmegaConf.create(OmegaConf.to_container(job_config, resolve=False))
     cfg.paths.output_dir = str(sweep_dir)  # a job's saved config names it through ${hydra:...}
     cfg.logger.group = cfg.logger.group or f"{cfg.task_name}-{sweep_dir.name}"

@@ -18,6 +18,7 @@ stream as it plays, and :mod:`~hybrid.jobs.serve` is ``hybrid serve``::
 """
 
 from hybrid.serve.model import Model
-from hybrid.serve.video_files import VideoOptions, find_events
+from hybrid.serve.schema import VideoOptions
+from hybrid.serve.video_files import find_events
 
 __all__ = ["Model", "VideoOptions", "find_events"]

@@ -27,14 +27,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hybrid.errors import DataError
 from hybrid.predictions import frame_rows
 from hybrid.serve.live_folder import HEARTBEAT_FILE, LiveFolder
 from hybrid.serve.live_survey import LiveSurvey
 from hybrid.serve.model import Model
-from hybrid.serve.video_files import Findings, VideoOptions
-from hybrid.survey.options import DISTANCE_COLUMNS
-from hybrid.util.cli import option
+from hybrid.serve.schema import LiveSettings, VideoOptions
+from hybrid.serve.video_files import Findings
+from hybrid.survey.schema import DISTANCE_COLUMNS
 from hybrid.util.service import Heartbeat, Watchdog, notify
 from hybrid.video.event_files import EVENTS_FILE
 from hybrid.video.events import Event, EventTracker
@@ -42,28 +41,6 @@ from hybrid.video.live_source import Break, End, Gap, LiveSource, Sample, Sample
 
 ROUND = 4  # decimals of times and scores in the printed lines, as in events.csv
 POLL_S = 0.5  # the scorer wakes at least this often (a stop signal, the watchdog)
-
-
-@dataclass(frozen=True)
-class LiveSettings:
-    """How a live source is kept (``hybrid serve``'s live flags, declared here once)."""
-
-    timeout: float = option(10.0, "seconds without a frame that count as a stall: the source is then reopened")
-    # A camera rebooting or a tether plugged back takes tens of seconds to a few minutes; past 5
-    # minutes the camera is more likely dead than restarting, and exit 1 lets a supervisor's
-    # Restart=on-failure start hybrid serve again (which continues the same --out) and show it.
-    give_up_s: float = option(
-        300.0, "seconds without any frame, reopening all the while, after which the run ends (exit 1)"
-    )
-    max_lag_s: float = option(1.0, "a sample that waited longer than this for the model is skipped for the newest")
-    realtime: bool = option(False, "play a video file at its own timestamps, as a camera")
-
-    def __post_init__(self):
-        for name in ("timeout", "give_up_s"):
-            if getattr(self, name) <= 0:
-                raise DataError(f"--{name.replace('_', '-')}={getattr(self, name)}: must be > 0 seconds")
-        if self.max_lag_s < 0:
-            raise DataError(f"--max-lag-s={self.max_lag_s}: must be >= 0 seconds")
 
 
 def stream_name(source: str) -> str:

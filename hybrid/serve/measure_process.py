@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hybrid.serve.model import Model
+from hybrid.serve.runtimes import DEFAULT_RUNTIME
 from hybrid.util.images import IMAGE_SUFFIXES
 from hybrid.util.memory import peak_rss_mb
 
@@ -34,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("model")
     parser.add_argument("images", help="a folder of image files (the first ones are used)")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--runtime", default="onnxruntime")
+    parser.add_argument("--runtime", default=DEFAULT_RUNTIME)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--runs", type=int, default=100, help="timed batch-1 runs, or timed batches")

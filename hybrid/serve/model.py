@@ -16,6 +16,7 @@ from hybrid.errors import DataError
 from hybrid.serve.model_card import ModelCard
 from hybrid.serve.model_input import fit, load_image, normalize
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES, check_runtime
+from hybrid.serve.schema import BATCH
 
 
 def probabilities(logits: np.ndarray, *, single_label: bool) -> np.ndarray:
@@ -76,7 +77,7 @@ class Model:
         uint8 ``[C, H, W]`` input."""
         return fit(pixels, self.card.img_size)
 
-    def predict(self, images: Iterable[str | os.PathLike | np.ndarray], batch_size: int = 16) -> np.ndarray:
+    def predict(self, images: Iterable[str | os.PathLike | np.ndarray], batch_size: int = BATCH) -> np.ndarray:
         """Class probabilities ``[N, classes]`` of image files, or of uint8 ``[C, H, W]`` arrays
         already at the model's size, in batches of ``batch_size``."""
         rows, batch = [], []
@@ -90,7 +91,7 @@ class Model:
         return np.concatenate(rows) if rows else np.zeros((0, len(self.class_names)), np.float32)
 
     def predict_files(
-        self, paths: Sequence[str | os.PathLike], batch_size: int = 16, workers: int = 1
+        self, paths: Sequence[str | os.PathLike], batch_size: int = BATCH, workers: int = 1
     ) -> tuple[list[int], np.ndarray, dict[int, DataError]]:
         """Probabilities of image files, decoded by ``workers`` threads while the runtime predicts
         the batch before (Pillow decodes and onnxruntime runs outside the GIL; the runtime's own

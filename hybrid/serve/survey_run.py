@@ -24,7 +24,8 @@ from hybrid.errors import DataError
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
 from hybrid.serve.model import Model
 from hybrid.serve.model_card import CLOCK_SHIP_AT
-from hybrid.serve.video_files import Findings, VideoOptions, score_video
+from hybrid.serve.schema import BATCH, VideoOptions
+from hybrid.serve.video_files import Findings, score_video
 from hybrid.survey.codes import STANDARDS, CodeMap
 from hybrid.survey.counter import CounterReader, blank_text, parse_box
 from hybrid.survey.distance import (
@@ -36,8 +37,8 @@ from hybrid.survey.distance import (
 )
 from hybrid.survey.header import SurveyHeader, survey_header
 from hybrid.survey.observations import Observation, observations
-from hybrid.survey.options import DISTANCE_COLUMNS, SurveyOptions
 from hybrid.survey.page import SurveyPage
+from hybrid.survey.schema import DISTANCE_COLUMNS, SurveyOptions
 from hybrid.survey.writer import (
     PAGE_PHOTO_WIDTH,
     jpeg,
@@ -302,7 +303,7 @@ def counter_of(survey: Survey, video: Path) -> CounterTrack:
 
 
 def survey_video(
-    model: Model, video: Path, out: Path, video_options: VideoOptions, survey: Survey, report, batch: int = 16
+    model: Model, video: Path, out: Path, video_options: VideoOptions, survey: Survey, report, batch: int = BATCH
 ) -> dict:
     """The survey of one video file into ``out``; ``report`` takes each line for the user."""
     frames = SampledFrames(video, video_options.fps, model.card.in_channels)

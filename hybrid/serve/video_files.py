@@ -17,22 +17,10 @@ from hybrid.decisions import decided_labels, finding_classes, positive_index, re
 from hybrid.errors import DataError
 from hybrid.predictions import FRAMES_FILE, frame_rows, write_frames
 from hybrid.serve.model import Model
-from hybrid.util.cli import option
+from hybrid.serve.schema import BATCH, VideoOptions
 from hybrid.video.event_files import write_events
 from hybrid.video.events import Event, EventSettings, class_settings, video_events
 from hybrid.video.sampling import SampledFrames
-
-
-@dataclass
-class VideoOptions:
-    """How frames are sampled and scores become events (``infer.py``'s ``video.*`` keys, same
-    defaults); ``threshold`` ``None``: the model's own (tuned, or 0.5)."""
-
-    fps: float = option(2.0, "frames sampled per second, by timestamp")
-    smoothing_s: float = option(1.0, "moving-average window over each class's scores, s")
-    merge_gap_s: float = option(1.0, "segments of a class closer than this merge, s")
-    min_duration_s: float = option(1.0, "shorter events are dropped, s")
-    threshold: float | None = option(None, "an event's smoothed score stays at or above this")
 
 
 @dataclass
@@ -83,7 +71,7 @@ class Findings:
         return self.settings[self.classes[0][0]]
 
 
-def score_video(model: Model, frames: SampledFrames, batch_size: int = 16, on_frame=None) -> VideoScores:
+def score_video(model: Model, frames: SampledFrames, batch_size: int = BATCH, on_frame=None) -> VideoScores:
     """Run ``model`` over every sampled frame of one video, one batch in memory at a time;
     ``on_frame(time_s, pixels)`` sees each sampled frame at full size first (a survey reads its
     distance counter there)."""
@@ -160,7 +148,7 @@ def serve_videos(
     }
 
 
-def find_events(model: Model, path: str | Path, options: VideoOptions | None = None, batch_size: int = 16):
+def find_events(model: Model, path: str | Path, options: VideoOptions | None = None, batch_size: int = BATCH):
     """The timed events of one video file, as ``hybrid serve VIDEO`` finds them, with its scores:
     ``(events, scores)`` (:class:`~hybrid.video.events.Event` list by start time, :class:`VideoScores`);
     ``options`` None: :class:`VideoOptions`' defaults."""

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from hybrid.survey.observations import OBSERVATION_COLUMNS, Observation
-from hybrid.survey.options import OBSERVATIONS_CSV, OBSERVATIONS_JSON, PHOTOS_DIR, REPORT_FILE
 from hybrid.survey.page import SurveyPage, render
+from hybrid.survey.schema import OBSERVATIONS_CSV, OBSERVATIONS_JSON, PHOTOS_DIR, REPORT_FILE
 from hybrid.util.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 
 JPEG_QUALITY = 85

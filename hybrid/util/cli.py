@@ -4,14 +4,17 @@ flags), or its ``key=value`` line in a Hydra job's ``--help`` (the generators)."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import MISSING, Field, field, fields
+from typing import get_args, get_type_hints
 
 from hybrid.errors import USAGE_ERROR, HybridError
 
 
-def option(default, help: str) -> Field:
-    """A dataclass field with ``default`` and the line ``--help`` shows for its command-line option."""
-    return field(default=default, metadata={"help": help})
+def option(default, help: str, choices: Sequence[str] | None = None) -> Field:
+    """A dataclass field with ``default`` and the line ``--help`` shows for its command-line option
+    (``choices``: the only values its flag takes)."""
+    return field(default=default, metadata={"help": help, **({"choices": list(choices)} if choices else {})})
 
 
 def field_default(spec_field: Field):
@@ -23,10 +26,20 @@ def add_options(parser, spec_type: type, *, exclude: tuple[str, ...] = ()) -> No
     """One ``--name`` per field of the dataclass ``spec_type`` (underscores as dashes) but those in
     ``exclude``, typed and described as the field is: a bool becomes a switch, a tuple takes its
     count of numbers. ``parser``: an ``ArgumentParser`` or one of its argument groups."""
+    hints = get_type_hints(spec_type)
     for spec_field in (f for f in fields(spec_type) if f.name not in exclude):
         flag = f"--{spec_field.name.replace('_', '-')}"
         default = field_default(spec_field)
-        text = f"{spec_field.metadata.get('help', '')} (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
+        # a default of None: the flag's type is the annotation's other one (float | None -> float)
+        value_type = (
+            type(default)
+            if default is not None
+            else next(t for t in get_args(hints[spec_field.name]) if t is not type(None))
+        )
+        choices = spec_field.metadata.get("choices")
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        # no default: its help says what happens without the flag
+        text = spec_field.metadata.get("help", "") + ("" if default is None else f" (default: {shown})")
         if isinstance(default, bool):
             parser.add_argument(flag, action="store_true", default=default, help=text)
         elif isinstance(default, tuple):
@@ -35,7 +48,7 @@ def add_options(parser, spec_type: type, *, exclude: tuple[str, ...] = ()) -> No
                 flag, type=type(default[0]), nargs=len(default), default=default, metavar=metavar, help=text
             )
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=text)
+            parser.add_argument(flag, type=value_type, default=default, choices=choices, help=text)
 
 
 def spec_from(spec_type: type, args) -> object:
