@@ -108,3 +108,40 @@ def test_a_non_editable_install_runs_train_and_infer_from_another_directory(tmp_
     assert inferred.returncode == 0, inferred.stderr[-3000:]
     assert (work / "infer" / "predictions.csv").is_file() and (work / "infer" / "infer.log").is_file()
     assert not Path(ROOT / "outputs" / "run").exists()
+
+
+def test_every_job_is_a_module_of_hybrid_jobs_with_one_entry():
+    """``hybrid.commands.JOBS`` lists one kind of thing: modules of ``hybrid.jobs`` whose
+    ``main(argv, prog)`` runs the job, each runnable with ``python -m`` too."""
+    for name, job in JOBS.items():
+        assert job.module == f"hybrid.jobs.{name.replace('-', '_')}", name
+        source = (ROOT / Path(*job.module.split("."))).with_suffix(".py").read_text()
+        assert "\nmain = HydraJob(" in source or "\ndef main(argv: list[str] | None = None, prog: str" in source, name
+        assert 'if __name__ == "__main__":\n    sys.exit(main())' in source, name
+
+
+@pytest.mark.parametrize(
+    ("module", "why"),
+    [
+        ("hybrid.data.cache_builder", "is not a job: it runs nothing"),  # the prepare job's old path was like this
+        ("hybrid.jobs.two_stage", "is not a job: it runs nothing"),
+        ("hybrid.prepare", "does not exist"),  # a job's old path
+    ],
+)
+def test_python_m_of_what_runs_nothing_is_refused_in_one_line(module, why, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", module, "data=csv"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2, result
+    assert result.stderr.strip() == (
+        f"python -m {module} {why}; run a job with hybrid <job> (hybrid --help lists them) or python -m hybrid.jobs.<job>"
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing was written
+
+
+def test_python_m_of_a_job_runs_it(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "hybrid.jobs.evaluate", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2 and "predictions must be set on the command line" in result.stdout + result.stderr

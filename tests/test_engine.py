@@ -140,3 +140,53 @@ def test_glibc_keeps_freed_blocks_after_configure_process():
     from hybrid.engine.runtime import retain_freed_memory
 
     assert retain_freed_memory() is True
+
+
+def test_a_hook_hears_every_stage_adds_to_the_row_and_can_end_training(tiny_data, tmp_path, monkeypatch):
+    """A hook added beside the default ones (checkpoints, stop signals) hears each stage of a fit in
+    order; what it adds to a row reaches history.csv; its wants_to_stop ends training after that epoch."""
+    from hybrid.engine import trainer as trainer_module
+    from hybrid.engine.hooks import HookBase
+    from hybrid.jobs.train import train
+
+    class Recorder(HookBase):
+        def __init__(self):
+            self.stages = []
+
+        def before_fit(self):
+            self.stages.append("before_fit")
+
+        def after_step(self):
+            self.stages.append("step")
+
+        def after_validation(self, epoch, row):
+            self.stages.append(f"validation {epoch}")
+            row["val/probe"] = 10.0 * epoch
+
+        def after_record(self, record, *, improved):
+            self.stages.append(f"record {record.epoch}")
+
+        def after_epoch(self, epoch, row, *, improved):
+            self.stages.append(f"epoch {epoch}")
+
+        def wants_to_stop(self, epoch):
+            return epoch == 2
+
+        def after_fit(self):
+            self.stages.append("after_fit")
+
+    recorder = Recorder()
+    defaults = trainer_module.default_hooks
+    monkeypatch.setattr(trainer_module, "default_hooks", lambda *args: [*defaults(*args), recorder])
+    cfg = compose_config(overrides=[*tiny_overrides(tiny_data), f"paths.output_dir={tmp_path}", "trainer.max_epochs=4"])
+    train(cfg)
+    steps = [stage for stage in recorder.stages if stage == "step"]
+    assert steps and len(steps) % 2 == 0  # both epochs took the same optimizer steps
+    per_epoch = len(steps) // 2
+    expected = ["before_fit"]
+    for epoch in (1, 2):
+        expected += ["step"] * per_epoch + [f"validation {epoch}", f"record {epoch}", f"epoch {epoch}"]
+    assert recorder.stages == [*expected, "after_fit"]
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history.epoch.tolist() == [1, 2] and history["val/probe"].tolist() == [10.0, 20.0]
+    assert CheckpointRecord.load(tmp_path / "checkpoints" / "last.pt").epoch == 2

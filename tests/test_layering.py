@@ -115,3 +115,10 @@ def test_the_rule_catches_upward_and_sideways_imports():
 
 def test_every_module_has_a_layer():
     assert {component(module_name(p)) for p in MODULES} <= set(LAYERS)
+
+
+def test_no_two_modules_share_a_file_name():
+    """A file name found in a traceback or a search is one module; the one name every group gives
+    its keys (``schema.py``) is the exception, and package ``__init__.py`` files."""
+    names = [path.name for path in MODULES if path.name not in ("__init__.py", "schema.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
