@@ -1,7 +1,7 @@
 """Every Hydra job's entry, written once (:class:`HydraJob`), and running it so that a user's
-mistake ends in one clear line and exit code 2, not a traceback: the app's own refusals (:class:`~hybrid.errors.HybridError`) and Hydra's (an unknown
-key, a bad override, a missing config option) alike. A run refused before any work leaves no run
-dir behind."""
+mistake ends in one clear line and exit code 2, not a traceback: the app's own refusals
+(:class:`~hybrid.errors.HybridError`) and Hydra's (an unknown key, a bad override, a missing config
+option) alike. A run refused before any work leaves no run dir behind."""
 
 from __future__ import annotations
 
