@@ -28,6 +28,7 @@ from hybrid.util.typed_config import check_types, register_schema
 from hybrid.video.cctv_pipe import DISTANCE_THRESHOLDS
 
 
+# ---- paths (every job) -----------------------------------------------------------------------
 @dataclass
 class PathsSchema:
     """The ``paths`` keys: relative to the directory the command runs in; set ``HYBRID_ROOT`` to
@@ -42,6 +43,7 @@ class PathsSchema:
 register_schema("paths", PathsSchema)
 
 
+# ---- hybrid train ----------------------------------------------------------------------------
 # The groups a training config composes, each declared by its own schema.
 TRAIN_GROUPS = ("data", "model", "trainer", "logger", "paths")
 
@@ -101,7 +103,7 @@ def check_train_config(cfg: DictConfig) -> TrainSettings:
     return TrainSettings(data, trainer)
 
 
-# ---- hybrid two-stage ------------------------------------------------------------
+# ---- hybrid two-stage ------------------------------------------------------------------------
 @dataclass
 class TwoStagePlan(TwoStageCombination):
     """``two_stage``: each stage's training overrides (docs/sewerml.md, "Scoring, and the two-stage recipe") and how the
@@ -115,7 +117,7 @@ class TwoStagePlan(TwoStageCombination):
 register_schema("two_stage", TwoStagePlan)
 
 
-# ---- hybrid export ------------------------------------------------------------
+# ---- hybrid export ---------------------------------------------------------------------------
 @dataclass
 class CalibrationSchema:
     """``calibration``: the int8 calibration set (int8 only)."""
@@ -162,7 +164,7 @@ EXPORT_GROUPS = ("data", "paths", "model")  # typed by their own schemas
 register_schema("export", ExportSchema, exclude=EXPORT_GROUPS)
 
 
-# ---- hybrid benchmark ------------------------------------------------------------
+# ---- hybrid benchmark ------------------------------------------------------------------------
 @dataclass
 class BenchmarkSchema:
     """``hybrid benchmark models=[<run>/checkpoints/best.pt,<export>/model.onnx]``: what models cost
@@ -196,7 +198,7 @@ BENCHMARK_GROUPS = ("logger", "paths")  # typed by their own schemas
 register_schema("benchmark", BenchmarkSchema, exclude=BENCHMARK_GROUPS)
 
 
-# ---- hybrid evaluate ------------------------------------------------------------
+# ---- hybrid evaluate -------------------------------------------------------------------------
 @dataclass
 class EvaluateSchema:
     """``hybrid evaluate predictions=P labels=L [output=O.json] [threshold=0.5]``: a predictions CSV
@@ -213,7 +215,7 @@ class EvaluateSchema:
 register_schema("evaluate", EvaluateSchema, exclude=("paths",))
 
 
-# ---- hybrid evaluate-video ------------------------------------------------------------
+# ---- hybrid evaluate-video -------------------------------------------------------------------
 @dataclass
 class EvaluateVideoSchema:
     """``hybrid evaluate-video predictions=events.json labels=truth.json [output=O.json]``: timed
@@ -231,7 +233,7 @@ class EvaluateVideoSchema:
 register_schema("evaluate_video", EvaluateVideoSchema, exclude=("paths",))
 
 
-# ---- hybrid prune ------------------------------------------------------------
+# ---- hybrid prune ----------------------------------------------------------------------------
 @dataclass
 class PruneTargetSchema:
     """``target``: exactly one of flops / params / like."""
@@ -263,7 +265,7 @@ PRUNE_GROUPS = ("paths",)  # typed by its own schema
 register_schema("prune", PruneSchema, exclude=PRUNE_GROUPS)
 
 
-# ---- hybrid prepare ------------------------------------------------------------
+# ---- hybrid prepare --------------------------------------------------------------------------
 PREPARE_GROUPS = ("data", "model", "paths")  # typed by their own schemas
 
 
@@ -286,7 +288,7 @@ class PrepareSchema:
 register_schema("prepare", PrepareSchema, exclude=PREPARE_GROUPS)
 
 
-# ---- hybrid report ------------------------------------------------------------
+# ---- hybrid report ---------------------------------------------------------------------------
 @dataclass
 class ReportSchema:
     """``hybrid report sweep_dir=outputs/train/multiruns/<time> [key=value ...]``: report.md / .csv /
@@ -304,7 +306,7 @@ class ReportSchema:
 register_schema("report", ReportSchema, exclude=("paths",))
 
 
-# ---- hybrid synthetic ------------------------------------------------------------
+# ---- hybrid synthetic ------------------------------------------------------------------------
 @dataclass
 class SyntheticJobSchema(SyntheticSpec):
     """``hybrid synthetic root=DIR [key=value ...]``: write a synthetic Sewer-ML look-alike dataset
@@ -318,7 +320,7 @@ class SyntheticJobSchema(SyntheticSpec):
 register_schema("job/synthetic", SyntheticJobSchema, exclude=("paths",))
 
 
-# ---- hybrid synthetic-video ----------------------------------------------------
+# ---- hybrid synthetic-video ------------------------------------------------------------------
 @dataclass
 class VideoJobSchema(VideoSpec):
     """``hybrid synthetic-video out=DIR [key=value ...]``: write synthetic inspection videos and
