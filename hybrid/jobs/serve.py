@@ -13,21 +13,19 @@ import sys
 import time
 from pathlib import Path
 
-from hybrid.decisions import THRESHOLD
 from hybrid.errors import DataError
 from hybrid.jobs.survey import add_survey_arguments, header_flags
 from hybrid.predictions import FILE, SKIPPED_FILE, write_predictions, write_skipped
 from hybrid.serve.live import serve_live
 from hybrid.serve.model import Model
-from hybrid.serve.schema import LiveSettings, ServeOptions, VideoOptions
+from hybrid.serve.schema import LiveSettings, ServeOptions, VideoOptions, video_options
 from hybrid.serve.survey_run import make_survey, survey_video
 from hybrid.serve.video_files import Findings, serve_videos
 from hybrid.survey.schema import REPORT_FILE, SurveyOptions
 from hybrid.util.cli import add_options, command_main, spec_from
 from hybrid.util.images import IMAGE_SUFFIXES
 from hybrid.video.event_files import EVENTS_FILE
-from hybrid.video.events import EventSettings
-from hybrid.video.sampling import check_fps, find_videos, is_live, is_video, video_names
+from hybrid.video.sampling import find_videos, is_live, is_video, video_names
 
 GAVE_UP = 1  # a live source that sent nothing for --give-up-s (what it sent is written)
 
@@ -103,24 +101,17 @@ def serve_images(model: Model, files: list[tuple[str, Path]], out: Path, options
     return {"images": len(names), "skipped": len(skipped), "seconds": time.perf_counter() - started}
 
 
-def video_options(args: argparse.Namespace) -> VideoOptions:
-    """The ``--fps``, ``--smoothing-s``, ... flags (checked as events check them)."""
-    options = VideoOptions(check_fps(args.fps), args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold)
-    threshold = THRESHOLD if options.threshold is None else options.threshold
-    EventSettings(threshold, options.smoothing_s, options.merge_gap_s, options.min_duration_s)
-    return options
-
-
 def run(args: argparse.Namespace) -> int:
     """Serve ``args.input`` as what it is; the exit code."""
-    model_path, out, source = Path(args.model).expanduser(), Path(args.out).expanduser(), str(args.input)
+    serving = spec_from(ServeOptions, vars(args))
+    model_path, out, source = Path(args.model).expanduser(), Path(serving.out).expanduser(), str(args.input)
     check_model_file(model_path)
-    options = video_options(args)
+    options = video_options(vars(args))
     live = is_live(source) or (args.realtime and is_video(source))
     settings = spec_from(LiveSettings, vars(args))
     videos = [] if live else find_videos(source)
     files = [] if live or videos else image_files(Path(source).expanduser())
-    model = Model(model_path, runtime=args.runtime, threads=args.threads, paced=live)
+    model = Model(model_path, runtime=serving.runtime, threads=serving.threads, paced=live)
     survey = (
         make_survey(
             spec_from(SurveyOptions, vars(args)),
@@ -140,18 +131,18 @@ def run(args: argparse.Namespace) -> int:
     if survey is not None:
         if len(videos) != 1:
             raise DataError(f"--survey takes one video (a pipe section) or a live source; {source} is not one video")
-        done = survey_video(model, videos[0], out, options, survey, print_line, int(args.batch))
+        done = survey_video(model, videos[0], out, options, survey, print_line, serving.batch)
         print_line(f"{videos[0].name}: {done['observations']} observations; {out / REPORT_FILE}")
         return 0
     if videos:
         named = list(zip(video_names(videos), videos, strict=True))
-        done = serve_videos(model, named, out, options, int(args.batch), report=print_line)
+        done = serve_videos(model, named, out, options, serving.batch, report=print_line)
         print_line(
             f"{done['videos']} videos, {done['video_seconds']:.1f} s of video in {done['seconds']:.1f} s with "
             f"{model.session.description}; {done['events']} events in {out / EVENTS_FILE}"
         )
         return 0
-    done = serve_images(model, files, out, options, int(args.batch))
+    done = serve_images(model, files, out, options, serving.batch)
     print_line(
         f"{done['images']} images in {done['seconds']:.2f} s with {model.session.description}; "
         f"{done['skipped']} skipped; predictions in {out / FILE}"

@@ -11,13 +11,12 @@ from pathlib import Path
 
 from hybrid.errors import DataError
 from hybrid.serve.model import Model
-from hybrid.serve.schema import ServeOptions, VideoOptions
+from hybrid.serve.schema import ServeOptions, VideoOptions, video_options
 from hybrid.serve.survey_run import make_survey, survey_video
 from hybrid.survey.codes import code_table
 from hybrid.survey.header import SurveyHeader
 from hybrid.survey.schema import SurveyOptions
 from hybrid.util.cli import add_options, command_main, spec_from
-from hybrid.video.sampling import check_fps
 
 
 def print_line(text: str) -> None:
@@ -66,17 +65,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.model or not args.video:
         raise DataError("give MODEL.onnx and VIDEO (or --list-codes)")
-    video, out = Path(args.video).expanduser(), Path(args.out).expanduser()
+    serving = spec_from(ServeOptions, vars(args))
+    video, out = Path(args.video).expanduser(), Path(serving.out).expanduser()
     if video.is_dir():
         raise DataError(f"{video} is a folder: a survey is of one video (one pipe section); run it for each")
     if not video.is_file():
         raise DataError(f"{video}: no such video file")
-    video_options = VideoOptions(
-        check_fps(args.fps), args.smoothing_s, args.merge_gap_s, args.min_duration_s, args.threshold
-    )
-    model = Model(Path(args.model).expanduser(), runtime=args.runtime, threads=args.threads)
+    sampling = video_options(vars(args))
+    model = Model(Path(args.model).expanduser(), runtime=serving.runtime, threads=serving.threads)
     survey = make_survey(options, header_flags(args), model, Path(args.model).name, print_line)
-    done = survey_video(model, video, out, video_options, survey, print_line, int(args.batch))
+    done = survey_video(model, video, out, sampling, survey, print_line, serving.batch)
     print_line(
         f"{video.name}: {done['frames']} frames, {done['events']} events, {done['observations']} observations "
         f"({sum(o.review for o in survey.rows)} for review) in {done['seconds']:.1f} s; {out / 'report.html'}"

@@ -6,11 +6,15 @@ how videos are sampled and scores become events (:class:`VideoOptions`, also ``h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hybrid.decisions import THRESHOLD
 from hybrid.errors import DataError
 from hybrid.serve.runtimes import DEFAULT_RUNTIME, RUNTIMES
-from hybrid.util.cli import option
+from hybrid.util.cli import option, spec_from
+from hybrid.video.events import EventSettings
+from hybrid.video.sampling import check_fps
 
 # Images or frames per forward pass, unless --batch says otherwise (every serving function's default).
 BATCH = 16
@@ -38,6 +42,15 @@ class VideoOptions:
     merge_gap_s: float = option(1.0, "segments of a class closer than this merge, s")
     min_duration_s: float = option(1.0, "shorter events are dropped, s")
     threshold: float | None = option(None, "an event's smoothed score stays at or above this")
+
+
+def video_options(flags: Mapping) -> VideoOptions:
+    """The ``--fps``, ``--smoothing-s``, ... flags (parsed, as a mapping) as :class:`VideoOptions`,
+    checked as events check them, so a bad value stops before the model is loaded."""
+    options = spec_from(VideoOptions, {**flags, "fps": check_fps(flags["fps"])})
+    threshold = THRESHOLD if options.threshold is None else options.threshold
+    EventSettings(threshold, options.smoothing_s, options.merge_gap_s, options.min_duration_s)
+    return options
 
 
 @dataclass(frozen=True)
