@@ -136,27 +136,6 @@ def launch(main: Callable[[], object]) -> None:
         os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
-def run_job(
-    app: Callable[[], object], prog: str, argv: list[str] | None, *, first_key: str, keys: type | None = None
-) -> int:
-    """``prog [WORD] [key=value ...]``: the Hydra app ``app``, where a first word without ``=`` is
-    ``first_key=WORD`` (``hybrid report DIR``); ``--help`` lists the keys of ``keys`` (a dataclass
-    with help texts) with their defaults, in place of Hydra's help (``--hydra-help`` still shows
-    that). Returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and "=" not in argv[0] and not argv[0].startswith("-"):
-        argv[0] = f"{first_key}={argv[0]}"
-    if keys is not None and argv[:1] in (["--help"], ["-h"]):
-        print(f"usage: {prog} {first_key}=DIR [key=value ...]   ({prog} DIR works too)\n")
-        print("keys:\n" + "\n".join(describe_keys(keys)))
-        print(f"\nHydra's options (--cfg job, -m, hydra.run.dir=...): {prog} --hydra-help")
-        return 0
-    try:
-        return run_hydra_app(app, prog, argv)
-    except SystemExit as err:
-        return int(err.code or 0)
-
-
 def run_hydra_app(app: Callable[[], object], prog: str, argv: list[str]) -> int:
     """Run the ``@hydra.main`` function ``app`` with the command-line overrides ``argv`` (Hydra
     reads them from ``sys.argv``) under the name ``prog``, through :func:`launch`: exit code 0
@@ -174,7 +153,8 @@ class HydraJob:
     hybrid.jobs.<job>`` and the root scripts all call it.
 
     ``first_key``: a first word without ``=`` is this key (``hybrid report DIR``); ``keys``: the
-    dataclass (with help texts) whose keys ``--help`` lists in place of Hydra's help;
+    dataclass (with help texts) whose keys ``--help`` lists in place of Hydra's help (a job with
+    ``keys`` has a ``first_key``);
     ``extra_overrides``: overrides the job adds to the command line's (train: a worker's run dir
     under torchrun, a resumed run's).
     """
@@ -201,13 +181,28 @@ class HydraJob:
         return app
 
     def __call__(self, argv: list[str] | None = None, prog: str | None = None) -> int:
+        """Run the job with the command-line words ``argv`` under the name ``prog``; returns the
+        exit code (a refusal's 2, a signal's 128 + its number) rather than raising it."""
         prog = prog or f"hybrid {self.name}"
         argv = list(sys.argv[1:] if argv is None else argv)
-        if self.first_key is not None:
-            return run_job(self.app(), prog, argv, first_key=self.first_key, keys=self.keys)
+        if self.first_key is not None and argv and "=" not in argv[0] and not argv[0].startswith("-"):
+            argv[0] = f"{self.first_key}={argv[0]}"
+        if self.keys is not None and argv[:1] in (["--help"], ["-h"]):
+            self.print_keys(prog)
+            return 0
         if self.extra_overrides is not None:
             argv = self.extra_overrides(argv)
-        return run_hydra_app(self.app(), prog, argv)  # a refusal raises SystemExit with its code
+        try:
+            return run_hydra_app(self.app(), prog, argv)
+        except SystemExit as err:
+            return int(err.code or 0)
+
+    def print_keys(self, prog: str) -> None:
+        """``--help`` of a job with ``keys``: each key with its default and help, in place of
+        Hydra's help (``--hydra-help`` still shows that)."""
+        print(f"usage: {prog} {self.first_key}=DIR [key=value ...]   ({prog} DIR works too)\n")
+        print("keys:\n" + "\n".join(describe_keys(self.keys)))
+        print(f"\nHydra's options (--cfg job, -m, hydra.run.dir=...): {prog} --hydra-help")
 
 
 def started_as() -> list[str]:

@@ -15,7 +15,7 @@ from hybrid.serve.schema import ServeOptions, VideoOptions, video_options
 from hybrid.serve.survey_run import make_survey, survey_video
 from hybrid.survey.codes import code_table
 from hybrid.survey.header import SurveyHeader
-from hybrid.survey.schema import SurveyOptions
+from hybrid.survey.schema import REPORT_FILE, SurveyOptions
 from hybrid.util.cli import add_options, command_main, spec_from
 
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     done = survey_video(model, video, out, sampling, survey, print_line, serving.batch)
     print_line(
         f"{video.name}: {done['frames']} frames, {done['events']} events, {done['observations']} observations "
-        f"({sum(o.review for o in survey.rows)} for review) in {done['seconds']:.1f} s; {out / 'report.html'}"
+        f"({sum(o.review for o in survey.rows)} for review) in {done['seconds']:.1f} s; {out / REPORT_FILE}"
     )
     return 0
 
